@@ -1,0 +1,182 @@
+#!/usr/bin/env node
+// benno-milter: the milter daemon. Thin: parse the command line, check it,
+// hand over to the milter server, the archiver and the spool writer.
+
+import * as os from 'node:os';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { archiverFactory, archiverMilterOptions } from '../archiver/milter-archiver';
+import { MilterServer } from '../milter/server';
+import { SocketSpec, SocketSpecError, formatSocketSpec, parseSocketSpec } from '../milter/socket-spec';
+import { runDaemon } from '../ops/daemon';
+import { LOG_LEVELS, LogLevel, createLogger } from '../ops/log';
+import { EX_CANTCREAT, EX_IOERR, EX_OSERR, EX_UNAVAILABLE, EX_USAGE, Fatal } from '../ops/sysexits';
+import { DEFAULT_ENVELOPE_NAMES, isFieldName } from '../spool/format';
+import { SpoolWriter } from '../spool/writer';
+import { fail, packageVersion, runMain } from './run';
+
+const PROGRAM = 'benno-milter';
+
+const EPILOG = `Socket forms:
+  local:/path, unix:/path     unix socket, created mode 0660 (Postfix connects via group postfix)
+  inet:PORT@HOST, inet:PORT   TCP (libmilter form); inet6:PORT@HOST for IPv6
+  inet:HOST:PORT              TCP (Postfix form)
+
+Postfix main.cf (socket under Postfix's chroot /var/spool/postfix):
+  smtpd_milters = unix:/benno-milter/benno-milter.sock
+  non_smtpd_milters = unix:/benno-milter/benno-milter.sock
+  milter_default_action = tempfail
+
+Each message becomes one file <sha256>.eml in SPOOLDIR, acknowledged only once it is on disk.
+Logs go to stderr (the journal under systemd, facility mail). Exit status: 0 stopped cleanly,
+64 bad usage, 69 socket in use by another instance, 71 cannot listen, 73 spool directory
+or pid file unusable, 74 I/O error.`;
+
+interface Args {
+  socket: string;
+  spool: string;
+  pidfile?: string;
+  suffix: string;
+  'sender-header': string;
+  'recipient-header': string;
+  'skip-daemon': string[];
+  'socket-mode': string;
+  'max-connections': number;
+  timeout: number;
+  'shutdown-timeout': number;
+  'log-level': LogLevel;
+}
+
+function parseArgs(argv: string[]): Args {
+  return yargs(argv)
+    .scriptName(PROGRAM)
+    .usage(`Usage: ${PROGRAM} -p SOCKET -o SPOOLDIR [-l PIDFILE] [options]\n\nArchives every message the MTA passes through the milter protocol, with its SMTP envelope (X-REAL-MAILFROM / X-REAL-RCPTTO lines), as one file in SPOOLDIR.`)
+    .option('socket', {
+      alias: 'p',
+      type: 'string',
+      default: 'local:/var/spool/postfix/benno-milter/benno-milter.sock',
+      describe: 'socket to listen on (forms below)',
+    })
+    .option('spool', { alias: 'o', type: 'string', default: '/srv/benno/inbox', describe: 'spool directory: the Benno inbox' })
+    .option('pidfile', { alias: 'l', type: 'string', describe: 'write the process id to this file' })
+    .option('suffix', { type: 'string', default: '.eml', describe: 'suffix of spool file names' })
+    .option('sender-header', { type: 'string', default: DEFAULT_ENVELOPE_NAMES.sender, describe: 'header line for MAIL FROM' })
+    .option('recipient-header', { type: 'string', default: DEFAULT_ENVELOPE_NAMES.recipient, describe: 'header line for each RCPT TO' })
+    .option('skip-daemon', {
+      type: 'string',
+      array: true,
+      default: [] as string[],
+      describe: 'accept without archiving when the {daemon_name} macro is NAME (repeatable); for the smtpd that re-injects mail after a content filter such as Amavis',
+    })
+    .option('socket-mode', { type: 'string', default: '0660', describe: 'mode of a unix socket (octal)' })
+    .option('max-connections', { type: 'number', default: 500, describe: 'most MTA connections at once' })
+    .option('timeout', { type: 'number', default: 7210, describe: 'close a connection idle this many seconds (libmilter default)' })
+    .option('shutdown-timeout', { type: 'number', default: 20, describe: 'on SIGTERM, seconds to let messages in progress finish' })
+    .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'least severity logged' })
+    .alias('h', 'help')
+    .alias('V', 'version')
+    .version(packageVersion())
+    .epilog(EPILOG)
+    .wrap(Math.min(100, process.stdout.columns || 100))
+    .strict()
+    .parserConfiguration({ 'duplicate-arguments-array': false })
+    .fail((message, err) => fail(PROGRAM, `${message ?? err?.message} (try --help)`, EX_USAGE))
+    .parseSync() as unknown as Args;
+}
+
+interface Checked {
+  socket: SocketSpec;
+  socketMode: number;
+}
+
+function checkArgs(a: Args): Checked {
+  const usage = (m: string) => fail(PROGRAM, m, EX_USAGE);
+  for (const key of ['socket', 'spool', 'suffix', 'sender-header', 'recipient-header', 'socket-mode'] as const) {
+    if (Array.isArray(a[key])) usage(`--${key} given more than once`);
+  }
+  let socket: SocketSpec;
+  try {
+    socket = parseSocketSpec(a.socket);
+  } catch (err) {
+    if (err instanceof SocketSpecError) usage(err.message);
+    throw err;
+  }
+  if (a.spool === '') usage('--spool must name a directory');
+  if (!/^[A-Za-z0-9._-]*$/.test(a.suffix)) usage(`bad --suffix "${a.suffix}": letters, digits, '.', '_' and '-' only`);
+  if (a.suffix === '.tmp') usage('--suffix .tmp is reserved for files being written');
+  for (const key of ['sender-header', 'recipient-header'] as const) {
+    if (!isFieldName(a[key])) usage(`bad --${key} "${a[key]}": not a header field name`);
+  }
+  if (!/^0?[0-7]{3}$/.test(a['socket-mode'])) usage(`bad --socket-mode "${a['socket-mode']}": want octal such as 0660`);
+  for (const key of ['max-connections', 'timeout', 'shutdown-timeout'] as const) {
+    if (!Number.isFinite(a[key]) || a[key] < (key === 'max-connections' ? 1 : 0)) usage(`bad --${key} "${a[key]}"`);
+  }
+  return { socket, socketMode: parseInt(a['socket-mode'], 8) };
+}
+
+function spoolProblem(err: NodeJS.ErrnoException, dir: string): Fatal {
+  const user = os.userInfo().username;
+  switch (err.code) {
+    case 'ENOENT':
+      return new Fatal(`spool directory ${dir} does not exist; create it (owner ${user}, mode 0750) or pass -o`, EX_CANTCREAT);
+    case 'ENOTDIR':
+      return new Fatal(`spool directory ${dir} is not a directory`, EX_CANTCREAT);
+    case 'EACCES':
+    case 'EPERM':
+    case 'EROFS':
+      return new Fatal(`cannot create files in spool directory ${dir} as user ${user} (${err.code})`, EX_CANTCREAT);
+    default:
+      return new Fatal(`spool directory ${dir}: ${err.code ?? ''} ${err.message}`, EX_IOERR);
+  }
+}
+
+async function main(): Promise<void> {
+  // fsync runs on libuv's thread pool; four threads would serialise a busy MTA's messages.
+  process.env.UV_THREADPOOL_SIZE ??= '16';
+  const args = parseArgs(hideBin(process.argv));
+  const checked = checkArgs(args);
+  const log = createLogger({ program: PROGRAM, level: args['log-level'] });
+
+  const writer = new SpoolWriter(args.spool, { suffix: args.suffix });
+  const server = new MilterServer(
+    archiverMilterOptions(args.timeout * 1000),
+    archiverFactory({
+      writer,
+      names: { sender: args['sender-header'], recipient: args['recipient-header'] },
+      skipDaemons: new Set(args['skip-daemon']),
+      log,
+    }),
+    log,
+    { maxConnections: args['max-connections'], socketMode: checked.socketMode },
+  );
+
+  await runDaemon(
+    {
+      async start() {
+        try {
+          await writer.check();
+          const { removed } = writer.cleanStale();
+          if (removed.length > 0) log.info(`removed ${removed.length} temp file(s) left by an earlier process in ${writer.dir}`);
+        } catch (err) {
+          throw spoolProblem(err as NodeJS.ErrnoException, writer.dir);
+        }
+        try {
+          await server.listen(checked.socket);
+        } catch (err) {
+          const e = err as NodeJS.ErrnoException;
+          const where = formatSocketSpec(checked.socket);
+          if (e.code === 'EADDRINUSE' || /another process/.test(e.message)) {
+            throw new Fatal(`cannot listen on ${where}: ${e.message.replace(/^listen /, '')}`, EX_UNAVAILABLE);
+          }
+          throw new Fatal(`cannot listen on ${where}: ${e.message}`, EX_OSERR);
+        }
+        const skip = args['skip-daemon'].length ? `, skipping daemon_name ${args['skip-daemon'].join(',')}` : '';
+        return `listening on ${server.address}, spool ${writer.dir}${skip}`;
+      },
+      stop: () => server.close(args['shutdown-timeout'] * 1000),
+    },
+    { program: PROGRAM, log, pidFile: args.pidfile },
+  );
+}
+
+runMain(PROGRAM, main);

@@ -1,0 +1,140 @@
+// Listens on a milter socket, runs one MilterSession per connection, and
+// shuts down gracefully: stop accepting, let messages in progress finish,
+// then close what is left.
+
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import { MessageHandler, MilterOptions, MilterSession, SessionLogger } from './session';
+import { SocketSpec, formatSocketSpec } from './socket-spec';
+
+export interface ServerOptions {
+  /** Most connections at once; beyond it new ones are closed (the MTA applies milter_default_action). */
+  maxConnections: number;
+  /** Mode of a unix socket; 0660 lets the MTA's group connect. */
+  socketMode: number;
+}
+
+export class MilterServer {
+  private readonly server: net.Server;
+  private readonly sessions = new Set<MilterSession>();
+  private spec?: SocketSpec;
+  private lastLimitWarning = 0;
+
+  constructor(
+    private readonly milter: MilterOptions,
+    private readonly newHandler: (session: MilterSession) => MessageHandler,
+    private readonly log: SessionLogger,
+    private readonly options: ServerOptions,
+  ) {
+    this.server = net.createServer((socket) => this.accept(socket));
+  }
+
+  get connectionCount(): number {
+    return this.sessions.size;
+  }
+
+  get address(): string {
+    return this.spec ? formatSocketSpec(this.spec) : '(not listening)';
+  }
+
+  /** Port actually bound (useful with port 0 in tests). */
+  get port(): number | undefined {
+    const a = this.server.address();
+    return a && typeof a === 'object' ? a.port : undefined;
+  }
+
+  async listen(spec: SocketSpec): Promise<void> {
+    if (spec.kind === 'unix') {
+      await removeStaleSocket(spec.path);
+      // Bind with the final mode already in place: no moment in which the
+      // socket is open to everyone, or closed to the MTA.
+      const old = process.umask(~this.options.socketMode & 0o777);
+      try {
+        await this.bind({ path: spec.path });
+      } finally {
+        process.umask(old);
+      }
+      fs.chmodSync(spec.path, this.options.socketMode);
+    } else {
+      await this.bind({ host: spec.host, port: spec.port, ipv6Only: spec.family === 6 && spec.host !== '::' });
+    }
+    this.spec = spec;
+  }
+
+  private bind(options: net.ListenOptions): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      this.server.once('error', onError);
+      this.server.listen({ ...options, backlog: 511 }, () => {
+        this.server.off('error', onError);
+        resolve();
+      });
+    });
+  }
+
+  private accept(socket: net.Socket): void {
+    if (this.sessions.size >= this.options.maxConnections) {
+      const now = Date.now();
+      if (now - this.lastLimitWarning > 10_000) {
+        this.lastLimitWarning = now;
+        this.log.warn(
+          `connection limit of ${this.options.maxConnections} reached: refusing milter connections ` +
+            `(the MTA applies milter_default_action); raise --max-connections if this is normal load`,
+        );
+      }
+      socket.destroy();
+      return;
+    }
+    const session = new MilterSession(socket, this.milter, this.newHandler, this.log);
+    this.sessions.add(session);
+    session.onClosed = (s) => this.sessions.delete(s);
+  }
+
+  /**
+   * Stops accepting, lets messages in progress end (up to graceMs), then
+   * closes every connection. A unix socket file is removed.
+   */
+  async close(graceMs: number): Promise<void> {
+    const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const graceful = Promise.all([...this.sessions].map((s) => s.shutdown()));
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), graceMs);
+    });
+    if ((await Promise.race([graceful, timeout])) === 'timeout') {
+      const busy = [...this.sessions].filter((s) => s.messageInProgress).length;
+      this.log.warn(
+        `shutdown: ${this.sessions.size} connection(s) still open after ${graceMs / 1000}s ` +
+          `(${busy} with a message in progress), closing them; the MTA keeps those messages and retries`,
+      );
+      for (const s of this.sessions) s.destroy();
+    }
+    clearTimeout(timer);
+    await stopped;
+  }
+}
+
+/**
+ * A socket file left by a crashed instance is removed; one that still
+ * answers belongs to a running instance, and we refuse to steal it.
+ */
+async function removeStaleSocket(path: string): Promise<void> {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  if (!st.isSocket()) throw new Error(`${path} exists and is not a socket; not replacing it`);
+  const alive = await new Promise<boolean>((resolve) => {
+    const probe = net.connect({ path });
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+  if (alive) throw new Error(`another process is listening on ${path}`);
+  fs.unlinkSync(path);
+}

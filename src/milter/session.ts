@@ -1,0 +1,341 @@
+// One milter connection: negotiation, macros, the per-message state machine,
+// replies and flow control. What to do with a message is the application's
+// business (MessageHandler); this module only speaks the protocol.
+
+import type { Socket } from 'node:net';
+import * as C from './constants';
+import {
+  CONTINUE,
+  MilterCommand,
+  MilterProtocolError,
+  MilterReply,
+  PacketDecoder,
+  decodeCommand,
+  encodeOptneg,
+  macroName,
+  encodeReply,
+} from './codec';
+
+type Awaitable<T> = T | Promise<T>;
+/** What a callback returns: nothing (continue), a reply, or a promise of either. */
+export type HandlerResult = Awaitable<MilterReply | void>;
+
+/**
+ * The application's view of a connection, one instance per connection. Every
+ * callback may return a promise: the session reads nothing more from the MTA
+ * until it settles, which is how a slow disk slows the MTA down instead of
+ * filling memory. A reply is sent only where the MTA waits for one; in stages
+ * negotiated as no-reply (SMFIP_NR_*) the result is ignored.
+ */
+export interface MessageHandler {
+  connect?(hostname: Buffer, family: number, port: number, address: Buffer): HandlerResult;
+  helo?(name: Buffer): HandlerResult;
+  mail(sender: Buffer, esmtpArgs: Buffer[]): HandlerResult;
+  rcpt(recipient: Buffer, esmtpArgs: Buffer[]): HandlerResult;
+  data?(): HandlerResult;
+  /** value: the bytes after the colon, leading white space included. */
+  header(name: Buffer, value: Buffer): HandlerResult;
+  eoh(): HandlerResult;
+  body(chunk: Buffer): HandlerResult;
+  eom(): Awaitable<MilterReply>;
+  /** The message ended without end-of-message: SMFIC_ABORT, QUIT, or a lost connection. */
+  abort(): void;
+}
+
+export interface MilterOptions {
+  /** SMFIP_* flags wanted: events to skip, stages without reply, HDR_LEADSPC. */
+  protocol: number;
+  /** SMFIF_* actions wanted at end of message. */
+  actions: number;
+  /** Macros to request per SMFIM_* stage, e.g. SMFIM_EOM → "i". */
+  macroLists?: Map<number, string>;
+  /** Read inactivity limit in milliseconds (0: none). */
+  timeoutMs: number;
+  maxPacket?: number;
+}
+
+export interface SessionLogger {
+  info(message: string): void;
+  warn(message: string): void;
+  debug(message: string): void;
+}
+
+/** Stages whose macros belong to one message, forgotten when it ends. */
+const MESSAGE_STAGES = [C.SMFIC_MAIL, C.SMFIC_RCPT, C.SMFIC_DATA, C.SMFIC_HEADER, C.SMFIC_EOH, C.SMFIC_BODY, C.SMFIC_BODYEOB];
+/** Lookup order: the latest stage first. */
+const LOOKUP_ORDER = [C.SMFIC_BODYEOB, C.SMFIC_BODY, C.SMFIC_EOH, C.SMFIC_HEADER, C.SMFIC_DATA, C.SMFIC_RCPT, C.SMFIC_MAIL, C.SMFIC_UNKNOWN, C.SMFIC_HELO, C.SMFIC_CONNECT];
+
+/** For each event: the flag that says the MTA waits for no reply. */
+const NO_REPLY: Partial<Record<MilterCommand['type'], number>> = {
+  connect: C.SMFIP_NR_CONN,
+  helo: C.SMFIP_NR_HELO,
+  mail: C.SMFIP_NR_MAIL,
+  rcpt: C.SMFIP_NR_RCPT,
+  data: C.SMFIP_NR_DATA,
+  unknown: C.SMFIP_NR_UNKN,
+  header: C.SMFIP_NR_HDR,
+  eoh: C.SMFIP_NR_EOH,
+  body: C.SMFIP_NR_BODY,
+};
+
+const SPACE = Buffer.from(' ');
+
+let nextSessionId = 1;
+
+export class MilterSession {
+  readonly id = nextSessionId++;
+  readonly peer: string;
+  private readonly decoder: PacketDecoder;
+  private readonly handler: MessageHandler;
+  private readonly macros = new Map<number, Map<string, string>>();
+  /** Flags in force after negotiation. */
+  private protocol = 0;
+  private negotiated = false;
+  private inMessage = false;
+  private busy = false;
+  private closing = false;
+  private closed = false;
+  private readonly closeWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly options: MilterOptions,
+    newHandler: (session: MilterSession) => MessageHandler,
+    private readonly log: SessionLogger,
+  ) {
+    this.peer = socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : 'unix socket';
+    this.decoder = new PacketDecoder(options.maxPacket);
+    this.handler = newHandler(this);
+    if (typeof socket.setNoDelay === 'function') socket.setNoDelay(true);
+    if (options.timeoutMs > 0) {
+      socket.setTimeout(options.timeoutMs, () => {
+        this.log.warn(`milter connection ${this.id} (${this.peer}): no data for ${options.timeoutMs / 1000}s, closing it`);
+        this.destroy();
+      });
+    }
+    socket.on('data', (chunk: Buffer) => {
+      this.decoder.push(chunk);
+      this.pump();
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      const lost = this.inMessage ? '; the unfinished message was discarded and the MTA keeps it' : '';
+      (this.inMessage ? this.log.warn : this.log.debug).call(
+        this.log,
+        `milter connection ${this.id} (${this.peer}): ${err.code ?? err.message}${lost}`,
+      );
+    });
+    socket.on('close', () => this.onClose());
+  }
+
+  /** A macro value from the latest stage that defined it ("i" and "{i}" are the same name). */
+  macro(name: string): string | undefined {
+    const key = macroName(name);
+    for (const stage of LOOKUP_ORDER) {
+      const v = this.macros.get(stage)?.get(key);
+      if (v !== undefined) return v;
+    }
+    return undefined;
+  }
+
+  /** True between MAIL and the end of that message. */
+  get messageInProgress(): boolean {
+    return this.inMessage;
+  }
+
+  /**
+   * Graceful close: now if no message is in progress, else right after the
+   * reply to its end-of-message. Resolves when the connection is closed.
+   */
+  shutdown(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.closing = true;
+    const done = new Promise<void>((resolve) => this.closeWaiters.push(resolve));
+    if (!this.inMessage && !this.busy) this.socket.end();
+    return done;
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  private pump(): void {
+    while (!this.busy && !this.closed) {
+      let command: MilterCommand;
+      try {
+        const packet = this.decoder.next();
+        if (!packet) return;
+        command = decodeCommand(packet);
+      } catch (err) {
+        this.protocolError(err);
+        return;
+      }
+      let pending: Promise<void> | undefined;
+      try {
+        pending = this.dispatch(command);
+      } catch (err) {
+        this.protocolError(err);
+        return;
+      }
+      if (pending) {
+        this.busy = true;
+        this.socket.pause();
+        pending.then(
+          () => {
+            this.busy = false;
+            if (this.closed) return;
+            if (this.closing && !this.inMessage) {
+              this.socket.end();
+              return;
+            }
+            this.socket.resume();
+            this.pump();
+          },
+          (err) => this.protocolError(err),
+        );
+        return;
+      }
+    }
+  }
+
+  private protocolError(err: unknown): void {
+    const reason = err instanceof Error ? err.message : String(err);
+    const kind = err instanceof MilterProtocolError ? 'protocol error' : 'internal error';
+    this.log.warn(`milter connection ${this.id} (${this.peer}): ${kind}: ${reason}; connection closed`);
+    this.destroy();
+  }
+
+  /** Handles one command; returns a promise when the handler is not done yet. */
+  private dispatch(c: MilterCommand): Promise<void> | undefined {
+    if (!this.negotiated && c.type !== 'optneg') {
+      throw new MilterProtocolError(`${c.type} before option negotiation`);
+    }
+    const h = this.handler;
+    switch (c.type) {
+      case 'optneg':
+        this.negotiate(c.version, c.actions, c.protocol);
+        return undefined;
+      case 'macro': {
+        this.macros.set(c.stage, c.macros);
+        return undefined;
+      }
+      case 'connect':
+        return this.answer(c.type, h.connect?.(c.hostname, c.family, c.port, c.address));
+      case 'helo':
+        return this.answer(c.type, h.helo?.(c.name));
+      case 'mail': {
+        if (this.inMessage) this.endMessage(true);
+        this.inMessage = true;
+        const [sender, ...args] = c.args;
+        return this.answer(c.type, h.mail(sender, args));
+      }
+      case 'rcpt': {
+        const [recipient, ...args] = c.args;
+        return this.answer(c.type, h.rcpt(recipient, args));
+      }
+      case 'data':
+        return this.answer(c.type, h.data?.());
+      case 'unknown':
+        return this.answer(c.type, undefined);
+      case 'header': {
+        const value = this.protocol & C.SMFIP_HDR_LEADSPC ? c.value : Buffer.concat([SPACE, c.value]);
+        return this.answer(c.type, h.header(c.name, value));
+      }
+      case 'eoh':
+        return this.answer(c.type, h.eoh());
+      case 'body':
+        return this.answer(c.type, h.body(c.chunk));
+      case 'eom': {
+        const last = c.chunk.length > 0 ? h.body(c.chunk) : undefined;
+        if (last instanceof Promise) return last.then(() => this.finishMessage());
+        return this.finishMessage();
+      }
+      case 'abort':
+        if (this.inMessage) this.endMessage(true);
+        this.clearMessageMacros();
+        return undefined;
+      case 'quit':
+        if (this.inMessage) this.endMessage(true);
+        this.closing = true;
+        this.socket.end();
+        return undefined;
+      case 'quit_nc':
+        if (this.inMessage) this.endMessage(true);
+        this.macros.clear();
+        return undefined;
+    }
+  }
+
+  private negotiate(version: number, actions: number, protocol: number): void {
+    if (version < C.SMFI_PROT_VERSION_MIN) {
+      throw new MilterProtocolError(`MTA speaks milter protocol version ${version}, need at least ${C.SMFI_PROT_VERSION_MIN}`);
+    }
+    const v = Math.min(version, C.SMFI_PROT_VERSION);
+    this.protocol = this.options.protocol & protocol;
+    this.negotiated = true;
+    const lists = v >= 6 ? this.options.macroLists : undefined;
+    this.write(encodeOptneg(v, this.options.actions & actions, this.protocol, lists));
+  }
+
+  private finishMessage(): Promise<void> | undefined {
+    let result: Awaitable<MilterReply>;
+    try {
+      result = this.handler.eom();
+    } catch (err) {
+      this.endMessage(false);
+      throw err;
+    }
+    if (result instanceof Promise) {
+      return result.then(
+        (reply) => this.endOfMessageReply(reply),
+        (err) => {
+          this.endMessage(false);
+          throw err;
+        },
+      );
+    }
+    this.endOfMessageReply(result);
+    return undefined;
+  }
+
+  private endOfMessageReply(reply: MilterReply): void {
+    this.endMessage(false);
+    this.write(encodeReply(reply));
+    if (this.closing && !this.busy) this.socket.end();
+  }
+
+  private endMessage(aborted: boolean): void {
+    this.inMessage = false;
+    if (aborted) this.handler.abort();
+    this.clearMessageMacros();
+  }
+
+  private clearMessageMacros(): void {
+    for (const stage of MESSAGE_STAGES) this.macros.delete(stage);
+  }
+
+  /** Sends the handler's answer where the MTA waits for one. */
+  private answer(event: MilterCommand['type'], result: HandlerResult): Promise<void> | undefined {
+    const noReply = (this.protocol & (NO_REPLY[event] ?? 0)) !== 0;
+    if (result instanceof Promise) {
+      return result.then((reply) => {
+        if (!noReply) this.write(encodeReply(reply ?? CONTINUE));
+      });
+    }
+    if (!noReply) this.write(encodeReply(result ?? CONTINUE));
+    return undefined;
+  }
+
+  private write(packet: Buffer): void {
+    if (!this.closed && !this.socket.destroyed) this.socket.write(packet);
+  }
+
+  private onClose(): void {
+    this.closed = true;
+    if (this.inMessage) this.endMessage(true);
+    for (const resolve of this.closeWaiters.splice(0)) resolve();
+    this.onClosed?.(this);
+  }
+
+  /** Set by the server to track live sessions. */
+  onClosed?: (session: MilterSession) => void;
+}

@@ -1,0 +1,45 @@
+// Logging: one line per event on stderr. Under systemd the journal takes
+// stderr; each line carries a "<N>" priority prefix (sd-daemon(3)) and the
+// unit's SyslogFacility=mail files it with the mail logs. Outside systemd the
+// line gets a timestamp and the program name, syslog style.
+
+import * as winston from 'winston';
+
+export type Logger = Pick<winston.Logger, 'error' | 'warn' | 'info' | 'debug'>;
+
+export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+const SYSLOG_PRIORITY: Record<string, number> = { error: 3, warn: 4, info: 6, debug: 7 };
+
+export interface LoggerOptions {
+  program: string;
+  level: LogLevel;
+  /** Journal format; by default detected from $JOURNAL_STREAM. */
+  journal?: boolean;
+  /** Where lines go; stderr unless a test wants them. */
+  stream?: NodeJS.WritableStream;
+}
+
+/** Control characters and line breaks from peers never split or forge a log line. */
+export function printable(s: string): string {
+  return s.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+export function createLogger(options: LoggerOptions): Logger {
+  const journal = options.journal ?? Boolean(process.env.JOURNAL_STREAM);
+  const line = journal
+    ? winston.format.printf((i) => `<${SYSLOG_PRIORITY[i.level] ?? 6}>${i.message}`)
+    : winston.format.printf(
+        (i) => `${new Date().toISOString()} ${options.program}[${process.pid}]: ${i.level}: ${i.message}`,
+      );
+  const transport = options.stream
+    ? new winston.transports.Stream({ stream: options.stream })
+    : new winston.transports.Console({ stderrLevels: [...LOG_LEVELS] });
+  return winston.createLogger({
+    levels: { error: 0, warn: 1, info: 2, debug: 3 },
+    level: options.level,
+    format: line,
+    transports: [transport],
+  });
+}
