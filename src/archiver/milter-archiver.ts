@@ -129,8 +129,8 @@ class ArchiveHandler implements MessageHandler {
     }
   }
 
-  abort(): void {
-    this.reset();
+  abort(): Promise<void> | undefined {
+    return this.reset();
   }
 
   /** The spool file, opened with the envelope lines once the content starts. */
@@ -151,15 +151,17 @@ class ArchiveHandler implements MessageHandler {
     return file.write(CRLF);
   }
 
-  private reset(): void {
-    if (this.file) {
-      const file = this.file;
-      file.discard().catch((err: Error) => this.config.log.warn(`could not remove ${file.tempPath}: ${err.message}`));
-    }
+  /** Forgets the message; a started spool file is discarded (the promise settles when it is gone). */
+  private reset(): Promise<void> | undefined {
+    const file = this.file;
+    const discarded = file?.discard().catch((err: Error) => {
+      this.config.log.warn(`could not remove ${file.tempPath}: ${err.message}; it is removed at the next start`);
+    });
     this.file = null;
     this.sender = null;
     this.recipients = [];
     this.inBody = false;
     this.skippedFor = null;
+    return discarded;
   }
 }

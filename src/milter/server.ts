@@ -108,6 +108,7 @@ export class MilterServer {
           `(${busy} with a message in progress), closing them; the MTA keeps those messages and retries`,
       );
       for (const s of this.sessions) s.destroy();
+      await graceful;
     }
     clearTimeout(timer);
     await stopped;

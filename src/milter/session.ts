@@ -38,8 +38,12 @@ export interface MessageHandler {
   eoh(): HandlerResult;
   body(chunk: Buffer): HandlerResult;
   eom(): Awaitable<MilterReply>;
-  /** The message ended without end-of-message: SMFIC_ABORT, QUIT, or a lost connection. */
-  abort(): void;
+  /**
+   * The message ended without end-of-message: SMFIC_ABORT, QUIT, or a lost
+   * connection. A returned promise (clean-up in progress) is awaited before
+   * the session counts as closed.
+   */
+  abort(): void | Promise<void>;
 }
 
 export interface MilterOptions {
@@ -96,6 +100,8 @@ export class MilterSession {
   private closing = false;
   private closed = false;
   private readonly closeWaiters: (() => void)[] = [];
+  /** Clean-up of aborted messages still running. */
+  private settled: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly socket: Socket,
@@ -144,10 +150,11 @@ export class MilterSession {
 
   /**
    * Graceful close: now if no message is in progress, else right after the
-   * reply to its end-of-message. Resolves when the connection is closed.
+   * reply to its end-of-message. Resolves when the connection is closed and
+   * what it left behind is cleaned up.
    */
   shutdown(): Promise<void> {
-    if (this.closed) return Promise.resolve();
+    if (this.closed) return this.settled;
     this.closing = true;
     const done = new Promise<void>((resolve) => this.closeWaiters.push(resolve));
     if (!this.inMessage && !this.busy) this.socket.end();
@@ -305,7 +312,10 @@ export class MilterSession {
 
   private endMessage(aborted: boolean): void {
     this.inMessage = false;
-    if (aborted) this.handler.abort();
+    if (aborted) {
+      const cleanup = this.handler.abort();
+      if (cleanup) this.settled = Promise.all([this.settled, cleanup.catch(() => undefined)]).then(() => undefined);
+    }
     this.clearMessageMacros();
   }
 
@@ -332,7 +342,8 @@ export class MilterSession {
   private onClose(): void {
     this.closed = true;
     if (this.inMessage) this.endMessage(true);
-    for (const resolve of this.closeWaiters.splice(0)) resolve();
+    const waiters = this.closeWaiters.splice(0);
+    void this.settled.then(() => waiters.forEach((resolve) => resolve()));
     this.onClosed?.(this);
   }
 

@@ -1,0 +1,132 @@
+// Runs the real benno-milter program as a child process, as an operator
+// would, and waits on what it says (log lines, exit) rather than on time.
+
+import { ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export const ROOT = path.resolve(__dirname, '..', '..', '..');
+export const MILTER_BIN = path.join(ROOT, 'dist', 'src', 'cli', 'benno-milter.js');
+
+export interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export class Program {
+  readonly stderr: string[] = [];
+  readonly stdout: string[] = [];
+  readonly exited: Promise<Exit>;
+  private partial = '';
+  private waiters: { re: RegExp; resolve: (line: string) => void }[] = [];
+
+  constructor(readonly proc: ChildProcess) {
+    proc.stderr!.on('data', (d: Buffer) => this.onStderr(d.toString('utf8')));
+    proc.stdout!.on('data', (d: Buffer) => this.stdout.push(d.toString('utf8')));
+    this.exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+  }
+
+  get pid(): number {
+    return this.proc.pid!;
+  }
+
+  private onStderr(text: string): void {
+    if (process.env.BENNO_TEST_VERBOSE) process.stderr.write(text);
+    const lines = (this.partial + text).split('\n');
+    this.partial = lines.pop()!;
+    for (const line of lines) {
+      this.stderr.push(line);
+      this.waiters = this.waiters.filter((w) => {
+        if (!w.re.test(line)) return true;
+        w.resolve(line);
+        return false;
+      });
+    }
+  }
+
+  /** The first log line matching re, past or future; rejects if the program exits first. */
+  waitForLine(re: RegExp, timeoutMs = 20_000): Promise<string> {
+    const seen = this.stderr.find((l) => re.test(l));
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no log line ${re} within ${timeoutMs} ms; log:\n${this.log()}`)), timeoutMs);
+      this.waiters.push({
+        re,
+        resolve: (line) => {
+          clearTimeout(timer);
+          resolve(line);
+        },
+      });
+      this.exited.then((e) => {
+        clearTimeout(timer);
+        reject(new Error(`program exited (${e.code ?? e.signal}) before log line ${re}; log:\n${this.log()}`));
+      });
+    });
+  }
+
+  /** Log lines that came after the first n. */
+  linesSince(n: number): string[] {
+    return this.stderr.slice(n);
+  }
+
+  log(): string {
+    return this.stderr.join('\n') + this.partial;
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<Exit> {
+    if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill(signal);
+    return this.exited;
+  }
+
+  /** Resident and peak resident set size in bytes, from /proc. */
+  memory(): { rss: number; hwm: number } {
+    const status = fs.readFileSync(`/proc/${this.pid}/status`, 'utf8');
+    const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)![1]) * 1024;
+    return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+  }
+}
+
+export function run(bin: string, args: string[], env: NodeJS.ProcessEnv = {}): Program {
+  return new Program(spawn(process.execPath, [bin, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
+}
+
+/** Runs a program to completion; returns exit code and output. */
+export async function runToEnd(bin: string, args: string[], env: NodeJS.ProcessEnv = {}) {
+  const p = run(bin, args, env);
+  const exit = await p.exited;
+  await new Promise((r) => setImmediate(r));
+  return { ...exit, stderr: p.log(), stdout: p.stdout.join('') };
+}
+
+/** Starts benno-milter and waits until it accepts connections. */
+export async function startMilter(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Program> {
+  const p = run(MILTER_BIN, args, env);
+  await p.waitForLine(/ started: /);
+  return p;
+}
+
+/** Spool files (final names only), sorted. */
+export function spoolFiles(dir: string, suffix = '.eml'): string[] {
+  return fs
+    .readdirSync(dir)
+    .filter((n) => n.endsWith(suffix) && !n.startsWith('.'))
+    .sort();
+}
+
+export function tempFiles(dir: string): string[] {
+  return fs.readdirSync(dir).filter((n) => n.startsWith('.') && n.endsWith('.tmp'));
+}
+
+export function sha256(b: Buffer): string {
+  return createHash('sha256').update(b).digest('hex');
+}
+
+/** Polls a condition until it holds; for state that has no event of its own (files on disk). */
+export async function eventually(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

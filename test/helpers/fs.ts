@@ -1,0 +1,40 @@
+// Throwaway directories and small filesystems for fault tests. Mounting needs
+// root; the tests that use it say so instead of skipping.
+
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+export function tempDir(prefix = 'benno-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export function removeTree(dir: string): void {
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+
+export function requireRoot(what: string): void {
+  if (process.getuid?.() !== 0) throw new Error(`${what} needs root (it mounts a filesystem); run the tests as root, as CI does`);
+}
+
+/** A tmpfs of the given size at a fresh directory; returns it and an unmount function. */
+export function mountTmpfs(sizeKiB: number, readOnly = false): { dir: string; unmount: () => void } {
+  requireRoot('this test');
+  const dir = tempDir('benno-tmpfs-');
+  const opts = [`size=${sizeKiB}k`, 'mode=0755'];
+  if (readOnly) opts.push('ro');
+  execFileSync('mount', ['-t', 'tmpfs', '-o', opts.join(','), 'tmpfs', dir]);
+  return {
+    dir,
+    unmount: () => {
+      execFileSync('umount', [dir]);
+      fs.rmdirSync(dir);
+    },
+  };
+}
+
+/** Regular files in a directory, dotfiles (temp files) included. */
+export function listFiles(dir: string): string[] {
+  return fs.readdirSync(dir).sort();
+}

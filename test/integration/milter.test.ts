@@ -1,0 +1,509 @@
+// benno-milter as a process, driven by our own MTA-side client.
+
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import * as C from '../../src/milter/constants';
+import { MilterClient, TestMessage } from '../../src/milter/client';
+import { encodePacket, encodeStrings } from '../../src/milter/codec';
+import { Program, eventually, sha256, spoolFiles, startMilter, tempFiles } from '../helpers/daemon';
+import { mountTmpfs, removeTree, tempDir } from '../helpers/fs';
+
+const b = (s: string) => Buffer.from(s, 'latin1');
+
+/** The spool file a message must produce, spelled out independently of src/spool/format. */
+function expected(msg: TestMessage, sender: string, rcpts: string[]): Buffer {
+  const lines = [`X-REAL-MAILFROM: <${sender}>\r\n`, ...rcpts.map((r) => `X-REAL-RCPTTO: <${r}>\r\n`)];
+  const head = msg.headers.map(([n, v]) => Buffer.concat([b(String(n)), b(':'), b(String(v).replace(/\r?\n/g, '\r\n')), b('\r\n')]));
+  return Buffer.concat([b(lines.join('')), ...head, b('\r\n'), msg.body as Buffer]);
+}
+
+function message(i: number, extra: Partial<TestMessage> = {}): TestMessage {
+  return {
+    sender: `<sender${i}@example.com>`,
+    recipients: [`<rcpt${i}@example.org>`],
+    headers: [
+      ['From', ` sender${i}@example.com`],
+      ['Subject', ` message ${i}`],
+      ['Message-ID', ` <${i}.${Date.now()}@example.com>`],
+    ],
+    body: b(`body of message ${i}\r\n`),
+    macros: { [C.SMFIC_BODYEOB]: { i: `QID${i}` } },
+    ...extra,
+  };
+}
+
+function readSpool(dir: string, name: string): Buffer {
+  return fs.readFileSync(path.join(dir, name));
+}
+
+describe('benno-milter daemon', () => {
+  let work: string;
+  let spool: string;
+  let socketPath: string;
+  let milter: Program;
+  const target = () => ({ path: socketPath });
+
+  before(async () => {
+    work = tempDir();
+    spool = path.join(work, 'spool');
+    fs.mkdirSync(spool);
+    socketPath = path.join(work, 'milter.sock');
+    milter = await startMilter(['-p', `local:${socketPath}`, '-o', spool, '-l', path.join(work, 'pid'), '--skip-daemon', 'amavis-reinject']);
+  });
+  after(async () => {
+    await milter.stop();
+    removeTree(work);
+  });
+
+  const clearSpool = () => {
+    for (const n of fs.readdirSync(spool)) fs.unlinkSync(path.join(spool, n));
+  };
+
+  it('listens on a unix socket with mode 0660 and writes its pid file', () => {
+    assert.equal(fs.statSync(socketPath).mode & 0o777, 0o660);
+    assert.ok(fs.statSync(socketPath).isSocket());
+    assert.equal(fs.readFileSync(path.join(work, 'pid'), 'ascii'), `${milter.pid}\n`);
+  });
+
+  it('negotiates only end-of-message replies, header leading spaces, and the macros it needs', async () => {
+    const c = await MilterClient.open(target());
+    try {
+      assert.equal(c.version, 6);
+      for (const f of [C.SMFIP_NOCONNECT, C.SMFIP_NOHELO, C.SMFIP_NODATA, C.SMFIP_NOUNKNOWN, C.SMFIP_NR_MAIL, C.SMFIP_NR_RCPT, C.SMFIP_NR_HDR, C.SMFIP_NR_EOH, C.SMFIP_NR_BODY, C.SMFIP_HDR_LEADSPC]) {
+        assert.ok(c.protocol & f, `flag 0x${f.toString(16)}`);
+      }
+      for (const f of [C.SMFIP_NOMAIL, C.SMFIP_NORCPT, C.SMFIP_NOHDRS, C.SMFIP_NOEOH, C.SMFIP_NOBODY]) assert.equal(c.protocol & f, 0);
+      assert.deepEqual([...c.macroLists], [[C.SMFIM_ENVFROM, '{daemon_name}'], [C.SMFIM_EOM, 'i']]);
+    } finally {
+      await c.quit();
+    }
+  });
+
+  it('several messages on one connection, each its own exact file, logged with the queue id', async () => {
+    clearSpool();
+    const c = await MilterClient.open(target());
+    const msgs = [message(1), message(2), message(3)];
+    for (const m of msgs) {
+      assert.deepEqual(await c.sendMessage(m), { type: 'accept' });
+      await c.abort(); // Postfix sends SMFIC_ABORT after every transaction
+    }
+    await c.quit();
+    const files = spoolFiles(spool);
+    assert.equal(files.length, 3);
+    for (let i = 0; i < 3; i++) {
+      const want = expected(msgs[i], `sender${i + 1}@example.com`, [`rcpt${i + 1}@example.org`]);
+      const name = `${sha256(want)}.eml`;
+      assert.ok(files.includes(name), `message ${i + 1} is in the spool as ${name}`);
+      assert.deepEqual(readSpool(spool, name), want);
+      await milter.waitForLine(new RegExp(`QID${i + 1}: archived from=<sender${i + 1}@example.com> rcpts=1 size=${want.length} file=${name} ms=`));
+    }
+    assert.deepEqual(tempFiles(spool), []);
+  });
+
+  it('null sender, in both spellings Postfix uses', async () => {
+    clearSpool();
+    const c = await MilterClient.open(target());
+    const smtpd = message(10, { sender: '<>' });
+    const cleanup = message(11, { sender: '', recipients: ['rcpt11@example.org'] }); // non_smtpd_milters: no brackets
+    assert.equal((await c.sendMessage(smtpd)).type, 'accept');
+    assert.equal((await c.sendMessage(cleanup)).type, 'accept');
+    await c.quit();
+    assert.deepEqual(readSpool(spool, `${sha256(expected(smtpd, '', ['rcpt10@example.org']))}.eml`), expected(smtpd, '', ['rcpt10@example.org']));
+    assert.deepEqual(readSpool(spool, `${sha256(expected(cleanup, '', ['rcpt11@example.org']))}.eml`), expected(cleanup, '', ['rcpt11@example.org']));
+  });
+
+  it('100 recipients in SMTP order; ESMTP parameters are not part of the address', async () => {
+    clearSpool();
+    const rcpts = Array.from({ length: 100 }, (_, i) => `r${String(99 - i).padStart(3, '0')}@example.org`);
+    const m = message(20, { recipients: rcpts.map((r) => `<${r}>`), mailArgs: ['SIZE=1000', 'BODY=8BITMIME'] });
+    const c = await MilterClient.open(target());
+    assert.equal((await c.sendMessage(m)).type, 'accept');
+    await c.quit();
+    const want = expected(m, 'sender20@example.com', rcpts);
+    assert.deepEqual(readSpool(spool, `${sha256(want)}.eml`), want);
+    await milter.waitForLine(/QID20: archived .* rcpts=100 /);
+  });
+
+  it('8-bit, folded, tab-led, space-less and empty headers and a nasty body survive byte for byte', async () => {
+    clearSpool();
+    const m = message(30, {
+      sender: Buffer.from('<jürgen@bücher.example>', 'utf8'),
+      headers: [
+        ['Subject', Buffer.from(' =?utf-8?q?x?= Grüße \xff\xfe broken', 'latin1')],
+        ['X-Folded', ' first\n\tsecond\n    third'],
+        ['X-Three-Spaces', '   three'],
+        ['X-Tab', '\ttab'],
+        ['X-NoSpace', 'nospace'],
+        ['X-Empty', ''],
+        ['X-Long', ' ' + 'L'.repeat(998)],
+      ],
+      body: Buffer.concat([
+        b('.\r\n'),
+        b('..leading dots\r\n'),
+        b('bare\rcr and bare\nlf\r\n'),
+        Buffer.from([0, 1, 2, 0xff, 0x0d, 0x0a]),
+        b('x'.repeat(1000) + '\r\n'),
+        b('no final newline'),
+      ]),
+    });
+    const c = await MilterClient.open(target());
+    assert.equal((await c.sendMessage(m)).type, 'accept');
+    await c.quit();
+    const want = Buffer.concat([
+      Buffer.from('X-REAL-MAILFROM: <jürgen@bücher.example>\r\nX-REAL-RCPTTO: <rcpt30@example.org>\r\n', 'utf8'),
+      Buffer.from('Subject: =?utf-8?q?x?= Grüße \xff\xfe broken\r\n', 'latin1'),
+      b('X-Folded: first\r\n\tsecond\r\n    third\r\nX-Three-Spaces:   three\r\nX-Tab:\ttab\r\nX-NoSpace:nospace\r\nX-Empty:\r\n'),
+      b('X-Long: ' + 'L'.repeat(998) + '\r\n'),
+      b('\r\n'),
+      m.body as Buffer,
+    ]);
+    const files = spoolFiles(spool);
+    assert.deepEqual(files, [`${sha256(want)}.eml`]);
+    assert.deepEqual(readSpool(spool, files[0]), want);
+  });
+
+  it('an MTA without HDR_LEADSPC (old protocol version) gets one space after the colon and a reply to every event', async () => {
+    clearSpool();
+    const c = await MilterClient.open(target(), { version: 2, actions: 0x3f, protocol: 0x7f });
+    assert.equal(c.version, 2);
+    assert.equal(c.protocol & C.SMFIP_HDR_LEADSPC, 0);
+    const m = message(40, { headers: [['Subject', ' hello'], ['X-Folded', ' a\n b']] });
+    assert.equal((await c.sendMessage(m)).type, 'accept');
+    await c.quit();
+    const want = expected(m, 'sender40@example.com', ['rcpt40@example.org']);
+    assert.deepEqual(readSpool(spool, `${sha256(want)}.eml`), want);
+  });
+
+  it('abort mid-body and a connection lost mid-message leave nothing behind', async () => {
+    clearSpool();
+    const big = Buffer.alloc(3 * 1024 * 1024, 0x41); // beyond the in-memory buffer: a temp file exists
+    const c = await MilterClient.open(target());
+    assert.equal(await c.sendContent(message(50, { body: big })), null);
+    await eventually(() => tempFiles(spool).length === 1, 'the temp file of the unfinished message');
+    await c.abort();
+    assert.equal((await c.sendMessage(message(51))).type, 'accept', 'the connection still works after the abort');
+    await c.quit();
+
+    const d = await MilterClient.open(target());
+    assert.equal(await d.sendContent(message(52, { body: big })), null);
+    await eventually(() => tempFiles(spool).length === 1, 'the temp file of the second unfinished message');
+    d.destroy();
+    await eventually(() => tempFiles(spool).length === 0, 'temp files removed');
+    assert.equal(spoolFiles(spool).length, 1);
+    await milter.waitForLine(/QID51: archived/);
+    assert.ok(!milter.log().includes('QID50') && !milter.log().includes('QID52'));
+  });
+
+  it('--skip-daemon: a re-injected message is accepted without a file', async () => {
+    clearSpool();
+    const c = await MilterClient.open(target());
+    const skipped = message(60, { macros: { [C.SMFIC_MAIL]: { '{daemon_name}': 'amavis-reinject' }, [C.SMFIC_BODYEOB]: { i: 'QID60' } } });
+    const kept = message(61, { macros: { [C.SMFIC_MAIL]: { '{daemon_name}': 'smtpd' }, [C.SMFIC_BODYEOB]: { i: 'QID61' } } });
+    assert.equal((await c.sendMessage(skipped)).type, 'accept');
+    assert.equal((await c.sendMessage(kept)).type, 'accept');
+    await c.quit();
+    assert.equal(spoolFiles(spool).length, 1);
+    await milter.waitForLine(/QID60: not archived: daemon_name=amavis-reinject is in --skip-daemon/);
+    await milter.waitForLine(/QID61: archived/);
+    assert.deepEqual(tempFiles(spool), []);
+  });
+
+  it('20 concurrent connections × 5 messages: 100 exact files', async () => {
+    clearSpool();
+    const wants: Buffer[] = [];
+    await Promise.all(
+      Array.from({ length: 20 }, async (_, conn) => {
+        const c = await MilterClient.open(target());
+        for (let k = 0; k < 5; k++) {
+          const i = 1000 + conn * 10 + k;
+          const m = message(i, { body: Buffer.alloc(10 * 1024 + i, 0x30 + (i % 10)) });
+          wants.push(expected(m, `sender${i}@example.com`, [`rcpt${i}@example.org`]));
+          assert.equal((await c.sendMessage(m)).type, 'accept');
+        }
+        await c.quit();
+      }),
+    );
+    assert.deepEqual(spoolFiles(spool), wants.map((w) => `${sha256(w)}.eml`).sort());
+    for (const w of wants) assert.deepEqual(readSpool(spool, `${sha256(w)}.eml`), w);
+  });
+
+  it('a malformed or oversized packet closes only that connection', async () => {
+    clearSpool();
+    const good = await MilterClient.open(target());
+    assert.equal(await good.sendContent(message(70)), null, 'a message in progress on another connection');
+
+    const before = milter.stderr.length;
+    const bad = await MilterClient.open(target());
+    const closed = new Promise((r) => bad.socket.once('close', r));
+    await bad.send(encodePacket(C.SMFIC_HEADER, b('only-a-name\0')));
+    await closed;
+    await milter.waitForLine(/protocol error: SMFIC_HEADER: 1 strings, need name and value; connection closed/);
+
+    const huge = await MilterClient.open(target());
+    const hugeClosed = new Promise((r) => huge.socket.once('close', r));
+    const head = Buffer.alloc(5);
+    head.writeUInt32BE(0x7fffffff, 0);
+    head[4] = C.SMFIC_BODY;
+    await huge.send(head);
+    await hugeClosed;
+    await milter.waitForLine(/exceeds the limit/);
+
+    const early = await MilterClient.connect(target());
+    const earlyClosed = new Promise((r) => early.socket.once('close', r));
+    await early.send(encodeStrings(C.SMFIC_MAIL, ['<a@b>']));
+    await earlyClosed;
+    await milter.waitForLine(/mail before option negotiation/);
+
+    assert.equal((await good.endOfMessage(message(70))).type, 'accept', 'the other session is unaffected');
+    await good.quit();
+    assert.equal(spoolFiles(spool).length, 1);
+    assert.equal(milter.linesSince(before).filter((l) => /protocol error/.test(l)).length, 3);
+  });
+
+  it('a 50 MB body streams to disk: peak memory stays flat', async () => {
+    clearSpool();
+    const send = async (mb: number, i: number) => {
+      const hash = createHash('sha256');
+      const piece = Buffer.alloc(65536);
+      function* body() {
+        for (let k = 0; k < mb * 16; k++) {
+          piece.fill(k & 0xff);
+          piece.write(`chunk ${k}\r\n`, 0, 'latin1');
+          hash.update(piece);
+          yield Buffer.from(piece);
+        }
+      }
+      const c = await MilterClient.open(target());
+      const m = message(i, { body: body() });
+      assert.equal((await c.sendMessage(m)).type, 'accept');
+      await c.quit();
+      return hash;
+    };
+    await send(1, 80); // warm up
+    const baseline = milter.memory().hwm;
+    await send(50, 81);
+    const peak = milter.memory().hwm;
+    const line = await milter.waitForLine(/QID81: archived/);
+    const name = /file=(\S+)/.exec(line)![1];
+    assert.ok(fs.statSync(path.join(spool, name)).size > 50 * 1024 * 1024);
+    const growth = peak - baseline;
+    assert.ok(growth < 24 * 1024 * 1024, `peak RSS grew by ${(growth / 1048576).toFixed(1)} MiB for a 50 MB message (baseline ${(baseline / 1048576).toFixed(1)} MiB)`);
+  });
+});
+
+describe('benno-milter when the spool fails', () => {
+  it('disk full and a removed directory answer 451 4.3.0, leave no partial file, and recover', async () => {
+    const fsys = mountTmpfs(512);
+    const work = tempDir();
+    const socketPath = path.join(work, 'm.sock');
+    const milter = await startMilter(['-p', `unix:${socketPath}`, '-o', fsys.dir]);
+    try {
+      const c = await MilterClient.open({ path: socketPath });
+      const full = message(90, { body: Buffer.alloc(1024 * 1024, 0x61) });
+      assert.deepEqual(await c.sendMessage(full), { type: 'replycode', text: '451 4.3.0 Message archiving failed, try again later' });
+      await milter.waitForLine(/QID90: archiving failed: ENOSPC: .*answered "451 4.3.0 .*the MTA keeps the message and retries/);
+      assert.deepEqual(fs.readdirSync(fsys.dir), []);
+
+      assert.equal((await c.sendMessage(message(91))).type, 'accept', 'a message that fits is archived');
+      assert.equal(spoolFiles(fsys.dir).length, 1);
+      await c.quit();
+    } finally {
+      await milter.stop();
+      fsys.unmount();
+    }
+
+    const spool = path.join(work, 'spool');
+    fs.mkdirSync(spool);
+    const m2 = await startMilter(['-p', `unix:${socketPath}`, '-o', spool]);
+    try {
+      removeTree(spool);
+      const c = await MilterClient.open({ path: socketPath });
+      assert.equal((await c.sendMessage(message(92))).type, 'replycode');
+      await m2.waitForLine(/QID92: archiving failed: ENOENT/);
+      fs.mkdirSync(spool);
+      assert.equal((await c.sendMessage(message(93))).type, 'accept', 'recovers once the directory is back');
+      await c.quit();
+    } finally {
+      await m2.stop();
+      removeTree(work);
+    }
+  });
+
+  it('a read-only spool is refused at start with exit 73', async () => {
+    const fsys = mountTmpfs(64, true);
+    try {
+      const p = await import('../helpers/daemon');
+      const r = await p.runToEnd(p.MILTER_BIN, ['-p', 'inet:22599@127.0.0.1', '-o', fsys.dir]);
+      assert.equal(r.code, 73);
+      assert.match(r.stderr, new RegExp(`^benno-milter: cannot create files in spool directory ${fsys.dir} as user \\w+ \\(EROFS\\)\\n?$`));
+    } finally {
+      fsys.unmount();
+    }
+  });
+});
+
+describe('benno-milter shutdown', () => {
+  it('SIGTERM lets a message in progress finish, closes idle connections, removes socket and pid file', async () => {
+    const work = tempDir();
+    const spool = path.join(work, 'spool');
+    fs.mkdirSync(spool);
+    const socketPath = path.join(work, 'm.sock');
+    const pidFile = path.join(work, 'm.pid');
+    const milter = await startMilter(['-p', `local:${socketPath}`, '-o', spool, '-l', pidFile]);
+    try {
+      const idle = await MilterClient.open({ path: socketPath });
+      const idleClosed = new Promise((r) => idle.socket.once('close', r));
+      const busy = await MilterClient.open({ path: socketPath });
+      assert.equal(await busy.sendContent(message(100)), null);
+      const busyClosed = new Promise((r) => busy.socket.once('close', r));
+
+      milter.proc.kill('SIGTERM');
+      await milter.waitForLine(/SIGTERM: stopping/);
+      await idleClosed;
+      // no new connections once stopping
+      await assert.rejects(MilterClient.open({ path: socketPath }));
+
+      assert.equal((await busy.endOfMessage(message(100))).type, 'accept', 'the message in progress is archived');
+      await busyClosed;
+      const exit = await milter.exited;
+      assert.deepEqual(exit, { code: 0, signal: null });
+      assert.equal(spoolFiles(spool).length, 1);
+      assert.ok(!fs.existsSync(socketPath), 'socket removed');
+      assert.ok(!fs.existsSync(pidFile), 'pid file removed');
+    } finally {
+      await milter.stop('SIGKILL');
+      removeTree(work);
+    }
+  });
+
+  it('a message still unfinished after --shutdown-timeout is cut off (the MTA keeps it) and no temp file stays', async () => {
+    const work = tempDir();
+    const spool = path.join(work, 'spool');
+    fs.mkdirSync(spool);
+    const socketPath = path.join(work, 'm.sock');
+    const milter = await startMilter(['-p', `local:${socketPath}`, '-o', spool, '--shutdown-timeout', '0.5']);
+    try {
+      const busy = await MilterClient.open({ path: socketPath });
+      assert.equal(await busy.sendContent(message(101, { body: Buffer.alloc(2 * 1024 * 1024, 0x41) })), null);
+      await eventually(() => tempFiles(spool).length === 1, 'temp file of the message in progress');
+      milter.proc.kill('SIGTERM');
+      await milter.waitForLine(/still open after 0.5s \(1 with a message in progress\)/);
+      assert.deepEqual(await milter.exited, { code: 0, signal: null });
+      assert.deepEqual(fs.readdirSync(spool), []);
+    } finally {
+      removeTree(work);
+    }
+  });
+});
+
+describe('benno-milter sockets and start-up', () => {
+  it('replaces a stale socket file, refuses a live one (exit 69), refuses a non-socket', async () => {
+    const { runToEnd, MILTER_BIN } = await import('../helpers/daemon');
+    const work = tempDir();
+    const spool = path.join(work, 'spool');
+    fs.mkdirSync(spool);
+    const socketPath = path.join(work, 'm.sock');
+    // A socket file nobody listens on: what a crashed instance leaves.
+    const { execFileSync } = await import('node:child_process');
+    execFileSync('python3', ['-c', `import socket; socket.socket(socket.AF_UNIX).bind(${JSON.stringify(socketPath)})`]);
+    assert.ok(fs.statSync(socketPath).isSocket());
+    const first = await startMilter(['-p', `local:${socketPath}`, '-o', spool]);
+    try {
+      const c = await MilterClient.open({ path: socketPath });
+      await c.quit();
+      const second = await runToEnd(MILTER_BIN, ['-p', `local:${socketPath}`, '-o', spool]);
+      assert.equal(second.code, 69);
+      assert.match(second.stderr, /^benno-milter: cannot listen on unix:.*m\.sock: another process is listening on .*m\.sock\n?$/);
+      const again = await MilterClient.open({ path: socketPath });
+      await again.quit();
+    } finally {
+      await first.stop();
+    }
+    const plain = path.join(work, 'plain');
+    fs.writeFileSync(plain, 'x');
+    const r = await runToEnd(MILTER_BIN, ['-p', `local:${plain}`, '-o', spool]);
+    assert.equal(r.code, 71);
+    assert.match(r.stderr, /exists and is not a socket/);
+    assert.equal(fs.readFileSync(plain, 'utf8'), 'x');
+    removeTree(work);
+  });
+
+  it('listens on TCP (libmilter and Postfix forms) and a busy port is exit 69', async () => {
+    const { runToEnd, MILTER_BIN } = await import('../helpers/daemon');
+    const work = tempDir();
+    const blocker = net.createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const port = (blocker.address() as net.AddressInfo).port;
+    try {
+      const r = await runToEnd(MILTER_BIN, ['-p', `inet:127.0.0.1:${port}`, '-o', work]);
+      assert.equal(r.code, 69);
+      assert.match(r.stderr, new RegExp(`^benno-milter: cannot listen on inet:${port}@127.0.0.1: .*EADDRINUSE`));
+    } finally {
+      await new Promise((r) => blocker.close(r));
+    }
+    const m = await startMilter(['-p', `inet:${port}@127.0.0.1`, '-o', work]);
+    try {
+      const c = await MilterClient.open({ host: '127.0.0.1', port });
+      assert.equal((await c.sendMessage(message(110))).type, 'accept');
+      await c.quit();
+      assert.equal(spoolFiles(work).length, 1);
+    } finally {
+      await m.stop();
+      removeTree(work);
+    }
+  });
+
+  it('removes stale temp files of a crashed instance at start', async () => {
+    const work = tempDir();
+    const os = await import('node:os');
+    const host = os.hostname().replace(/[^A-Za-z0-9-]/g, '_');
+    const stale = `.${host}.${4194304 + 7}.3.tmp`;
+    fs.writeFileSync(path.join(work, stale), 'half a message');
+    const m = await startMilter(['-p', `unix:${path.join(work, 's')}`, '-o', work]);
+    try {
+      await m.waitForLine(/removed 1 temp file\(s\) left by an earlier process/);
+      assert.ok(!fs.existsSync(path.join(work, stale)));
+    } finally {
+      await m.stop();
+      removeTree(work);
+    }
+  });
+
+  it('tells systemd READY=1 once listening and STOPPING=1 on SIGTERM', async () => {
+    const { spawn } = await import('node:child_process');
+    const work = tempDir();
+    const notify = path.join(work, 'notify');
+    // A stand-in for systemd's notification socket.
+    const listener = spawn('python3', ['-u', '-c', `
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(${JSON.stringify(notify)})
+print("bound", flush=True)
+while True:
+    print(s.recv(4096).decode().replace("\\n", " "), flush=True)
+`]);
+    const received: string[] = [];
+    const waiters: [RegExp, () => void][] = [];
+    listener.stdout.on('data', (d: Buffer) => {
+      received.push(...d.toString().trim().split('\n'));
+      for (const [re, resolve] of waiters) if (received.some((l) => re.test(l))) resolve();
+    });
+    const saw = (re: RegExp) => new Promise<void>((resolve) => (received.some((l) => re.test(l)) ? resolve() : waiters.push([re, resolve])));
+    try {
+      await saw(/^bound$/);
+      const m = await startMilter(['-p', `unix:${path.join(work, 's')}`, '-o', work], { NOTIFY_SOCKET: notify });
+      await saw(/READY=1/);
+      assert.ok(received.some((l) => /READY=1/.test(l) && new RegExp(`MAINPID=${m.pid}`).test(l)), received.join('|'));
+      m.proc.kill('SIGTERM');
+      await saw(/STOPPING=1/);
+      assert.equal((await m.exited).code, 0);
+    } finally {
+      listener.kill();
+      removeTree(work);
+    }
+  });
+});
