@@ -1,0 +1,213 @@
+// End to end with a real Postfix: smtpd_milters and non_smtpd_milters point
+// at benno-milter; what Postfix queued must be what the spool file holds.
+
+import assert from 'node:assert/strict';
+import { execFile, execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, describe, it } from 'node:test';
+import { parseEnvelope } from '../../src/spool/format';
+import { Program, spoolFiles, startMilter, tempFiles } from '../helpers/daemon';
+import { mountTmpfs, removeTree, tempDir } from '../helpers/fs';
+import { Postfix, queuedAs, swaks } from '../helpers/postfix';
+
+const execFileP = promisify(execFile);
+const b = (s: string) => Buffer.from(s, 'latin1');
+
+/**
+ * What the milter must have written for a queued message: postcat's view with
+ * CRLF line ends, minus the Received: header Postfix adds itself (Postfix
+ * never shows its own Received: header to milters).
+ */
+function withoutOwnReceived(postcat: Buffer): Buffer {
+  const text = postcat.toString('latin1');
+  const m = /^Received: [^\n]*\n(?:[ \t][^\n]*\n)*/.exec(text);
+  assert.ok(m, 'Postfix prepended its Received: header');
+  assert.match(m[0], /by postfix\.test\.invalid \(Postfix/);
+  return b(text.slice(m[0].length).replace(/\n/g, '\r\n'));
+}
+
+function spoolFileFor(milter: Program, spool: string, queueId: string): Promise<Buffer> {
+  return milter.waitForLine(new RegExp(`^.*${queueId}: archived `)).then((line) => {
+    const name = /file=(\S+)/.exec(line)![1];
+    return fs.readFileSync(path.join(spool, name));
+  });
+}
+
+const NASTY = Buffer.concat([
+  b('From: Jürgen <sender@example.com>\r\n'.replace('ü', '\xc3\xbc')),
+  b('To: undisclosed-recipients:;\r\n'),
+  b('Subject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe?= and raw 8-bit: Gr\xc3\xbc\xc3\x9fe \xff\r\n'),
+  b('Message-ID: <nasty.1@example.com>\r\n'),
+  b('Date: Mon, 23 Nov 2026 10:00:00 +0100\r\n'),
+  b('X-Folded: first part\r\n\tsecond part\r\n    third part\r\n'),
+  b('X-NoSpace:value\r\n'),
+  b('X-Spaces:    four spaces\r\n'),
+  b('X-Empty:\r\n'),
+  b('\r\n'),
+  b('A line with a single dot follows:\r\n'),
+  b('.\r\n'),
+  b('..a line that started with two dots\r\n'),
+  b('.a line that started with one dot\r\n'),
+  b('x'.repeat(998) + '\r\n'),
+  b('8-bit body: \xe4\xf6\xfc \xc3\xa4\r\n'),
+  b('no final newline'),
+]);
+
+describe('benno-milter behind a real Postfix', () => {
+  let work: string;
+  let spool: string;
+  let milter: Program;
+  let postfix: Postfix;
+  const milterPort = 22611;
+  const smtpPort = 22625;
+
+  before(async () => {
+    work = tempDir();
+    spool = path.join(work, 'spool');
+    fs.mkdirSync(spool);
+    milter = await startMilter(['-p', `inet:${milterPort}@127.0.0.1`, '-o', spool]);
+    postfix = await Postfix.start({ port: smtpPort, milter: `inet:127.0.0.1:${milterPort}`, hold: true });
+  });
+  after(async () => {
+    await postfix?.stop();
+    await milter?.stop();
+    removeTree(work);
+  });
+
+  it('a message through smtpd arrives as the file Postfix queued, with its envelope', async () => {
+    const data = path.join(work, 'nasty.eml');
+    fs.writeFileSync(data, NASTY);
+    const r = await swaks(['--server', `127.0.0.1:${smtpPort}`, '--from', 'envelope-sender@example.com', '--to', 'first@example.org,bcc-only@example.net', '--data', data]);
+    assert.equal(r.code, 0, r.output);
+    const qid = queuedAs(r.output);
+    const file = await spoolFileFor(milter, spool, qid);
+    const env = parseEnvelope(file)!;
+    assert.equal(env.sender.toString(), 'envelope-sender@example.com');
+    assert.deepEqual(env.recipients.map(String), ['first@example.org', 'bcc-only@example.net']);
+    assert.deepEqual(file.subarray(env.messageOffset), withoutOwnReceived(await postfix.queued(qid)));
+    // and the message itself came through unchanged
+    assert.ok(file.includes(b('\r\n.\r\n..a line that started with two dots\r\n')));
+    assert.ok(file.includes(b('Subject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe?= and raw 8-bit: Gr\xc3\xbc\xc3\x9fe \xff\r\n')));
+    assert.ok(file.includes(b('X-Folded: first part\r\n\tsecond part\r\n    third part\r\n')));
+    assert.ok(file.subarray(-18).equals(b('no final newline\r\n')), 'a final newline was added, nothing else');
+  });
+
+  it('the null sender and many recipients', async () => {
+    const rcpts = Array.from({ length: 50 }, (_, i) => `r${i}@example.org`);
+    const r = await swaks(['--server', `127.0.0.1:${smtpPort}`, '--from', '<>', '--to', rcpts.join(','), '--header', 'Subject: bounce']);
+    assert.equal(r.code, 0, r.output);
+    const qid = queuedAs(r.output);
+    const file = await spoolFileFor(milter, spool, qid);
+    assert.ok(file.subarray(0, 26).equals(b('X-REAL-MAILFROM: <>\r\nX-REA')));
+    const env = parseEnvelope(file)!;
+    assert.deepEqual(env.recipients.map(String), rcpts);
+    assert.deepEqual(file.subarray(env.messageOffset), withoutOwnReceived(await postfix.queued(qid)));
+  });
+
+  it("a message through Postfix's sendmail command (non_smtpd_milters)", async () => {
+    const input = b('Subject: local submission\nX-8bit: \xe4\xf6\xfc\n\nline one\n.\nlast line without newline');
+    await postfix.sendmail(['-f', 'local-sender@example.com', 'local-rcpt@example.org', 'second@example.org'], input);
+    await postfix.kickPickup();
+    const line = await milter.waitForLine(/archived from=<local-sender@example.com> rcpts=2 /);
+    const qid = /(\w+): archived/.exec(line)![1];
+    const file = await spoolFileFor(milter, spool, qid);
+    const env = parseEnvelope(file)!;
+    assert.deepEqual(env.recipients.map(String), ['local-rcpt@example.org', 'second@example.org']);
+    assert.deepEqual(file.subarray(env.messageOffset), withoutOwnReceived(await postfix.queued(qid)));
+  });
+
+  it('a burst from smtp-source: every message Postfix queued is archived once', async () => {
+    const before = spoolFiles(spool).length;
+    await execFileP('smtp-source', ['-s', '5', '-m', '40', '-l', '4096', '-f', 'burst@example.com', '-t', 'sink@example.org', `127.0.0.1:${smtpPort}`]);
+    const ids = new Set<string>();
+    const deadline = Date.now() + 20_000;
+    while (ids.size < 40 && Date.now() < deadline) {
+      for (const l of postfix.log().split('\n')) {
+        const m = /cleanup\[\d+\]: (\w+): hold: .*from=<burst@example.com>/.exec(l);
+        if (m) ids.add(m[1]);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(ids.size, 40, 'Postfix queued 40 messages');
+    for (const id of ids) await milter.waitForLine(new RegExp(`${id}: archived from=<burst@example.com> rcpts=1 `));
+    assert.equal(spoolFiles(spool).length, before + 40);
+    assert.deepEqual(tempFiles(spool), []);
+  });
+});
+
+describe('Postfix with benno-milter unavailable or failing', () => {
+  let work: string;
+  let spool: string;
+  let postfix: Postfix;
+  let socketPath: string;
+
+  before(async () => {
+    work = tempDir();
+    fs.chmodSync(work, 0o755); // Postfix (user postfix) must reach the socket
+    spool = path.join(work, 'spool');
+    fs.mkdirSync(spool);
+    socketPath = path.join(work, 'milter.sock');
+    // Over a unix socket, as in production (without Postfix's chroot here).
+    postfix = await Postfix.start({ port: 22626, milter: `unix:${socketPath}` });
+  });
+  after(async () => {
+    await postfix?.stop();
+    removeTree(work);
+  });
+
+  /** Runs the milter as Postfix would reach it: the socket's group is postfix. */
+  async function milterOn(dir: string): Promise<Program> {
+    const m = await startMilter(['-p', `unix:${socketPath}`, '-o', dir]);
+    execFileSync('chgrp', ['postfix', socketPath]);
+    return m;
+  }
+
+  it('milter stopped: the SMTP client gets 4xx, and after a restart the retry is archived', async () => {
+    const r = await swaks(['--server', '127.0.0.1:22626', '--from', 'a@example.com', '--to', 'b@example.org', '--header', 'Message-ID: <down.1@example.com>']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.output, /<\*\* +451 4\.7\.1 /);
+    assert.doesNotMatch(r.output, /queued as/);
+    assert.deepEqual(fs.readdirSync(spool), []);
+
+    const milter = await milterOn(spool);
+    try {
+      const retry = await swaks(['--server', '127.0.0.1:22626', '--from', 'a@example.com', '--to', 'b@example.org', '--header', 'Message-ID: <down.1@example.com>']);
+      assert.equal(retry.code, 0, retry.output);
+      await milter.waitForLine(new RegExp(`${queuedAs(retry.output)}: archived`));
+    } finally {
+      await milter.stop();
+    }
+  });
+
+  it('milter stopped: a sendmail submission waits in the queue and is archived once the milter is back', async () => {
+    await postfix.sendmail(['-f', 'waiting@example.com', 'r@example.org'], b('Subject: waits for the milter\n\nbody\n'));
+    await postfix.kickPickup();
+    await postfix.waitForLog(/connect to Milter service unix:.*milter\.sock: No such file or directory/);
+    const milter = await milterOn(spool);
+    try {
+      await postfix.kickPickup();
+      await milter.waitForLine(/archived from=<waiting@example.com> rcpts=1 /, 90_000);
+    } finally {
+      await milter.stop();
+    }
+  });
+
+  it('spool full or gone: the SMTP client gets 451 4.3.0, nothing half-written appears', async () => {
+    const fsys = mountTmpfs(256);
+    const milter = await milterOn(fsys.dir);
+    try {
+      const big = path.join(work, 'big.eml');
+      fs.writeFileSync(big, Buffer.concat([b('Subject: too big for the spool\r\n\r\n'), Buffer.alloc(1024 * 1024, 0x61)]));
+      const r = await swaks(['--server', '127.0.0.1:22626', '--from', 'a@example.com', '--to', 'b@example.org', '--data', big]);
+      assert.notEqual(r.code, 0);
+      assert.match(r.output, /<\*\* +451 4\.3\.0 Message archiving failed, try again later/);
+      await milter.waitForLine(/archiving failed: ENOSPC/);
+      assert.deepEqual(fs.readdirSync(fsys.dir), []);
+    } finally {
+      await milter.stop();
+      fsys.unmount();
+    }
+  });
+});
