@@ -173,7 +173,10 @@ async function main(): Promise<void> {
         const skip = args['skip-daemon'].length ? `, skipping daemon_name ${args['skip-daemon'].join(',')}` : '';
         return `listening on ${server.address}, spool ${writer.dir}${skip}`;
       },
-      stop: () => server.close(args['shutdown-timeout'] * 1000),
+      async stop() {
+        await server.close(args['shutdown-timeout'] * 1000);
+        writer.close();
+      },
     },
     { program: PROGRAM, log, pidFile: args.pidfile },
   );

@@ -102,7 +102,12 @@ export async function runToEnd(bin: string, args: string[], env: NodeJS.ProcessE
 /** Starts benno-milter and waits until it accepts connections. */
 export async function startMilter(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Program> {
   const p = run(MILTER_BIN, args, env);
-  await p.waitForLine(/ started: /);
+  try {
+    await p.waitForLine(/ started: /);
+  } catch (err) {
+    p.proc.kill('SIGKILL');
+    throw err;
+  }
   return p;
 }
 

@@ -46,8 +46,13 @@ export class Postfix {
   static async start(options: PostfixOptions): Promise<Postfix> {
     requirePostfix();
     const pf = new Postfix(options);
-    pf.writeConfig();
-    await pf.postfix('start');
+    try {
+      pf.writeConfig();
+      await pf.postfix('start');
+    } catch (err) {
+      await pf.stop();
+      throw err;
+    }
     return pf;
   }
 

@@ -138,6 +138,7 @@ describe('spool writer failure paths (real filesystems)', () => {
       g.write(Buffer.from('small message\r\n'));
       const done = await g.commit();
       assert.deepEqual(listFiles(fsys.dir), [done.name]);
+      w.close();
     } finally {
       fsys.unmount();
     }
