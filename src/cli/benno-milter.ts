@@ -79,7 +79,7 @@ function parseArgs(argv: string[]): Args {
     .epilog(EPILOG)
     .wrap(Math.min(100, process.stdout.columns || 100))
     .strict()
-    .parserConfiguration({ 'duplicate-arguments-array': false })
+    .parserConfiguration({ 'camel-case-expansion': false, 'boolean-negation': false })
     .fail((message, err) => fail(PROGRAM, `${message ?? err?.message} (try --help)`, EX_USAGE))
     .parseSync() as unknown as Args;
 }

@@ -1,0 +1,69 @@
+// What an administrator sees on the command line: --help, --version, and one
+// clear line with a sysexits.h code for every mistake.
+
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { MILTER_BIN, runToEnd } from '../helpers/daemon';
+import { removeTree, tempDir } from '../helpers/fs';
+
+describe('benno-milter command line', () => {
+  let work: string;
+  before(() => (work = tempDir()));
+  after(() => removeTree(work));
+
+  it('--help answers: usage, every option, socket forms, Postfix lines, exit codes', async () => {
+    const r = await runToEnd(MILTER_BIN, ['--help']);
+    assert.equal(r.code, 0);
+    for (const text of ['Usage: benno-milter -p SOCKET -o SPOOLDIR [-l PIDFILE]', '--skip-daemon', '--suffix', 'inet:PORT@HOST', 'smtpd_milters = unix:/benno-milter/benno-milter.sock', 'milter_default_action = tempfail', '64 bad usage']) {
+      assert.ok(r.stdout.includes(text), `--help mentions ${text}`);
+    }
+  });
+
+  it('--version prints the package version', async () => {
+    const r = await runToEnd(MILTER_BIN, ['--version']);
+    assert.equal(r.code, 0);
+    const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8'));
+    assert.equal(r.stdout.trim(), pkg.version);
+  });
+
+  const usage: [string, string[], RegExp][] = [
+    ['an unknown option', ['--no-such-option'], /^benno-milter: Unknown argument: no-such-option \(try --help\)$/],
+    ['a bad socket type', ['-p', 'tcp:25@127.0.0.1'], /^benno-milter: unknown socket type in "tcp:25@127.0.0.1"/],
+    ['a bad port', ['-p', 'inet:99999@127.0.0.1'], /^benno-milter: bad port "99999"/],
+    ['a relative socket path', ['-p', 'local:milter.sock'], /^benno-milter: socket path in "local:milter.sock" must be absolute$/],
+    ['a bad header name', ['--sender-header', 'X Bad'], /^benno-milter: bad --sender-header "X Bad": not a header field name$/],
+    ['a suffix with a slash', ['--suffix', '../x'], /^benno-milter: bad --suffix/],
+    ['a bad socket mode', ['--socket-mode', '999'], /^benno-milter: bad --socket-mode "999"/],
+    ['a non-numeric limit', ['--max-connections', 'lots'], /^benno-milter: bad --max-connections/],
+    ['an option given twice', ['-o', '/a', '-o', '/b'], /^benno-milter: --spool given more than once$/],
+  ];
+  for (const [what, args, re] of usage) {
+    it(`${what}: one line, exit 64`, async () => {
+      const socket = args.includes('-p') ? [] : ['-p', `unix:${path.join(work, 's')}`];
+      const spool = args.includes('-o') ? [] : ['-o', work];
+      const r = await runToEnd(MILTER_BIN, [...socket, ...spool, ...args]);
+      assert.equal(r.code, 64, r.stderr);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.match(r.stderr.trim(), re);
+    });
+  }
+
+  it('a missing spool directory: one line naming it, exit 73', async () => {
+    const missing = path.join(work, 'no-such-dir');
+    const r = await runToEnd(MILTER_BIN, ['-p', `unix:${path.join(work, 's')}`, '-o', missing]);
+    assert.equal(r.code, 73);
+    assert.equal(r.stderr.trim(), `benno-milter: spool directory ${missing} does not exist; create it (owner root, mode 0750) or pass -o`);
+    assert.ok(!fs.existsSync(path.join(work, 's')), 'no socket left behind');
+  });
+
+  it('a pid file naming a running process: exit 73, the other instance is left alone', async () => {
+    const pidFile = path.join(work, 'pid');
+    fs.writeFileSync(pidFile, '1\n');
+    const r = await runToEnd(MILTER_BIN, ['-p', `unix:${path.join(work, 's2')}`, '-o', work, '-l', pidFile]);
+    assert.equal(r.code, 73);
+    assert.match(r.stderr.trim(), /^benno-milter: cannot write pid file: pid file .* names running process 1; is another instance running\?$/);
+    assert.equal(fs.readFileSync(pidFile, 'utf8'), '1\n');
+  });
+});
