@@ -60,14 +60,17 @@ interface Rate {
 }
 
 /** (a) drive a milter at addr with `parallel` connections until `total` messages are accepted. */
+let messageSeq = 0; // unique content per message: equal content would share one file name
+
 async function driveMilter(target: { path: string } | { host: string; port: number }, parallel: number, total: number): Promise<Rate> {
-  let next = 0;
+  let sent = 0;
   const started = process.hrtime.bigint();
   await Promise.all(
     Array.from({ length: parallel }, async () => {
       const c = await MilterClient.open(target);
-      while (next < total) {
-        const i = next++;
+      while (sent < total) {
+        sent++;
+        const i = messageSeq++;
         const r = await c.sendMessage(tenKbMessage(i));
         if (r.type !== 'accept' && r.type !== 'continue') throw new Error(`message ${i}: ${JSON.stringify(r)}`);
         await c.abort();
