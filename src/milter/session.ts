@@ -84,6 +84,9 @@ const NO_REPLY: Partial<Record<MilterCommand['type'], number>> = {
 
 const SPACE = Buffer.from(' ');
 
+/** Commands that belong to a message begun by MAIL. */
+const MESSAGE_EVENTS = new Set<MilterCommand['type']>(['rcpt', 'data', 'header', 'eoh', 'body', 'eom']);
+
 let nextSessionId = 1;
 
 export class MilterSession {
@@ -217,6 +220,11 @@ export class MilterSession {
       throw new MilterProtocolError(`${c.type} before option negotiation`);
     }
     const h = this.handler;
+    if (MESSAGE_EVENTS.has(c.type) && !this.inMessage) {
+      // Events of a message need its MAIL first, unless MAIL was negotiated away.
+      if (!(this.protocol & C.SMFIP_NOMAIL)) throw new MilterProtocolError(`${c.type} outside a message (no MAIL before it)`);
+      this.inMessage = true;
+    }
     switch (c.type) {
       case 'optneg':
         this.negotiate(c.version, c.actions, c.protocol);

@@ -258,10 +258,16 @@ describe('benno-milter daemon', () => {
     await earlyClosed;
     await milter.waitForLine(/mail before option negotiation/);
 
+    const noMail = await MilterClient.open(target());
+    const noMailClosed = new Promise((r) => noMail.socket.once('close', r));
+    await noMail.send(encodePacket(C.SMFIC_BODYEOB));
+    await noMailClosed;
+    await milter.waitForLine(/protocol error: eom outside a message \(no MAIL before it\)/);
+
     assert.equal((await good.endOfMessage(message(70))).type, 'accept', 'the other session is unaffected');
     await good.quit();
-    assert.equal(spoolFiles(spool).length, 1);
-    assert.equal(milter.linesSince(before).filter((l) => /protocol error/.test(l)).length, 3);
+    assert.equal(spoolFiles(spool).length, 1, 'only the good message: nothing archived for a message without MAIL');
+    assert.equal(milter.linesSince(before).filter((l) => /protocol error/.test(l)).length, 4);
   });
 
   it('a 50 MB body streams to disk: peak memory stays flat', async () => {
@@ -503,6 +509,50 @@ while True:
       assert.equal((await m.exited).code, 0);
     } finally {
       listener.kill();
+      removeTree(work);
+    }
+  });
+});
+
+describe('benno-milter limits', () => {
+  it('--max-connections: connections beyond the limit are closed at once, with one warning', async () => {
+    const work = tempDir();
+    const socketPath = path.join(work, 'm.sock');
+    const milter = await startMilter(['-p', `unix:${socketPath}`, '-o', work, '--max-connections', '2']);
+    try {
+      const a = await MilterClient.open({ path: socketPath });
+      const b2 = await MilterClient.open({ path: socketPath });
+      const extra = await MilterClient.connect({ path: socketPath });
+      await new Promise((r) => extra.socket.once('close', r));
+      await milter.waitForLine(/connection limit of 2 reached: refusing milter connections \(the MTA applies milter_default_action\); raise --max-connections/);
+      assert.equal((await a.sendMessage(message(120))).type, 'accept', 'connections within the limit work');
+      await a.quit();
+      const c = await MilterClient.open({ path: socketPath });
+      assert.equal((await c.sendMessage(message(121))).type, 'accept', 'a place freed is taken again');
+      await c.quit();
+      await b2.quit();
+    } finally {
+      await milter.stop();
+      removeTree(work);
+    }
+  });
+
+  it('--timeout: a peer that stalls in the middle of a packet is dropped, its message discarded', async () => {
+    const work = tempDir();
+    const socketPath = path.join(work, 'm.sock');
+    const milter = await startMilter(['-p', `unix:${socketPath}`, '-o', work, '--timeout', '1']);
+    try {
+      const c = await MilterClient.open({ path: socketPath });
+      assert.equal(await c.sendContent(message(130, { body: Buffer.alloc(1024 * 1024, 0x41) })), null);
+      const half = encodePacket(C.SMFIC_BODY, Buffer.alloc(1000, 0x42)).subarray(0, 500);
+      const closed = new Promise((r) => c.socket.once('close', r));
+      await c.send(half);
+      await closed;
+      await milter.waitForLine(/no data for 1s, closing it/);
+      await eventually(() => tempFiles(work).length === 0, 'the temp file of the dropped message is removed');
+      assert.deepEqual(spoolFiles(work), []);
+    } finally {
+      await milter.stop();
       removeTree(work);
     }
   });

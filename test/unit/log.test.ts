@@ -1,0 +1,35 @@
+import assert from 'node:assert/strict';
+import { PassThrough } from 'node:stream';
+import { describe, it } from 'node:test';
+import { createLogger, printable } from '../../src/ops/log';
+
+function capture(journal: boolean, level: 'info' | 'debug' = 'info') {
+  const stream = new PassThrough();
+  const lines: string[] = [];
+  stream.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean)));
+  return { log: createLogger({ program: 'benno-test', level, journal, stream }), lines };
+}
+
+describe('logging', () => {
+  it('under the journal: one line per event with its syslog priority', async () => {
+    const { log, lines } = capture(true);
+    log.error('e');
+    log.warn('w');
+    log.info('i');
+    log.debug('not shown at info');
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(lines, ['<3>e', '<4>w', '<6>i']);
+  });
+
+  it('outside systemd: timestamp, program[pid], level', async () => {
+    const { log, lines } = capture(false);
+    log.info('ABC123: archived');
+    await new Promise((r) => setImmediate(r));
+    assert.match(lines[0], new RegExp(`^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z benno-test\\[${process.pid}\\]: info: ABC123: archived$`));
+  });
+
+  it('control characters from peers cannot split or forge a line', () => {
+    assert.equal(printable('a\r\nFAKE: line\x00\x1b[31m'), 'a\\x0d\\x0aFAKE: line\\x00\\x1b[31m');
+    assert.equal(printable('jürgen@bücher.example'), 'jürgen@bücher.example');
+  });
+});
