@@ -110,7 +110,7 @@ describe('benno-milter behind a real Postfix', () => {
     const input = b('Subject: local submission\nX-8bit: \xe4\xf6\xfc\n\nline one\n.\nlast line without newline');
     await postfix.sendmail(['-f', 'local-sender@example.com', 'local-rcpt@example.org', 'second@example.org'], input);
     await postfix.kickPickup();
-    const line = await milter.waitForLine(/archived from=<local-sender@example.com> rcpts=2 /);
+    const line = await milter.waitForLine(/archived from=<local-sender@example.com> rcpts=2 /, 90_000); // pickup scans at least once a minute
     const qid = /(\w+): archived/.exec(line)![1];
     const file = await spoolFileFor(milter, spool, qid);
     const env = parseEnvelope(file)!;

@@ -163,9 +163,13 @@ export class Postfix {
     });
   }
 
-  /** Wakes the pickup daemon (it otherwise scans the maildrop once a minute). */
+  /**
+   * Wakes the pickup daemon (it otherwise scans the maildrop once a minute).
+   * Best effort: postdrop wakes it too, and postkick fails while pickup is
+   * being restarted (it exits after each batch).
+   */
   async kickPickup(): Promise<void> {
-    await execFileP('/usr/sbin/postkick', ['-c', this.configDir, 'public', 'pickup', 'W']);
+    await execFileP('/usr/sbin/postkick', ['-c', this.configDir, 'public', 'pickup', 'W']).catch(() => undefined);
   }
 
   /** Files in a queue directory (maildrop, incoming, hold, deferred, ...). */
