@@ -94,19 +94,44 @@ function cpuSeconds(pid: number): { user: number; sys: number } {
 }
 
 /**
- * Where spool directories live. Not next to Postfix's queue under /tmp:
- * on an ext4 without journal (this machine) creating a file costs time in
- * proportion to the files deleted near it in the last minutes, and Postfix
- * deletes one queue file per message. Production keeps them apart too
- * (/srv/benno/inbox vs /var/spool/postfix).
+ * Every file the benchmark writes (Postfix queues, spools) goes to a fresh
+ * ext4 with a journal, loop-mounted for the run: the file system of a
+ * typical mail server, and the same for every set-up. This machine's root
+ * is ext4 without a journal, where creating a file costs time in proportion
+ * to the files deleted near it in the last minutes; results there depended
+ * on what the previous run had deleted. --host-fs measures on the root
+ * file system instead.
  */
+function mountBenchFs(): { dir: string; remove: () => void } {
+  const image = path.join(os.tmpdir(), `benno-bench-${process.pid}.img`);
+  const dir = `${image}.d`;
+  execFileSync('truncate', ['-s', '8G', image]);
+  execFileSync('mkfs.ext4', ['-q', '-F', image]);
+  fs.mkdirSync(dir);
+  execFileSync('mount', ['-o', 'loop', image, dir]);
+  fs.chmodSync(dir, 0o1777);
+  return {
+    dir,
+    remove: () => {
+      execFileSync('umount', [dir]);
+      fs.rmdirSync(dir);
+      fs.unlinkSync(image);
+    },
+  };
+}
+
+/** Where this run's spool directories live; each benchmark gets its own. */
 function spoolBase(): string {
-  const base = process.env.BENNO_BENCH_DIR ?? path.join(ROOT, '.bench');
+  const base = path.join(os.tmpdir(), 'benno-bench-spools');
   fs.mkdirSync(base, { recursive: true });
   const dir = fs.mkdtempSync(path.join(base, 'run-'));
   fs.chmodSync(dir, 0o755);
+  spoolDirs.push(dir);
   return dir;
 }
+
+/** Removed when the whole run is over, so no set-up pays for another's deletions. */
+const spoolDirs: string[] = [];
 
 function hwm(pid: number): number {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -118,9 +143,10 @@ function hwm(pid: number): number {
  * until it accepts connections (it prints nothing when ready). A unix
  * socket is opened to Postfix's group, as benno-milter's is.
  */
-async function startPeer(spec: string, spool: string): Promise<ChildProcess> {
+async function startPeer(spec: string, spool: string, prefix: string[] = []): Promise<ChildProcess> {
   if (!fs.existsSync(PEER)) throw new Error(`libmilter reference peer not found at ${PEER} (set BENNO_PEER)`);
-  const p = spawn('/usr/bin/python3', [PEER, spec, spool], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const argv = [...prefix, '/usr/bin/python3', PEER, spec, spool];
+  const p = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'inherit'] });
   const target = milterTarget(spec);
   const deadline = Date.now() + 10_000;
   for (;;) {
@@ -170,40 +196,36 @@ async function benchA(): Promise<string[]> {
     '| --- | ---: | ---: | ---: | ---: |',
   ];
   const work = spoolBase();
-  try {
-    for (const parallel of [1, 10, 50]) {
-      const spool = path.join(work, `spool-${parallel}`);
-      fs.mkdirSync(spool);
-      const socketPath = path.join(work, `m-${parallel}.sock`);
-      const milter: Program = await startMilter(['-p', `unix:${socketPath}`, '-o', spool]);
-      await driveMilter({ path: socketPath }, parallel, 200); // warm-up
-      const c0 = cpuSeconds(milter.pid);
-      const r = await driveMilter({ path: socketPath }, parallel, total);
-      const c1 = cpuSeconds(milter.pid);
-      const peak = milter.memory().hwm;
-      await milter.stop();
-      if (countFiles(spool) !== total + 200) throw new Error(`benno-milter wrote ${countFiles(spool)} files for ${total + 200} messages`);
-      out.push(`| benno-milter | ${parallel} | ${r.rate.toFixed(0)} | ${cpuText(c0, c1, total)} | ${mb(peak)} |`);
-      console.error(`(a) benno-milter x${parallel}: ${r.rate.toFixed(0)} msg/s, peak RSS ${mb(peak)} MiB`);
+  for (const parallel of [1, 10, 50]) {
+    const spool = path.join(work, `spool-${parallel}`);
+    fs.mkdirSync(spool);
+    const socketPath = path.join(work, `m-${parallel}.sock`);
+    const milter: Program = await startMilter(['-p', `unix:${socketPath}`, '-o', spool]);
+    await driveMilter({ path: socketPath }, parallel, 200); // warm-up
+    const c0 = cpuSeconds(milter.pid);
+    const r = await driveMilter({ path: socketPath }, parallel, total);
+    const c1 = cpuSeconds(milter.pid);
+    const peak = milter.memory().hwm;
+    await milter.stop();
+    if (countFiles(spool) !== total + 200) throw new Error(`benno-milter wrote ${countFiles(spool)} files for ${total + 200} messages`);
+    out.push(`| benno-milter | ${parallel} | ${r.rate.toFixed(0)} | ${cpuText(c0, c1, total)} | ${mb(peak)} |`);
+    console.error(`(a) benno-milter x${parallel}: ${r.rate.toFixed(0)} msg/s, peak RSS ${mb(peak)} MiB`);
 
-      const peerSpool = path.join(work, `peer-${parallel}`);
-      fs.mkdirSync(peerSpool);
-      const peerSpec = `unix:${path.join(work, `peer-${parallel}.sock`)}`;
-      const peer = await startPeer(peerSpec, peerSpool);
-      try {
-        await driveMilter(milterTarget(peerSpec), parallel, 200);
-        const p0 = cpuSeconds(peer.pid!);
-        const p = await driveMilter(milterTarget(peerSpec), parallel, total);
-        const p1 = cpuSeconds(peer.pid!);
-        const peerPeak = hwm(peer.pid!);
-        out.push(`| libmilter peer | ${parallel} | ${p.rate.toFixed(0)} | ${cpuText(p0, p1, total)} | ${mb(peerPeak)} |`);
-        console.error(`(a) libmilter peer x${parallel}: ${p.rate.toFixed(0)} msg/s (benno-milter/peer ${(r.rate / p.rate).toFixed(2)})`);
-      } finally {
-        peer.kill();
-      }
+    const peerSpool = path.join(work, `peer-${parallel}`);
+    fs.mkdirSync(peerSpool);
+    const peerSpec = `unix:${path.join(work, `peer-${parallel}.sock`)}`;
+    const peer = await startPeer(peerSpec, peerSpool);
+    try {
+      await driveMilter(milterTarget(peerSpec), parallel, 200);
+      const p0 = cpuSeconds(peer.pid!);
+      const p = await driveMilter(milterTarget(peerSpec), parallel, total);
+      const p1 = cpuSeconds(peer.pid!);
+      const peerPeak = hwm(peer.pid!);
+      out.push(`| libmilter peer | ${parallel} | ${p.rate.toFixed(0)} | ${cpuText(p0, p1, total)} | ${mb(peerPeak)} |`);
+      console.error(`(a) libmilter peer x${parallel}: ${p.rate.toFixed(0)} msg/s (benno-milter/peer ${(r.rate / p.rate).toFixed(2)})`);
+    } finally {
+      peer.kill();
     }
-  } finally {
-    removeTree(work);
   }
   return out;
 }
@@ -232,20 +254,61 @@ interface SetUp {
   cpu: number[];
 }
 
-async function benchB(transport: 'unix' | 'tcp'): Promise<string[]> {
+type Transport = 'unix' | 'loopback' | 'veth';
+
+const TRANSPORT_TITLE: Record<Transport, string> = {
+  unix: 'unix sockets',
+  loopback: 'TCP on loopback',
+  veth: 'TCP over a veth pair (MTU 1500, milters in their own network namespace, as on another host or in a container)',
+};
+
+/**
+ * A network namespace joined to this one by a veth pair, so that a milter
+ * is reached over TCP with a real network's MTU instead of loopback's.
+ */
+function makeNetns(): { prefix: string[]; address: string; remove: () => void } {
+  const ns = `benno-bench-${process.pid}`;
+  const host = `bb${process.pid % 100000}h`;
+  const sh = (...argv: string[]) => execFileSync(argv[0], argv.slice(1));
+  sh('ip', 'netns', 'add', ns);
+  try {
+    sh('ip', 'link', 'add', host, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns);
+    sh('ip', 'addr', 'add', '10.231.0.1/24', 'dev', host);
+    sh('ip', 'link', 'set', host, 'up');
+    sh('ip', 'netns', 'exec', ns, 'ip', 'addr', 'add', '10.231.0.2/24', 'dev', 'eth0');
+    sh('ip', 'netns', 'exec', ns, 'ip', 'link', 'set', 'eth0', 'up');
+    sh('ip', 'netns', 'exec', ns, 'ip', 'link', 'set', 'lo', 'up');
+  } catch (err) {
+    sh('ip', 'netns', 'del', ns);
+    throw err;
+  }
+  return {
+    prefix: ['ip', 'netns', 'exec', ns],
+    address: '10.231.0.2',
+    remove: () => {
+      execFileSync('ip', ['link', 'del', host]);
+      execFileSync('ip', ['netns', 'del', ns]);
+    },
+  };
+}
+
+async function benchB(transport: Transport): Promise<string[]> {
   const messages = arg('messages', 2000);
   const rounds = arg('rounds', 5);
   const base = spoolBase();
   const spools = { benno: path.join(base, 'benno'), bare: path.join(base, 'bare'), peer: path.join(base, 'peer') };
   for (const d of Object.values(spools)) fs.mkdirSync(d);
-  const spec = (name: string, port: number) => (transport === 'unix' ? `unix:${path.join(base, `${name}.sock`)}` : `inet:${port}@127.0.0.1`);
+  const netns = transport === 'veth' ? makeNetns() : null;
+  const prefix = netns?.prefix ?? [];
+  const host = netns?.address ?? '127.0.0.1';
+  const spec = (name: string, port: number) => (transport === 'unix' ? `unix:${path.join(base, `${name}.sock`)}` : `inet:${port}@${host}`);
   const specs = { benno: spec('benno', 22711), peer: spec('peer', 22712), bare: spec('bare', 22713) };
-  const milter = await startMilter(['-p', specs.benno, '-o', spools.benno]);
+  const milter = await startMilter(['-p', specs.benno, '-o', spools.benno], {}, prefix);
   // The same daemon told to skip every message: the protocol cost alone, no file.
-  const bare = await startMilter(['-p', specs.bare, '-o', spools.bare, '--skip-daemon', 'postfix.test.invalid']);
+  const bare = await startMilter(['-p', specs.bare, '-o', spools.bare, '--skip-daemon', 'postfix.test.invalid'], {}, prefix);
   // Postfix reaches a unix socket through group postfix, as in production.
   if (transport === 'unix') for (const s of [specs.benno, specs.bare]) execFileSync('chgrp', ['postfix', (milterTarget(s) as { path: string }).path]);
-  const peer = await startPeer(specs.peer, spools.peer);
+  const peer = await startPeer(specs.peer, spools.peer, prefix);
   const instances: Postfix[] = [];
   const setups: SetUp[] = [
     { name: 'no milter', port: 22721, rates: [], cpu: [] },
@@ -287,12 +350,13 @@ async function benchB(transport: 'unix' | 'tcp'): Promise<string[]> {
     await milter.stop();
     await bare.stop();
     peer.kill();
-    removeTree(base);
+    await new Promise((r) => (peer.exitCode === null ? peer.once('exit', r) : r(null)));
+    netns?.remove();
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const baseRate = median(setups[0].rates);
   const out = [
-    `### (b) through real Postfix, milters on ${transport === 'unix' ? 'unix sockets' : 'TCP loopback'}: smtp-source, 20 sessions, 10 KB messages, discard transport`,
+    `### (b) through real Postfix, milters on ${TRANSPORT_TITLE[transport]}: smtp-source, 20 sessions, 10 KB messages, discard transport`,
     '',
     `${rounds} rounds of ${messages} messages, the set-ups interleaved in each round; median rate. One SMTP session (and so one milter connection) per message, as smtp-source sends them.`,
     '',
@@ -319,10 +383,15 @@ async function main(): Promise<void> {
     '',
   ];
   const sections: string[][] = [];
+  const hostFs = process.argv.includes('--host-fs');
+  const benchFs = hostFs ? null : mountBenchFs();
+  // Postfix's queues (test/helpers/postfix.ts) and the spools follow TMPDIR.
+  if (benchFs) process.env.TMPDIR = benchFs.dir;
+  header.push(hostFs ? 'Files on the root file system (--host-fs).' : 'Postfix queues and spools on a fresh loop-mounted ext4 with journal (defaults of mkfs.ext4).', '');
+  process.on('exit', () => (benchFs ? benchFs.remove() : spoolDirs.forEach(removeTree)));
   if (ONLY.includes('a')) sections.push(await benchA());
   if (ONLY.includes('b')) {
-    sections.push(await benchB('unix'));
-    sections.push(await benchB('tcp'));
+    for (const t of ['unix', 'veth', 'loopback'] as const) sections.push(await benchB(t));
   }
   console.log([...header, ...sections.flatMap((s) => [...s, ''])].join('\n'));
 }

@@ -19,14 +19,26 @@ export class MilterServer {
   private readonly sessions = new Set<MilterSession>();
   private spec?: SocketSpec;
   private lastLimitWarning = 0;
+  private sweeper?: NodeJS.Timeout;
+
+  private readonly milter: MilterOptions;
 
   constructor(
-    private readonly milter: MilterOptions,
+    milter: MilterOptions,
     private readonly newHandler: (session: MilterSession) => MessageHandler,
     private readonly log: SessionLogger,
     private readonly options: ServerOptions,
   ) {
+    this.milter = { ...milter, replyCache: new Map() };
     this.server = net.createServer((socket) => this.accept(socket));
+    if (milter.timeoutMs > 0) {
+      const every = Math.min(1000, Math.max(50, milter.timeoutMs / 4));
+      this.sweeper = setInterval(() => {
+        const now = Date.now();
+        for (const s of this.sessions) s.checkIdle(now);
+      }, every);
+      this.sweeper.unref();
+    }
   }
 
   get connectionCount(): number {
@@ -95,6 +107,7 @@ export class MilterServer {
    * closes every connection. A unix socket file is removed.
    */
   async close(graceMs: number): Promise<void> {
+    clearInterval(this.sweeper);
     const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
     const graceful = Promise.all([...this.sessions].map((s) => s.shutdown()));
     let timer: NodeJS.Timeout | undefined;

@@ -53,9 +53,11 @@ export interface MilterOptions {
   actions: number;
   /** Macros to request per SMFIM_* stage, e.g. SMFIM_EOM → "i". */
   macroLists?: Map<number, string>;
-  /** Read inactivity limit in milliseconds (0: none). */
+  /** Read inactivity limit in milliseconds (0: none); enforced by the server's sweep. */
   timeoutMs: number;
   maxPacket?: number;
+  /** Negotiation replies already built, shared by all sessions of a server. */
+  replyCache?: Map<string, Buffer>;
 }
 
 export interface SessionLogger {
@@ -105,6 +107,7 @@ export class MilterSession {
   private readonly closeWaiters: (() => void)[] = [];
   /** Clean-up of aborted messages still running. */
   private settled: Promise<void> = Promise.resolve();
+  private lastActivity = Date.now();
 
   constructor(
     private readonly socket: Socket,
@@ -116,13 +119,8 @@ export class MilterSession {
     this.decoder = new PacketDecoder(options.maxPacket);
     this.handler = newHandler(this);
     if (typeof socket.setNoDelay === 'function') socket.setNoDelay(true);
-    if (options.timeoutMs > 0) {
-      socket.setTimeout(options.timeoutMs, () => {
-        this.log.warn(`milter connection ${this.id} (${this.peer}): no data for ${options.timeoutMs / 1000}s, closing it`);
-        this.destroy();
-      });
-    }
     socket.on('data', (chunk: Buffer) => {
+      this.lastActivity = Date.now();
       this.decoder.push(chunk);
       this.pump();
     });
@@ -166,6 +164,19 @@ export class MilterSession {
 
   destroy(): void {
     this.socket.destroy();
+  }
+
+  /**
+   * Closes the connection if the MTA has sent nothing for longer than the
+   * timeout. Not while we are the slow side (waiting for the disk).
+   * Called by the server's periodic sweep: one timer for all connections is
+   * cheaper than a timer per connection refreshed on every read.
+   */
+  checkIdle(now: number): void {
+    const limit = this.options.timeoutMs;
+    if (limit <= 0 || this.busy || this.closed || now - this.lastActivity <= limit) return;
+    this.log.warn(`milter connection ${this.id} (${this.peer}): no data for ${limit / 1000}s, closing it`);
+    this.destroy();
   }
 
   private pump(): void {
@@ -287,8 +298,14 @@ export class MilterSession {
     const v = Math.min(version, C.SMFI_PROT_VERSION);
     this.protocol = this.options.protocol & protocol;
     this.negotiated = true;
-    const lists = v >= 6 ? this.options.macroLists : undefined;
-    this.write(encodeOptneg(v, this.options.actions & actions, this.protocol, lists));
+    // Every Postfix connection offers the same: build that reply once.
+    const key = `${v}/${actions}/${protocol}`;
+    let reply = this.options.replyCache?.get(key);
+    if (!reply) {
+      reply = encodeOptneg(v, this.options.actions & actions, this.protocol, v >= 6 ? this.options.macroLists : undefined);
+      this.options.replyCache?.set(key, reply);
+    }
+    this.write(reply);
   }
 
   private finishMessage(): Promise<void> | undefined {

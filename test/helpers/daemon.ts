@@ -87,8 +87,13 @@ export class Program {
   }
 }
 
-export function run(bin: string, args: string[], env: NodeJS.ProcessEnv = {}): Program {
-  return new Program(spawn(process.execPath, [bin, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
+/**
+ * Runs a program of ours with this node. A prefix such as
+ * ['ip', 'netns', 'exec', 'ns'] runs it elsewhere (it execs, so the pid is kept).
+ */
+export function run(bin: string, args: string[], env: NodeJS.ProcessEnv = {}, prefix: string[] = []): Program {
+  const argv = [...prefix, process.execPath, bin, ...args];
+  return new Program(spawn(argv[0], argv.slice(1), { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
 }
 
 /** Runs a program to completion; returns exit code and output. */
@@ -100,8 +105,8 @@ export async function runToEnd(bin: string, args: string[], env: NodeJS.ProcessE
 }
 
 /** Starts benno-milter and waits until it accepts connections. */
-export async function startMilter(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Program> {
-  const p = run(MILTER_BIN, args, env);
+export async function startMilter(args: string[], env: NodeJS.ProcessEnv = {}, prefix: string[] = []): Promise<Program> {
+  const p = run(MILTER_BIN, args, env, prefix);
   try {
     await p.waitForLine(/ started: /);
   } catch (err) {
