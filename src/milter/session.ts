@@ -126,12 +126,15 @@ export class MilterSession {
     });
     socket.on('error', (err: NodeJS.ErrnoException) => {
       const lost = this.inMessage ? '; the unfinished message was discarded and the MTA keeps it' : '';
-      (this.inMessage ? this.log.warn : this.log.debug).call(
-        this.log,
-        `milter connection ${this.id} (${this.peer}): ${err.code ?? err.message}${lost}`,
-      );
+      (this.inMessage ? this.log.warn : this.log.debug).call(this.log, `${this.who()}: ${err.code ?? err.message}${lost}`);
     });
     socket.on('close', () => this.onClose());
+  }
+
+  /** Names the connection in log lines, led by the queue id once the MTA has told it. */
+  private who(): string {
+    const queueId = this.macro('i');
+    return `${queueId ? `${queueId}: ` : ''}milter connection ${this.id} (${this.peer})`;
   }
 
   /** A macro value from the latest stage that defined it ("i" and "{i}" are the same name). */
@@ -175,7 +178,7 @@ export class MilterSession {
   checkIdle(now: number): void {
     const limit = this.options.timeoutMs;
     if (limit <= 0 || this.busy || this.closed || now - this.lastActivity <= limit) return;
-    this.log.warn(`milter connection ${this.id} (${this.peer}): no data for ${limit / 1000}s, closing it`);
+    this.log.warn(`${this.who()}: no data for ${limit / 1000}s, closing it`);
     this.destroy();
   }
 
@@ -221,7 +224,7 @@ export class MilterSession {
   private protocolError(err: unknown): void {
     const reason = err instanceof Error ? err.message : String(err);
     const kind = err instanceof MilterProtocolError ? 'protocol error' : 'internal error';
-    this.log.warn(`milter connection ${this.id} (${this.peer}): ${kind}: ${reason}; connection closed`);
+    this.log.warn(`${this.who()}: ${kind}: ${reason}; connection closed`);
     this.destroy();
   }
 

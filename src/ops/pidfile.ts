@@ -2,20 +2,12 @@
 // second instance started with the same file.
 
 import * as fs from 'node:fs';
-
-function running(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+import { processAlive } from './processes';
 
 export function writePidFile(file: string): void {
   try {
     const old = Number(fs.readFileSync(file, 'ascii').trim());
-    if (Number.isInteger(old) && old > 0 && old !== process.pid && running(old)) {
+    if (Number.isInteger(old) && old > 0 && old !== process.pid && processAlive(old)) {
       throw new Error(`pid file ${file} names running process ${old}; is another instance running?`);
     }
   } catch (err) {

@@ -17,6 +17,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
+import { processAlive } from '../ops/processes';
 
 const fsp = {
   writev: promisify(fs.writev),
@@ -202,15 +203,6 @@ export class SpoolWriter {
   /** @internal */
   syncDirectory(): Promise<void> {
     return this.sync ? this.dirSync.sync() : Promise.resolve();
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
