@@ -38,3 +38,24 @@ export function mountTmpfs(sizeKiB: number, readOnly = false): { dir: string; un
 export function listFiles(dir: string): string[] {
   return fs.readdirSync(dir).sort();
 }
+
+/**
+ * A small ext4 file system on a loop device: for faults tmpfs cannot make,
+ * such as an immutable directory (chattr +i), which refuses even root.
+ */
+export function mountExt4(sizeMiB = 16): { dir: string; unmount: () => void } {
+  requireRoot('this test');
+  const image = path.join(tempDir('benno-ext4-'), 'fs.img');
+  const dir = `${image}.d`;
+  execFileSync('truncate', ['-s', `${sizeMiB}M`, image]);
+  execFileSync('mkfs.ext4', ['-q', '-F', image]);
+  fs.mkdirSync(dir);
+  execFileSync('mount', ['-o', 'loop', image, dir]);
+  return {
+    dir,
+    unmount: () => {
+      execFileSync('umount', [dir]);
+      removeTree(path.dirname(image));
+    },
+  };
+}

@@ -10,7 +10,7 @@ import * as C from '../../src/milter/constants';
 import { MilterClient, TestMessage } from '../../src/milter/client';
 import { encodePacket, encodeStrings } from '../../src/milter/codec';
 import { Program, eventually, sha256, spoolFiles, startMilter, tempFiles } from '../helpers/daemon';
-import { mountTmpfs, removeTree, tempDir } from '../helpers/fs';
+import { mountExt4, mountTmpfs, removeTree, tempDir } from '../helpers/fs';
 
 const b = (s: string) => Buffer.from(s, 'latin1');
 
@@ -339,6 +339,30 @@ describe('benno-milter when the spool fails', () => {
     }
   });
 
+  it('a spool that refuses new files while running (immutable directory) answers 451 and recovers', async () => {
+    const ext4 = mountExt4();
+    const work = tempDir();
+    const socketPath = path.join(work, 'm.sock');
+    const milter = await startMilter(['-p', `unix:${socketPath}`, '-o', ext4.dir]);
+    const { execFileSync } = await import('node:child_process');
+    try {
+      execFileSync('chattr', ['+i', ext4.dir]);
+      const c = await MilterClient.open({ path: socketPath });
+      assert.deepEqual(await c.sendMessage(message(95)), { type: 'replycode', text: '451 4.3.0 Message archiving failed, try again later' });
+      await milter.waitForLine(/QID95: archiving failed: EPERM: /);
+      execFileSync('chattr', ['-i', ext4.dir]);
+      assert.equal((await c.sendMessage(message(96))).type, 'accept');
+      await c.quit();
+      assert.equal(spoolFiles(ext4.dir).length, 1);
+      assert.deepEqual(tempFiles(ext4.dir), []);
+    } finally {
+      execFileSync('chattr', ['-i', ext4.dir]);
+      await milter.stop();
+      ext4.unmount();
+      removeTree(work);
+    }
+  });
+
   it('a read-only spool is refused at start with exit 73', async () => {
     const fsys = mountTmpfs(64, true);
     try {
@@ -455,6 +479,22 @@ describe('benno-milter sockets and start-up', () => {
     try {
       const c = await MilterClient.open({ host: '127.0.0.1', port });
       assert.equal((await c.sendMessage(message(110))).type, 'accept');
+      await c.quit();
+      assert.equal(spoolFiles(work).length, 1);
+    } finally {
+      await m.stop();
+      removeTree(work);
+    }
+  });
+
+  it('listens on IPv6 (inet6:PORT@::1)', async () => {
+    const work = tempDir();
+    const port = 22000 + (process.pid % 1000);
+    const m = await startMilter(['-p', `inet6:${port}@::1`, '-o', work]);
+    try {
+      await m.waitForLine(new RegExp(`listening on inet6:${port}@::1`));
+      const c = await MilterClient.open({ host: '::1', port });
+      assert.equal((await c.sendMessage(message(111))).type, 'accept');
       await c.quit();
       assert.equal(spoolFiles(work).length, 1);
     } finally {
