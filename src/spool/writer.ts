@@ -47,7 +47,8 @@ export interface CommittedFile {
 const TEMP_RE = /^\.(.+)\.(\d+)\.(\d+)\.tmp$/;
 const MAX_IOV = 1024;
 
-function hostTag(): string {
+/** This host's name as it appears in temp and claim file names. */
+export function hostTag(): string {
   return os.hostname().replace(/[^A-Za-z0-9-]/g, '_') || 'localhost';
 }
 

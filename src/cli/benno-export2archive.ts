@@ -1,0 +1,139 @@
+#!/usr/bin/env node
+// benno-export2archive: the cron (or timer) entry point. Reads
+// /etc/default/benno-milter; without BENNOHOST there is nothing to do.
+// With --watch it keeps running and ships each new file as it arrives.
+
+import * as fs from 'node:fs';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { DefaultFileError, readDefaultFile } from '../config/default-file';
+import { runExport } from '../export/run';
+import { ExportSettings, RawExportSettings, checkExportSettings } from '../export/settings';
+import { runDaemon } from '../ops/daemon';
+import { LOG_LEVELS, LogLevel, Logger, createLogger } from '../ops/log';
+import { EX_CONFIG, EX_DATAERR, EX_OK, EX_USAGE, Fatal } from '../ops/sysexits';
+import { fail, packageVersion, runMain } from './run';
+
+const PROGRAM = 'benno-export2archive';
+const DEFAULT_FILE = '/etc/default/benno-milter';
+
+/** Variables of the default file, by the export setting they feed. */
+const VARIABLES: Record<keyof RawExportSettings, string> = {
+  host: 'BENNOHOST',
+  port: 'BENNOPORT',
+  starttls: 'BENNOSTARTTLS',
+  caFile: 'BENNOCAFILE',
+  ehlo: 'BENNOEHLO',
+  timeout: 'BENNOTIMEOUT',
+  connections: 'BENNOCONNECTIONS',
+  user: 'BENNOUSER',
+  passwordFile: 'BENNOPASSWORDFILE',
+  suffix: 'SUFFIX',
+  senderHeader: 'SENDERHEADER',
+  recipientHeader: 'RECIPIENTHEADER',
+};
+
+const EPILOG = `Variables read from the default file: SPOOLDIR (default /srv/benno/inbox),
+BENNOHOST (the archive host; unset: do nothing), BENNOPORT (2500), BENNOSTARTTLS
+(require|opportunistic|off), BENNOCAFILE, BENNOEHLO, BENNOUSER and BENNOPASSWORDFILE (AUTH),
+BENNOCONNECTIONS, BENNOTIMEOUT. Everything else in the file is left to the milter.
+
+Exit status: as benno-milter2smtp (0 all sent or nothing to do, 65 some refused, 75 some
+deferred, 69 archive host unreachable), 78 a bad setting in the default file.`;
+
+/** Waits for files to arrive in dir (inotify), at most maxMs. */
+function waitForFiles(dir: string, maxMs: number, signal: { stop: boolean; wake?: () => void }): Promise<void> {
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      watcher?.close();
+      resolve();
+    };
+    let watcher: fs.FSWatcher | undefined;
+    try {
+      // A file appears by rename into the directory: one event; wait a moment for its siblings.
+      watcher = fs.watch(dir, () => setTimeout(finish, 200));
+      watcher.on('error', finish);
+    } catch {
+      watcher = undefined;
+    }
+    const timer = setTimeout(finish, maxMs);
+    signal.wake = finish;
+    if (signal.stop) finish();
+  });
+}
+
+async function watchLoop(settings: ExportSettings, spoolDir: string, log: Logger, control: { stop: boolean; wake?: () => void }): Promise<void> {
+  let backoff = 0;
+  while (!control.stop) {
+    const code = await runExport({ ...settings, paths: [spoolDir], log }).catch((err: Error) => {
+      log.error(`export failed: ${err.message}`);
+      return -1;
+    });
+    if (control.stop) break;
+    // After a failure wait before trying again (30 s, doubling to 5 min); otherwise wait for new files.
+    backoff = code === EX_OK || code === EX_DATAERR ? 0 : Math.min(backoff ? backoff * 2 : 30_000, 300_000);
+    await waitForFiles(spoolDir, backoff || 60_000, control);
+  }
+}
+
+async function main(): Promise<void> {
+  const a = yargs(hideBin(process.argv))
+    .scriptName(PROGRAM)
+    .usage(`Usage: ${PROGRAM} [--config FILE] [--watch]\n\nShips the milter's spool to the Benno archive host (benno-smtp, port 2500) when BENNOHOST is set in ${DEFAULT_FILE}. Run from cron every 15 minutes, from the systemd timer, or with --watch as a service.`)
+    .option('config', { type: 'string', default: DEFAULT_FILE, describe: 'shell-style default file to read' })
+    .option('watch', { type: 'boolean', default: false, describe: 'keep running: ship each new file within a second' })
+    .option('pidfile', { alias: 'l', type: 'string', describe: 'with --watch: write the process id to this file' })
+    .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'least severity logged' })
+    .alias('h', 'help')
+    .alias('V', 'version')
+    .version(packageVersion())
+    .epilog(EPILOG)
+    .wrap(Math.min(100, process.stdout.columns || 100))
+    .strict()
+    .parserConfiguration({ 'camel-case-expansion': false, 'boolean-negation': false })
+    .fail((message, err) => fail(PROGRAM, `${message ?? err?.message} (try --help)`, EX_USAGE))
+    .parseSync();
+
+  let vars: Map<string, string>;
+  try {
+    vars = readDefaultFile(a.config);
+  } catch (err) {
+    if (err instanceof DefaultFileError) throw new Fatal(err.message, EX_CONFIG);
+    throw err;
+  }
+  const host = vars.get('BENNOHOST');
+  if (!host) return; // no separate archive host: the milter writes straight into Benno's inbox
+
+  const raw = Object.fromEntries(Object.entries(VARIABLES).map(([key, variable]) => [key, vars.get(variable) || undefined])) as unknown as RawExportSettings;
+  const settings = checkExportSettings({ ...raw, host }, EX_CONFIG, (key) => `${VARIABLES[key]} in ${a.config}`);
+  const spoolDir = vars.get('SPOOLDIR') || '/srv/benno/inbox';
+  const log = createLogger({ program: PROGRAM, level: a['log-level'] as LogLevel });
+
+  if (!a.watch) {
+    process.exitCode = await runExport({ ...settings, paths: [spoolDir], log });
+    return;
+  }
+  const control: { stop: boolean; wake?: () => void } = { stop: false };
+  let loop: Promise<void> = Promise.resolve();
+  await runDaemon(
+    {
+      async start() {
+        if (!fs.existsSync(spoolDir)) throw new Fatal(`SPOOLDIR ${spoolDir} does not exist`, EX_CONFIG);
+        loop = watchLoop(settings, spoolDir, log, control);
+        return `watching ${spoolDir}, shipping to ${settings.host}:${settings.port}`;
+      },
+      async stop() {
+        control.stop = true;
+        control.wake?.();
+        await loop;
+      },
+    },
+    { program: PROGRAM, log, pidFile: a.pidfile },
+  );
+}
+
+runMain(PROGRAM, main);

@@ -1,0 +1,109 @@
+#!/usr/bin/env node
+// benno-smtp: the archive host's SMTP receiver (port 2500) → Benno inbox.
+
+import * as os from 'node:os';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { CONFIG_KEYS, DEFAULT_CONFIG_FILE, readReceiverConfig } from '../config/benno-smtp-conf';
+import { runDaemon } from '../ops/daemon';
+import { createLogger } from '../ops/log';
+import { EX_CANTCREAT, EX_CONFIG, EX_IOERR, EX_OK, EX_OSERR, EX_UNAVAILABLE, EX_USAGE, Fatal } from '../ops/sysexits';
+import { hashPassword } from '../receiver/auth';
+import { Receiver } from '../receiver/receiver';
+import { fail, packageVersion, runMain } from './run';
+
+const PROGRAM = 'benno-smtp';
+
+const EPILOG = `Stores every message it receives unchanged as one file in the inbox; with
+envelope_header = true (the default) the SMTP envelope is written first as X-REAL-MAILFROM /
+X-REAL-RCPTTO lines, so a file sent by benno-milter2smtp arrives byte for byte as it left.
+The 250 after DATA comes only once the file is on disk; otherwise the client gets 451.
+
+Configuration keys (benno-smtp.conf(5)): ${CONFIG_KEYS.join(', ')}.
+
+Exit status: 0 stopped cleanly, 64 bad usage, 69 port in use, 71 cannot listen,
+73 inbox or pid file unusable, 78 configuration error.`;
+
+function readStdin(): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    process.stdin.setEncoding('utf8');
+    process.stdin.on('data', (d: string) => (text += d));
+    process.stdin.on('end', () => resolve(text));
+    process.stdin.on('error', reject);
+  });
+}
+
+async function main(): Promise<void> {
+  const a = yargs(hideBin(process.argv))
+    .scriptName(PROGRAM)
+    .usage(`Usage: ${PROGRAM} [-c CONFIG] [-l PIDFILE]\n       ${PROGRAM} --check [-c CONFIG]\n       ${PROGRAM} --hash-password < password\n\nReceives mail for Benno MailArchiv over SMTP (port 2500) and stores it in the inbox.`)
+    .option('config', { alias: 'c', type: 'string', default: DEFAULT_CONFIG_FILE, describe: 'configuration file' })
+    .option('pidfile', { alias: 'l', type: 'string', describe: 'write the process id to this file' })
+    .option('check', { type: 'boolean', default: false, describe: 'check the configuration and exit' })
+    .option('hash-password', { type: 'boolean', default: false, describe: 'read a password on stdin, print its line for the auth_users file (prefix it with "user:")' })
+    .alias('h', 'help')
+    .alias('V', 'version')
+    .version(packageVersion())
+    .epilog(EPILOG)
+    .wrap(Math.min(100, process.stdout.columns || 100))
+    .strict()
+    .parserConfiguration({ 'camel-case-expansion': false, 'boolean-negation': false })
+    .fail((message, err) => fail(PROGRAM, `${message ?? err?.message} (try --help)`, EX_USAGE))
+    .parseSync();
+  if (a._.length > 0) fail(PROGRAM, `unexpected argument "${a._[0]}" (try --help)`, EX_USAGE);
+
+  if (a['hash-password']) {
+    const password = (await readStdin()).replace(/\r?\n$/, '');
+    if (!password) fail(PROGRAM, 'no password on stdin', EX_USAGE);
+    process.stdout.write(`${hashPassword(password)}\n`);
+    return;
+  }
+
+  const config = readReceiverConfig(a.config);
+  const log = createLogger({ program: PROGRAM, level: config.logLevel });
+  let receiver: Receiver;
+  try {
+    receiver = new Receiver(config, log);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new Fatal(`${a.config}: ${e.code === 'ENOENT' ? `cannot read ${e.path}` : e.message}`, EX_CONFIG);
+  }
+  if (a.check) {
+    process.stdout.write(`${a.config}: OK (listen ${config.listen.host}:${config.listen.port}, inbox ${config.inbox})\n`);
+    process.exit(EX_OK);
+  }
+
+  await runDaemon(
+    {
+      async start() {
+        try {
+          await receiver.writer.check();
+          const { removed } = receiver.writer.cleanStale();
+          if (removed.length > 0) log.info(`removed ${removed.length} temp file(s) left by an earlier process in ${receiver.writer.dir}`);
+        } catch (err) {
+          const e = err as NodeJS.ErrnoException;
+          const user = os.userInfo().username;
+          if (e.code === 'ENOENT') throw new Fatal(`inbox ${config.inbox} does not exist; create it (writable by ${user}) or set inbox in ${a.config}`, EX_CANTCREAT);
+          if (e.code === 'EACCES' || e.code === 'EPERM' || e.code === 'EROFS' || e.code === 'ENOTDIR') {
+            throw new Fatal(`cannot create files in inbox ${config.inbox} as user ${user} (${e.code})`, EX_CANTCREAT);
+          }
+          throw new Fatal(`inbox ${config.inbox}: ${e.message}`, EX_IOERR);
+        }
+        try {
+          await receiver.listen();
+        } catch (err) {
+          const e = err as NodeJS.ErrnoException;
+          const where = `${config.listen.host}:${config.listen.port}`;
+          throw new Fatal(`cannot listen on ${where}: ${e.code ?? e.message}`, e.code === 'EADDRINUSE' ? EX_UNAVAILABLE : EX_OSERR);
+        }
+        const clients = config.allowedClients.map((s) => `${s.address}/${s.prefix}`).join(',');
+        return `listening on ${config.listen.host}:${receiver.port}, inbox ${receiver.writer.dir}, allowed clients ${clients}`;
+      },
+      stop: () => receiver.close(20_000),
+    },
+    { program: PROGRAM, log, pidFile: a.pidfile },
+  );
+}
+
+runMain(PROGRAM, main);

@@ -1,0 +1,178 @@
+// /etc/benno-smtp/benno-smtp.conf: "key = value" lines, "#" comments, blank
+// lines. Every key is known and checked here; an unknown key or a bad value
+// stops the receiver at start with the file, line and reason (exit 78).
+
+import * as fs from 'node:fs';
+import { isIP } from 'node:net';
+import * as os from 'node:os';
+import { LOG_LEVELS, LogLevel } from '../ops/log';
+import { EX_CONFIG, Fatal } from '../ops/sysexits';
+import { DEFAULT_ENVELOPE_NAMES, EnvelopeNames, isFieldName } from '../spool/format';
+
+export const DEFAULT_CONFIG_FILE = '/etc/benno-smtp/benno-smtp.conf';
+
+export interface Subnet {
+  address: string;
+  prefix: number;
+  family: 'ipv4' | 'ipv6';
+}
+
+export interface ReceiverConfig {
+  listen: { host: string; port: number };
+  inbox: string;
+  envelopeHeader: boolean;
+  suffix: string;
+  /** Largest message in bytes; 0: no limit. */
+  maxSize: number;
+  allowedClients: Subnet[];
+  tlsKey?: string;
+  tlsCert?: string;
+  /** File of AUTH users (user:scrypt hash lines); when set, AUTH is required. */
+  authUsers?: string;
+  hostname: string;
+  maxClients: number;
+  /** Seconds a client may stay silent. */
+  timeout: number;
+  names: EnvelopeNames;
+  logLevel: LogLevel;
+}
+
+export const DEFAULTS: ReceiverConfig = {
+  listen: { host: '0.0.0.0', port: 2500 },
+  inbox: '/srv/benno/inbox',
+  envelopeHeader: true,
+  suffix: '.eml',
+  maxSize: 256 * 1024 * 1024,
+  allowedClients: parseSubnets('127.0.0.0/8, ::1/128'),
+  hostname: os.hostname(),
+  maxClients: 100,
+  timeout: 300,
+  names: DEFAULT_ENVELOPE_NAMES,
+  logLevel: 'info',
+};
+
+class ValueError extends Error {}
+
+export function parseListen(v: string): { host: string; port: number } {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(v) ?? /^([^:\s]+):(\d+)$/.exec(v) ?? /^()(\d+)$/.exec(v);
+  if (!m) throw new ValueError('use host:port, [ipv6]:port or port');
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) throw new ValueError(`port ${m[2]} is not 1-65535`);
+  return { host: m[1] || '0.0.0.0', port };
+}
+
+export function parseSubnets(v: string): Subnet[] {
+  return v
+    .split(/[\s,]+/)
+    .filter(Boolean)
+    .map((item) => {
+      const [address, prefixText] = item.split('/');
+      const kind = isIP(address);
+      if (kind === 0) throw new ValueError(`"${item}" is not an IP address or CIDR network`);
+      const max = kind === 4 ? 32 : 128;
+      const prefix = prefixText === undefined ? max : Number(prefixText);
+      if (!/^\d+$/.test(prefixText ?? String(max)) || prefix > max) throw new ValueError(`"${item}": prefix must be 0-${max}`);
+      return { address, prefix, family: kind === 4 ? 'ipv4' : 'ipv6' } as Subnet;
+    });
+}
+
+function parseSize(v: string): number {
+  const m = /^(\d+)\s*([KMG]?)B?$/i.exec(v);
+  if (!m) throw new ValueError('use bytes or a number with K, M or G');
+  return Number(m[1]) * { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[m[2].toUpperCase() as '' | 'K' | 'M' | 'G'];
+}
+
+function parseBool(v: string): boolean {
+  if (/^(true|yes|on|1)$/i.test(v)) return true;
+  if (/^(false|no|off|0)$/i.test(v)) return false;
+  throw new ValueError('use true or false');
+}
+
+function parseInt(min: number, max: number) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!/^\d+$/.test(v) || n < min || n > max) throw new ValueError(`use a whole number from ${min} to ${max}`);
+    return n;
+  };
+}
+
+function absolutePath(v: string): string {
+  if (!v.startsWith('/')) throw new ValueError('use an absolute path');
+  return v;
+}
+
+type Setter = (c: ReceiverConfig, v: string) => void;
+
+const KEYS: Record<string, Setter> = {
+  listen: (c, v) => (c.listen = parseListen(v)),
+  inbox: (c, v) => (c.inbox = absolutePath(v)),
+  envelope_header: (c, v) => (c.envelopeHeader = parseBool(v)),
+  suffix: (c, v) => {
+    if (!/^[A-Za-z0-9._-]*$/.test(v)) throw new ValueError("letters, digits, '.', '_' and '-' only");
+    c.suffix = v;
+  },
+  max_size: (c, v) => (c.maxSize = parseSize(v)),
+  allowed_clients: (c, v) => (c.allowedClients = parseSubnets(v)),
+  tls_key: (c, v) => (c.tlsKey = absolutePath(v)),
+  tls_cert: (c, v) => (c.tlsCert = absolutePath(v)),
+  auth_users: (c, v) => (c.authUsers = absolutePath(v)),
+  hostname: (c, v) => {
+    if (!/^[A-Za-z0-9.-]+$/.test(v)) throw new ValueError('not a host name');
+    c.hostname = v;
+  },
+  max_clients: (c, v) => (c.maxClients = parseInt(1, 100000)(v)),
+  timeout: (c, v) => (c.timeout = parseInt(1, 3600)(v)),
+  sender_header: (c, v) => {
+    if (!isFieldName(v)) throw new ValueError('not a header field name');
+    c.names = { ...c.names, sender: v };
+  },
+  recipient_header: (c, v) => {
+    if (!isFieldName(v)) throw new ValueError('not a header field name');
+    c.names = { ...c.names, recipient: v };
+  },
+  log_level: (c, v) => {
+    if (!(LOG_LEVELS as readonly string[]).includes(v)) throw new ValueError(`use ${LOG_LEVELS.join(', ')}`);
+    c.logLevel = v as LogLevel;
+  },
+};
+
+export const CONFIG_KEYS = Object.keys(KEYS);
+
+/** Parses the text of a configuration file; errors name the file and line. */
+export function parseReceiverConfig(text: string, file: string): ReceiverConfig {
+  const config: ReceiverConfig = { ...DEFAULTS, listen: { ...DEFAULTS.listen } };
+  const seen = new Map<string, number>();
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) return;
+    const where = `${file}, line ${i + 1}`;
+    const eq = line.indexOf('=');
+    if (eq < 0) throw new Fatal(`${where}: expected "key = value", got "${line}"`, EX_CONFIG);
+    const key = line.slice(0, eq).trim();
+    const value = line.slice(eq + 1).trim();
+    const set = KEYS[key];
+    if (!set) throw new Fatal(`${where}: unknown key "${key}" (known: ${CONFIG_KEYS.join(', ')})`, EX_CONFIG);
+    if (seen.has(key)) throw new Fatal(`${where}: "${key}" is already set on line ${seen.get(key)}`, EX_CONFIG);
+    seen.set(key, i + 1);
+    try {
+      set(config, value);
+    } catch (err) {
+      if (err instanceof ValueError) throw new Fatal(`${where}: bad ${key} "${value}": ${err.message}`, EX_CONFIG);
+      throw err;
+    }
+  });
+  if (Boolean(config.tlsKey) !== Boolean(config.tlsCert)) {
+    throw new Fatal(`${file}: tls_key and tls_cert go together`, EX_CONFIG);
+  }
+  return config;
+}
+
+export function readReceiverConfig(file: string): ReceiverConfig {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new Fatal(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, EX_CONFIG);
+  }
+  return parseReceiverConfig(text, file);
+}

@@ -1,0 +1,56 @@
+// What benno-milter2smtp and benno-export2archive share: one export run with
+// a progress bar on a terminal, the summary line, and the exit code.
+
+import { EX_DATAERR, EX_NOINPUT, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE, Fatal } from '../ops/sysexits';
+import { ExportConfig, ExportSummary, InputError, exportSpool } from './exporter';
+
+/** Below this many files a progress bar is noise. */
+const PROGRESS_FROM = 100;
+
+function progressBar(stream: NodeJS.WriteStream): (done: number, total: number) => void {
+  let last = 0;
+  return (done, total) => {
+    const now = Date.now();
+    if (done < total && now - last < 100) return;
+    last = now;
+    const width = 30;
+    const filled = Math.round((done / total) * width);
+    stream.write(`\r[${'='.repeat(filled)}${' '.repeat(width - filled)}] ${done}/${total}`);
+    if (done === total) stream.write('\n');
+  };
+}
+
+export function exitCode(s: ExportSummary): number {
+  if (s.unavailable) return EX_UNAVAILABLE;
+  if (s.deferred > 0) return EX_TEMPFAIL;
+  if (s.failed > 0) return EX_DATAERR;
+  return EX_OK;
+}
+
+/** Runs one export; returns the exit code. Nothing is printed when there was nothing to send. */
+export async function runExport(config: Omit<ExportConfig, 'progress' | 'quietSuccess'>): Promise<number> {
+  const interactive = Boolean(process.stdout.isTTY);
+  let bar: ((done: number, total: number) => void) | undefined;
+  let summary: ExportSummary;
+  try {
+    summary = await exportSpool({
+      ...config,
+      progress: (done, total) => {
+        if (!interactive || total < PROGRESS_FROM) return;
+        bar ??= progressBar(process.stdout);
+        bar(done, total);
+      },
+      quietSuccess: interactive,
+    });
+  } catch (err) {
+    if (err instanceof InputError) throw new Fatal(err.message, EX_NOINPUT);
+    throw err;
+  }
+  if (summary.total > 0) {
+    config.log.info(
+      `summary: sent=${summary.sent} deferred=${summary.deferred} failed=${summary.failed} skipped=${summary.skipped} ` +
+        `bytes=${summary.bytes} seconds=${summary.seconds.toFixed(2)} to ${config.host}:${config.port}`,
+    );
+  }
+  return exitCode(summary);
+}
