@@ -38,45 +38,66 @@ BENNOHOST (the archive host; unset: do nothing), BENNOPORT (2500), BENNOSTARTTLS
 (require|opportunistic|off), BENNOCAFILE, BENNOEHLO, BENNOUSER and BENNOPASSWORDFILE (AUTH),
 BENNOCONNECTIONS, BENNOTIMEOUT. Everything else in the file is left to the milter.
 
-Exit status: as benno-milter2smtp (0 all sent or nothing to do, 65 some refused, 75 some
-deferred, 69 archive host unreachable), 78 a bad setting in the default file.`;
+Exit status: as benno-milter2smtp (0 all sent or nothing to do, 75 some deferred or the
+archive host down, 65 some refused, 69 the archive host refuses us), 78 a bad setting in
+the default file.`;
 
-/** Waits for files to arrive in dir (inotify), at most maxMs. */
-function waitForFiles(dir: string, maxMs: number, signal: { stop: boolean; wake?: () => void }): Promise<void> {
-  return new Promise((resolve) => {
-    let done = false;
-    const finish = () => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      watcher?.close();
-      resolve();
-    };
-    let watcher: fs.FSWatcher | undefined;
-    try {
-      // A file appears by rename into the directory: one event; wait a moment for its siblings.
-      watcher = fs.watch(dir, () => setTimeout(finish, 200));
-      watcher.on('error', finish);
-    } catch {
-      watcher = undefined;
+/**
+ * Watches the spool directory for files arriving (the milter renames each
+ * one into place: one inotify event). The watch stays open across export
+ * runs, so a file that arrives during a run triggers the next one.
+ */
+class SpoolWatch {
+  private dirty = true;
+  private wake?: () => void;
+  private readonly watcher: fs.FSWatcher;
+  stopped = false;
+
+  constructor(dir: string) {
+    this.watcher = fs.watch(dir, () => {
+      this.dirty = true;
+      // A moment for the files arriving with it.
+      setTimeout(() => this.wake?.(), 200);
+    });
+  }
+
+  /** Resolves when files may have arrived since the last call, after at most maxMs, or on stop. */
+  next(maxMs: number): Promise<void> {
+    if (this.dirty || this.stopped) {
+      this.dirty = false;
+      return Promise.resolve();
     }
-    const timer = setTimeout(finish, maxMs);
-    signal.wake = finish;
-    if (signal.stop) finish();
-  });
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, maxMs);
+      const self = this;
+      function done() {
+        clearTimeout(timer);
+        self.wake = undefined;
+        self.dirty = false;
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.watcher.close();
+    this.wake?.();
+  }
 }
 
-async function watchLoop(settings: ExportSettings, spoolDir: string, log: Logger, control: { stop: boolean; wake?: () => void }): Promise<void> {
+async function watchLoop(settings: ExportSettings, spoolDir: string, log: Logger, watch: SpoolWatch): Promise<void> {
   let backoff = 0;
-  while (!control.stop) {
+  while (!watch.stopped) {
+    await watch.next(backoff || 60_000);
+    if (watch.stopped) break;
     const code = await runExport({ ...settings, paths: [spoolDir], log }).catch((err: Error) => {
       log.error(`export failed: ${err.message}`);
       return -1;
     });
-    if (control.stop) break;
-    // After a failure wait before trying again (30 s, doubling to 5 min); otherwise wait for new files.
+    // After a failure wait before trying again (30 s, doubling to 5 min), unless new files arrive.
     backoff = code === EX_OK || code === EX_DATAERR ? 0 : Math.min(backoff ? backoff * 2 : 30_000, 300_000);
-    await waitForFiles(spoolDir, backoff || 60_000, control);
   }
 }
 
@@ -117,18 +138,18 @@ async function main(): Promise<void> {
     process.exitCode = await runExport({ ...settings, paths: [spoolDir], log });
     return;
   }
-  const control: { stop: boolean; wake?: () => void } = { stop: false };
+  let watch: SpoolWatch | undefined;
   let loop: Promise<void> = Promise.resolve();
   await runDaemon(
     {
       async start() {
         if (!fs.existsSync(spoolDir)) throw new Fatal(`SPOOLDIR ${spoolDir} does not exist`, EX_CONFIG);
-        loop = watchLoop(settings, spoolDir, log, control);
+        watch = new SpoolWatch(spoolDir);
+        loop = watchLoop(settings, spoolDir, log, watch);
         return `watching ${spoolDir}, shipping to ${settings.host}:${settings.port}`;
       },
       async stop() {
-        control.stop = true;
-        control.wake?.();
+        watch?.stop();
         await loop;
       },
     },

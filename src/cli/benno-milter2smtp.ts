@@ -19,9 +19,9 @@ answer, or without valid envelope lines, it is renamed to <name>.err and not ret
 claimed (renamed .<name>.<host>.<pid>.sending) while being sent, so runs that overlap never send
 a file twice; claims of a run that died are put back by the next.
 
-Exit status: 0 all sent (or nothing to send), 65 some files refused (renamed .err),
-75 some files deferred (try again later), 69 the server could not be reached or refused us,
-66 a PATH does not exist, 64 bad usage.`;
+Exit status: 0 all sent (or nothing to send), 75 some files deferred, the server down
+included (they go in the next run), 65 some files refused (renamed .err), 69 the server
+refuses us (5xx greeting, AUTH refused), 66 a PATH does not exist, 64 bad usage.`;
 
 const KEYS: Record<keyof RawExportSettings, string> = {
   host: '--host',

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { Logger, printable } from '../ops/log';
 import { EnvelopeNames } from '../spool/format';
 import { ClaimedFile, SpoolReader } from '../spool/reader';
-import { SendOutcome, SenderOptions, SmtpSender } from './smtp-sender';
+import { ConnectError, SendOutcome, SenderOptions, SmtpSender } from './smtp-sender';
 
 export interface ExportConfig extends SenderOptions {
   /** Spool directories and single files. */
@@ -37,8 +37,8 @@ export interface ExportSummary {
   skipped: number;
   bytes: number;
   seconds: number;
-  /** The server could not be reached (or refused us) before anything was sent. */
-  unavailable: boolean;
+  /** The server refused us for good (5xx greeting, AUTH refused): retrying will not help until someone acts. */
+  refused: boolean;
 }
 
 export class InputError extends Error {
@@ -97,7 +97,7 @@ export async function exportSpool(config: ExportConfig): Promise<ExportSummary> 
   const started = process.hrtime.bigint();
   const { log } = config;
   const items = collect(config.paths, config.suffix, log);
-  const summary: ExportSummary = { total: items.length, sent: 0, deferred: 0, failed: 0, skipped: 0, bytes: 0, seconds: 0, unavailable: false };
+  const summary: ExportSummary = { total: items.length, sent: 0, deferred: 0, failed: 0, skipped: 0, bytes: 0, seconds: 0, refused: false };
   const target = `${config.host}:${config.port}`;
   let next = 0;
   let stop = false;
@@ -166,9 +166,12 @@ export async function exportSpool(config: ExportConfig): Promise<ExportSummary> 
           } catch (err) {
             claimed.release();
             stop = true;
-            summary.unavailable = summary.sent === 0;
-            const e = err as Error;
-            log.error(`cannot deliver to ${target}: ${e.message}; files stay in the spool for the next run`);
+            const refused = err instanceof ConnectError && err.permanent;
+            summary.refused ||= refused;
+            log.error(
+              `cannot deliver to ${target}: ${(err as Error).message}; files stay in the spool for the next run` +
+                (refused ? '; the server refuses us: check its allowed_clients and AUTH settings' : ''),
+            );
             break;
           }
         }

@@ -21,7 +21,7 @@ function progressBar(stream: NodeJS.WriteStream): (done: number, total: number) 
 }
 
 export function exitCode(s: ExportSummary): number {
-  if (s.unavailable) return EX_UNAVAILABLE;
+  if (s.refused) return EX_UNAVAILABLE;
   if (s.deferred > 0) return EX_TEMPFAIL;
   if (s.failed > 0) return EX_DATAERR;
   return EX_OK;

@@ -158,7 +158,8 @@ function classify(err: SmtpError): SendOutcome {
   const code = err.responseCode ?? 0;
   if (code >= 500) return { kind: 'rejected', response };
   if (code >= 400) return { kind: 'deferred', response };
-  // nodemailer refuses an envelope it cannot put into SMTP (CR, LF, <, > in an address)
-  if (err.code === 'EENVELOPE') return { kind: 'rejected', response };
+  // nodemailer refuses, before sending, an envelope it cannot put into SMTP
+  // (CR, LF, <, > in an address) and a message over the server's SIZE.
+  if (err.code === 'EENVELOPE' || err.code === 'EMESSAGE') return { kind: 'rejected', response };
   return { kind: 'lost', response };
 }

@@ -18,6 +18,8 @@ export class Program {
   readonly stderr: string[] = [];
   readonly stdout: string[] = [];
   readonly exited: Promise<Exit>;
+  /** Exited and all its output read. */
+  readonly closed: Promise<Exit>;
   private partial = '';
   private waiters: { re: RegExp; resolve: (line: string) => void }[] = [];
 
@@ -25,6 +27,7 @@ export class Program {
     proc.stderr!.on('data', (d: Buffer) => this.onStderr(d.toString('utf8')));
     proc.stdout!.on('data', (d: Buffer) => this.stdout.push(d.toString('utf8')));
     this.exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+    this.closed = new Promise((resolve) => proc.on('close', (code, signal) => resolve({ code, signal })));
   }
 
   get pid(): number {
@@ -99,8 +102,7 @@ export function run(bin: string, args: string[], env: NodeJS.ProcessEnv = {}, pr
 /** Runs a program to completion; returns exit code and output. */
 export async function runToEnd(bin: string, args: string[], env: NodeJS.ProcessEnv = {}) {
   const p = run(bin, args, env);
-  const exit = await p.exited;
-  await new Promise((r) => setImmediate(r));
+  const exit = await p.closed;
   return { ...exit, stderr: p.log(), stdout: p.stdout.join('') };
 }
 

@@ -218,7 +218,8 @@ export async function swaks(args: string[]): Promise<{ code: number; output: str
     p.stdout.on('data', (d: Buffer) => (output += d.toString('latin1')));
     p.stderr.on('data', (d: Buffer) => (output += d.toString('latin1')));
     p.on('error', reject);
-    p.on('exit', (code) => resolve({ code: code ?? -1, output }));
+    // 'close', not 'exit': only then has all of the output been read
+    p.on('close', (code) => resolve({ code: code ?? -1, output }));
   });
 }
 

@@ -1,0 +1,381 @@
+// benno-milter2smtp, benno-export2archive and benno-smtp as processes:
+// faults, overlapping and killed runs, the receiver's refusals.
+
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { eventually, run, runToEnd, sha256, spoolFiles } from '../helpers/daemon';
+import { mountExt4, removeTree, tempDir } from '../helpers/fs';
+import { EXPORT2ARCHIVE_BIN, EXPORT_BIN, SmtpDouble, freePort, startReceiver } from '../helpers/smtp';
+
+const b = (s: string) => Buffer.from(s, 'latin1');
+
+function spoolMessage(i: number, extra = ''): Buffer {
+  return b(
+    `X-REAL-MAILFROM: <sender${i}@example.com>\r\nX-REAL-RCPTTO: <rcpt${i}@example.org>\r\n` +
+      `Subject: message ${i}${extra}\r\nMessage-ID: <${i}@example.com>\r\n\r\nbody ${i}\r\n.\r\n..dots\r\n`,
+  );
+}
+
+/** Writes n spool files the way the milter does (content-hash names); returns name → content. */
+function fillSpool(dir: string, n: number, extra: (i: number) => string = () => ''): Map<string, Buffer> {
+  const files = new Map<string, Buffer>();
+  for (let i = 0; i < n; i++) {
+    const content = spoolMessage(i, extra(i));
+    const name = `${sha256(content)}.eml`;
+    fs.writeFileSync(path.join(dir, name), content);
+    files.set(name, content);
+  }
+  return files;
+}
+
+const messagePart = (content: Buffer) => content.subarray(content.indexOf('Subject:'));
+const shaOf = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+
+describe('benno-milter2smtp against an SMTP double', () => {
+  let work: string;
+  let double: SmtpDouble;
+  before(async () => {
+    work = tempDir();
+    double = new SmtpDouble();
+    await double.listen();
+  });
+  after(async () => {
+    await double.close();
+    removeTree(work);
+  });
+  const spoolDir = (name: string) => {
+    const d = path.join(work, name);
+    fs.mkdirSync(d);
+    return d;
+  };
+
+  it('sends every file once as envelope + unchanged message, removes it after the 250, prints a summary, exit 0', async () => {
+    const spool = spoolDir('ok');
+    const files = fillSpool(spool, 20);
+    double.received.length = 0;
+    const r = await runToEnd(EXPORT_BIN, ['--host', '127.0.0.1', '--port', String(double.port), spool]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(fs.readdirSync(spool), []);
+    assert.equal(double.received.length, 20);
+    for (const [, content] of files) {
+      const got = double.received.find((m) => m.sha === shaOf(messagePart(content)));
+      assert.ok(got, 'message arrived unchanged');
+    }
+    const i = 7;
+    const seven = double.received.find((m) => m.data.includes(b(`Subject: message ${i}\r\n`)))!;
+    assert.equal(seven.from, `sender${i}@example.com`);
+    assert.deepEqual(seven.to, [`rcpt${i}@example.org`]);
+    assert.match(r.stderr, /summary: sent=20 deferred=0 failed=0 skipped=0 bytes=\d+ seconds=[\d.]+ to 127\.0\.0\.1:\d+/);
+    assert.equal(r.stderr.split('\n').filter((l) => / sent to 127\.0\.0\.1/.test(l)).length, 20, 'one line per file');
+  });
+
+  it('4xx: kept for the next run (exit 75); 5xx and files without envelope: renamed .err (never retried)', async () => {
+    const spool = spoolDir('faults');
+    fillSpool(spool, 6, (i) => (i === 1 ? ' DEFER-ME' : i === 2 ? ' REJECT-ME' : ''));
+    fs.writeFileSync(path.join(spool, 'no-envelope.eml'), 'Subject: lost its envelope\r\n\r\nbody\r\n');
+    double.received.length = 0;
+    double.answer = (data) =>
+      data.includes(b('DEFER-ME')) ? { code: 451, text: 'try later' } : data.includes(b('REJECT-ME')) ? { code: 550, text: 'no thanks' } : undefined;
+    try {
+      const r = await runToEnd(EXPORT_BIN, ['--host', '127.0.0.1', '--port', String(double.port), '--connections', '1', spool]);
+      assert.equal(r.code, 75, r.stderr);
+      const left = fs.readdirSync(spool).sort();
+      assert.equal(left.length, 3, left.join(' '));
+      const deferred = left.find((n) => n.endsWith('.eml'))!;
+      assert.ok(fs.readFileSync(path.join(spool, deferred)).includes(b('DEFER-ME')));
+      assert.ok(left.includes('no-envelope.eml.err'));
+      const rejected = left.find((n) => n.endsWith('.eml.err') && n !== 'no-envelope.eml.err')!;
+      assert.ok(fs.readFileSync(path.join(spool, rejected)).includes(b('REJECT-ME')));
+      assert.equal(double.received.length, 4);
+      assert.match(r.stderr, /deferred by 127\.0\.0\.1:\d+: 451 .*try later; kept for the next run/);
+      assert.match(r.stderr, /rejected by 127\.0\.0\.1:\d+: 550 .*no thanks; renamed to .*\.eml\.err, not retried/);
+      assert.match(r.stderr, /no-envelope\.eml: no valid X-REAL-MAILFROM\/X-REAL-RCPTTO lines at its start; renamed to no-envelope\.eml\.err/);
+      assert.match(r.stderr, /summary: sent=4 deferred=1 failed=2 /);
+
+      // The next run sends the deferred file once the server takes it; the .err files stay untouched.
+      double.answer = () => undefined;
+      const again = await runToEnd(EXPORT_BIN, ['--host', '127.0.0.1', '--port', String(double.port), spool]);
+      assert.equal(again.code, 0, again.stderr);
+      assert.deepEqual(fs.readdirSync(spool).sort(), left.filter((n) => n.endsWith('.err')).sort());
+    } finally {
+      double.answer = () => undefined;
+    }
+  });
+
+  it('only refusals left: exit 65', async () => {
+    const spool = spoolDir('refused');
+    fillSpool(spool, 2, () => ' REJECT-ME');
+    double.answer = (data) => (data.includes(b('REJECT-ME')) ? { code: 554, text: 'refused' } : undefined);
+    try {
+      const r = await runToEnd(EXPORT_BIN, ['--host', '127.0.0.1', '--port', String(double.port), spool]);
+      assert.equal(r.code, 65, r.stderr);
+    } finally {
+      double.answer = () => undefined;
+    }
+  });
+
+  it('receiver down: nothing is lost, files keep their names, exit 75', async () => {
+    const spool = spoolDir('down');
+    const files = fillSpool(spool, 5);
+    const port = await freePort();
+    const r = await runToEnd(EXPORT_BIN, ['--host', '127.0.0.1', '--port', String(port), spool]);
+    assert.equal(r.code, 75, r.stderr);
+    assert.match(r.stderr, /cannot deliver to 127\.0\.0\.1:\d+: .*ECONNREFUSED.*; files stay in the spool for the next run/);
+    assert.deepEqual(fs.readdirSync(spool).sort(), [...files.keys()].sort());
+  });
+
+  it('SIGKILL mid-run loses nothing: the next run sends the rest, in-flight files at most twice', async () => {
+    const spool = spoolDir('killed');
+    const files = fillSpool(spool, 120);
+    double.received.length = 0;
+    double.delayMs = 30;
+    const exporter = run(EXPORT_BIN, ['--host', '127.0.0.1', '--port', String(double.port), '--connections', '2', spool]);
+    await double.until(30);
+    exporter.proc.kill('SIGKILL');
+    await exporter.exited;
+    double.delayMs = 0;
+    assert.ok(fs.readdirSync(spool).some((n) => n.endsWith('.sending')), 'the killed run left claimed files');
+    const r = await runToEnd(EXPORT_BIN, ['--host', '127.0.0.1', '--port', String(double.port), spool]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /put back \d+ file\(s\) claimed by an exporter that died/);
+    assert.deepEqual(fs.readdirSync(spool), []);
+    const got = new Set(double.received.map((m) => m.sha));
+    for (const content of files.values()) assert.ok(got.has(shaOf(messagePart(content))), 'every message arrived');
+    assert.ok(double.received.length - files.size <= 2, `${double.received.length - files.size} sent twice, at most the 2 in flight`);
+  });
+
+  it('two exporters at once never send a file twice', async () => {
+    const spool = spoolDir('overlap');
+    const files = fillSpool(spool, 400);
+    double.received.length = 0;
+    double.delayMs = 2;
+    try {
+      const args = ['--host', '127.0.0.1', '--port', String(double.port), '--connections', '3', spool];
+      const [r1, r2] = await Promise.all([runToEnd(EXPORT_BIN, args), runToEnd(EXPORT_BIN, args)]);
+      assert.equal(r1.code, 0, r1.stderr);
+      assert.equal(r2.code, 0, r2.stderr);
+      assert.equal(double.received.length, files.size, 'each file exactly once');
+      assert.equal(new Set(double.received.map((m) => m.sha)).size, files.size);
+      const sent = (s: string) => Number(/summary: sent=(\d+)/.exec(s)?.[1] ?? 0);
+      assert.equal(sent(r1.stderr) + sent(r2.stderr), files.size);
+      assert.ok(sent(r1.stderr) > 0 && sent(r2.stderr) > 0, 'both runs took part');
+    } finally {
+      double.delayMs = 0;
+    }
+  });
+
+  it('usage errors: one line, exit 64; a missing PATH: exit 66', async () => {
+    const noHost = await runToEnd(EXPORT_BIN, [work]);
+    assert.equal(noHost.code, 64);
+    assert.match(noHost.stderr.trim(), /^benno-milter2smtp: Missing required argument: host \(try --help\)$/);
+    const noPath = await runToEnd(EXPORT_BIN, ['--host', 'x']);
+    assert.equal(noPath.code, 64);
+    const badTls = await runToEnd(EXPORT_BIN, ['--host', 'x', '--starttls', 'maybe', work]);
+    assert.equal(badTls.code, 64);
+    const missing = await runToEnd(EXPORT_BIN, ['--host', '127.0.0.1', path.join(work, 'nope')]);
+    assert.equal(missing.code, 66);
+    assert.match(missing.stderr.trim(), /^benno-milter2smtp: .*nope: no such file or directory$/);
+  });
+});
+
+describe('benno-smtp receiver', () => {
+  let work: string;
+  before(() => {
+    work = tempDir();
+  });
+  after(() => removeTree(work));
+
+  it('stores what benno-milter2smtp sends byte for byte, under the same name', async () => {
+    const spool = path.join(work, 'spool');
+    const inbox = path.join(work, 'inbox');
+    fs.mkdirSync(spool);
+    fs.mkdirSync(inbox);
+    const files = fillSpool(spool, 10);
+    const port = await freePort();
+    const rx = await startReceiver(work, [`listen = 127.0.0.1:${port}`, `inbox = ${inbox}`]);
+    try {
+      const r = await runToEnd(EXPORT_BIN, ['--host', '127.0.0.1', '--port', String(port), spool]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(spoolFiles(inbox), [...files.keys()].sort());
+      for (const [name, content] of files) assert.deepEqual(fs.readFileSync(path.join(inbox, name)), content);
+      for (const name of files.keys()) await rx.program.waitForLine(new RegExp(`${name}: stored from=<sender\\d+@example.com> rcpts=1 size=\\d+ client=127.0.0.1 ms=`));
+    } finally {
+      await rx.program.stop();
+    }
+  });
+
+  it('envelope_header = false stores the message alone', async () => {
+    const spool = path.join(work, 'spool-noenv');
+    const inbox = path.join(work, 'inbox-noenv');
+    fs.mkdirSync(spool);
+    fs.mkdirSync(inbox);
+    const files = fillSpool(spool, 1);
+    const port = await freePort();
+    const rx = await startReceiver(work, [`listen = 127.0.0.1:${port}`, `inbox = ${inbox}`, 'envelope_header = false']);
+    try {
+      assert.equal((await runToEnd(EXPORT_BIN, ['--host', '127.0.0.1', '--port', String(port), spool])).code, 0);
+      const [content] = files.values();
+      const stored = spoolFiles(inbox).map((n) => fs.readFileSync(path.join(inbox, n)));
+      assert.deepEqual(stored, [messagePart(content)]);
+    } finally {
+      await rx.program.stop();
+    }
+  });
+
+  it('a client outside allowed_clients is refused (554); the exporter says so and exits 69', async () => {
+    const spool = path.join(work, 'spool-refused');
+    const inbox = path.join(work, 'inbox-refused');
+    fs.mkdirSync(spool);
+    fs.mkdirSync(inbox);
+    fillSpool(spool, 1);
+    const port = await freePort();
+    const rx = await startReceiver(work, [`listen = 127.0.0.1:${port}`, `inbox = ${inbox}`, 'allowed_clients = 192.0.2.0/24']);
+    try {
+      const r = await runToEnd(EXPORT_BIN, ['--host', '127.0.0.1', '--port', String(port), spool]);
+      assert.equal(r.code, 69, r.stderr);
+      assert.match(r.stderr, /554 Client not allowed to deliver to this archive.*check its allowed_clients/);
+      await rx.program.waitForLine(/refused client 127\.0\.0\.1: not in allowed_clients/);
+      assert.equal(spoolFiles(spool).length, 1);
+      assert.deepEqual(fs.readdirSync(inbox), []);
+    } finally {
+      await rx.program.stop();
+    }
+  });
+
+  it('an inbox that refuses files answers 451; the file stays with the exporter (exit 75)', async () => {
+    const ext4 = mountExt4();
+    const spool = path.join(work, 'spool-451');
+    fs.mkdirSync(spool);
+    fillSpool(spool, 1);
+    const port = await freePort();
+    const rx = await startReceiver(work, [`listen = 127.0.0.1:${port}`, `inbox = ${ext4.dir}`]);
+    const { execFileSync } = await import('node:child_process');
+    try {
+      execFileSync('chattr', ['+i', ext4.dir]);
+      const r = await runToEnd(EXPORT_BIN, ['--host', '127.0.0.1', '--port', String(port), spool]);
+      assert.equal(r.code, 75, r.stderr);
+      assert.match(r.stderr, /deferred by .*451 4\.3\.0 Message archiving failed, try again later/);
+      await rx.program.waitForLine(/storing a message from=<sender0@example.com> failed: EPERM/);
+      assert.equal(spoolFiles(spool).length, 1);
+    } finally {
+      execFileSync('chattr', ['-i', ext4.dir]);
+      await rx.program.stop();
+      ext4.unmount();
+    }
+  });
+
+  it('an oversized message: the exporter sees the SIZE limit and renames it .err; a client without SIZE gets 552', async () => {
+    const spool = path.join(work, 'spool-big');
+    const inbox = path.join(work, 'inbox-big');
+    fs.mkdirSync(spool);
+    fs.mkdirSync(inbox);
+    fillSpool(spool, 1, () => ` ${'x'.repeat(5000)}`);
+    const port = await freePort();
+    const rx = await startReceiver(work, [`listen = 127.0.0.1:${port}`, `inbox = ${inbox}`, 'max_size = 1K']);
+    try {
+      const r = await runToEnd(EXPORT_BIN, ['--host', '127.0.0.1', '--port', String(port), spool]);
+      assert.equal(r.code, 65, r.stderr);
+      assert.match(r.stderr, /rejected by .*Message size larger than allowed 1024; renamed to .*\.err/);
+      assert.equal(fs.readdirSync(spool).filter((n) => n.endsWith('.err')).length, 1);
+      const { swaks } = await import('../helpers/postfix');
+      const big = await swaks(['--server', `127.0.0.1:${port}`, '--from', 'a@example.com', '--to', 'b@example.org', '--body', 'x'.repeat(5000)]);
+      assert.match(big.output, /<\*\* +552 5\.\d\.\d Message exceeds the archive's size limit of 1024 bytes/);
+      await rx.program.waitForLine(/message from=<a@example.com> over max_size 1024 bytes refused/);
+      assert.deepEqual(fs.readdirSync(inbox), []);
+    } finally {
+      await rx.program.stop();
+    }
+  });
+
+  it('a bad configuration stops it at start with the file, line and reason (exit 78)', async () => {
+    const conf = path.join(work, 'bad.conf');
+    fs.writeFileSync(conf, 'listen = 127.0.0.1:2525\ncolour = blue\n');
+    const { SMTP_BIN } = await import('../helpers/smtp');
+    const r = await runToEnd(SMTP_BIN, ['-c', conf]);
+    assert.equal(r.code, 78);
+    assert.match(r.stderr.trim(), /^benno-smtp: .*bad\.conf, line 2: unknown key "colour"/);
+    const missing = await runToEnd(SMTP_BIN, ['-c', path.join(work, 'none.conf')]);
+    assert.equal(missing.code, 78);
+    assert.match(missing.stderr.trim(), /^benno-smtp: cannot read .*none\.conf: ENOENT$/);
+  });
+});
+
+describe('benno-export2archive', () => {
+  let work: string;
+  before(() => (work = tempDir()));
+  after(() => removeTree(work));
+
+  it('without BENNOHOST: does nothing, says nothing, exit 0', async () => {
+    const spool = path.join(work, 'spool-nohost');
+    fs.mkdirSync(spool);
+    fillSpool(spool, 2);
+    const def = path.join(work, 'default-nohost');
+    fs.writeFileSync(def, `SOCKET=/var/spool/postfix/benno-milter/benno-milter.sock\nSPOOLDIR=${spool}\n#BENNOHOST=your.benno-archive.host\n`);
+    const r = await runToEnd(EXPORT2ARCHIVE_BIN, ['--config', def]);
+    assert.deepEqual([r.code, r.stdout, r.stderr], [0, '', '']);
+    assert.equal(spoolFiles(spool).length, 2);
+    const absent = await runToEnd(EXPORT2ARCHIVE_BIN, ['--config', path.join(work, 'no-such-default')]);
+    assert.deepEqual([absent.code, absent.stderr], [0, '']);
+  });
+
+  it('with BENNOHOST: ships the spool to the receiver; an empty spool is quiet', async () => {
+    const spool = path.join(work, 'spool-ship');
+    const inbox = path.join(work, 'inbox-ship');
+    fs.mkdirSync(spool);
+    fs.mkdirSync(inbox);
+    const files = fillSpool(spool, 3);
+    const port = await freePort();
+    const rx = await startReceiver(work, [`listen = 127.0.0.1:${port}`, `inbox = ${inbox}`]);
+    try {
+      const def = path.join(work, 'default-ship');
+      fs.writeFileSync(def, `SPOOLDIR="${spool}"\nBENNOHOST=127.0.0.1\nBENNOPORT=${port}\n`);
+      const r = await runToEnd(EXPORT2ARCHIVE_BIN, ['--config', def]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(spoolFiles(inbox), [...files.keys()].sort());
+      assert.deepEqual(fs.readdirSync(spool), []);
+      const quiet = await runToEnd(EXPORT2ARCHIVE_BIN, ['--config', def]);
+      assert.deepEqual([quiet.code, quiet.stderr], [0, '']);
+      fs.writeFileSync(def, `SPOOLDIR=${spool}\nBENNOHOST=127.0.0.1\nBENNOPORT=http\n`);
+      const bad = await runToEnd(EXPORT2ARCHIVE_BIN, ['--config', def]);
+      assert.equal(bad.code, 78);
+      assert.match(bad.stderr.trim(), /^benno-export2archive: bad BENNOPORT in .*default-ship: "http" is not a whole number from 1 to 65535$/);
+    } finally {
+      await rx.program.stop();
+    }
+  });
+
+  it('--watch ships a new file within a second or two of its arrival, and stops on SIGTERM', async () => {
+    const spool = path.join(work, 'spool-watch');
+    const inbox = path.join(work, 'inbox-watch');
+    fs.mkdirSync(spool);
+    fs.mkdirSync(inbox);
+    const port = await freePort();
+    const rx = await startReceiver(work, [`listen = 127.0.0.1:${port}`, `inbox = ${inbox}`]);
+    const def = path.join(work, 'default-watch');
+    fs.writeFileSync(def, `SPOOLDIR=${spool}\nBENNOHOST=127.0.0.1\nBENNOPORT=${port}\n`);
+    const watcher = run(EXPORT2ARCHIVE_BIN, ['--config', def, '--watch']);
+    try {
+      await watcher.waitForLine(/started: watching /);
+      for (let i = 0; i < 3; i++) {
+        const content = spoolMessage(100 + i);
+        const name = `${sha256(content)}.eml`;
+        // arrive as the milter writes: temp name, then rename
+        const tmp = path.join(spool, `.watch.${process.pid}.${i}.tmp`);
+        fs.writeFileSync(tmp, content);
+        const arrived = Date.now();
+        fs.renameSync(tmp, path.join(spool, name));
+        await rx.program.waitForLine(new RegExp(`${name}: stored`), 5000);
+        assert.ok(Date.now() - arrived < 2000, `shipped after ${Date.now() - arrived} ms`);
+        await eventually(() => !fs.existsSync(path.join(spool, name)), 'removed from the spool');
+      }
+      watcher.proc.kill('SIGTERM');
+      assert.equal((await watcher.exited).code, 0);
+    } finally {
+      await watcher.stop('SIGKILL');
+      await rx.program.stop();
+    }
+  });
+});
