@@ -123,6 +123,13 @@ export async function exportSpool(config: ExportConfig): Promise<ExportSummary> 
         summary.deferred++;
         log.warn(`${name}: deferred by ${target}: ${printable(outcome.response)}; kept for the next run`);
         return;
+      case 'refused':
+        claimed.release();
+        summary.deferred++;
+        summary.refused = true;
+        stop = true;
+        log.error(`${target} refuses us: ${printable(outcome.response)}; files stay in the spool; check the AUTH settings (--user, --password-file)`);
+        return;
       case 'rejected':
         log.error(`${name}: rejected by ${target}: ${printable(outcome.response)}; renamed to ${claimed.fail()}, not retried; look at the message and send it again by hand`);
         summary.failed++;

@@ -38,7 +38,9 @@ export type SendOutcome =
   /** Accepted for some recipients only. */
   | { kind: 'partial'; response: string; rejected: string[] }
   /** No answer: the connection failed. */
-  | { kind: 'lost'; response: string };
+  | { kind: 'lost'; response: string }
+  /** The server refuses us, not the message (530 authentication required): keep the file, stop. */
+  | { kind: 'refused'; response: string };
 
 /** Connecting failed: nothing could be sent. */
 export class ConnectError extends Error {
@@ -156,6 +158,7 @@ export class SmtpSender {
 function classify(err: SmtpError): SendOutcome {
   const response = describe(err);
   const code = err.responseCode ?? 0;
+  if (code === 530) return { kind: 'refused', response };
   if (code >= 500) return { kind: 'rejected', response };
   if (code >= 400) return { kind: 'deferred', response };
   // nodemailer refuses, before sending, an envelope it cannot put into SMTP

@@ -379,3 +379,76 @@ describe('benno-export2archive', () => {
     }
   });
 });
+
+describe('benno-smtp with STARTTLS and AUTH', () => {
+  let work: string;
+  let port: number;
+  let rx: { program: import('../helpers/daemon').Program; config: string };
+  let inbox: string;
+  let cert: string;
+  let passwordFile: string;
+
+  before(async () => {
+    const { execFileSync } = await import('node:child_process');
+    const { SMTP_BIN } = await import('../helpers/smtp');
+    work = tempDir();
+    inbox = path.join(work, 'inbox');
+    fs.mkdirSync(inbox);
+    cert = path.join(work, 'cert.pem');
+    const key = path.join(work, 'key.pem');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { stdio: 'ignore' });
+    const hash = execFileSync(process.execPath, [SMTP_BIN, '--hash-password'], { input: 'correct horse\n' }).toString().trim();
+    assert.match(hash, /^\$scrypt\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/);
+    const users = path.join(work, 'users');
+    fs.writeFileSync(users, `# archive senders\nexporter:${hash}\n`);
+    passwordFile = path.join(work, 'password');
+    fs.writeFileSync(passwordFile, 'correct horse\n', { mode: 0o600 });
+    port = await freePort();
+    rx = await startReceiver(work, [`listen = 127.0.0.1:${port}`, `inbox = ${inbox}`, `tls_key = ${key}`, `tls_cert = ${cert}`, `auth_users = ${users}`]);
+  });
+  after(async () => {
+    await rx.program.stop();
+    removeTree(work);
+  });
+
+  const spoolWith = (name: string) => {
+    const d = path.join(work, name);
+    fs.mkdirSync(d);
+    fillSpool(d, 2);
+    return d;
+  };
+
+  it('STARTTLS required, the server certificate checked against --ca-file, AUTH with a password file: sent', async () => {
+    const spool = spoolWith('tls-ok');
+    const r = await runToEnd(EXPORT_BIN, ['--host', '127.0.0.1', '--port', String(port), '--starttls', 'require', '--ca-file', cert, '--user', 'exporter', '--password-file', passwordFile, spool]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(fs.readdirSync(spool), []);
+  });
+
+  it('no AUTH where it is required: the files stay (not .err), exit 69', async () => {
+    const spool = spoolWith('no-auth');
+    const r = await runToEnd(EXPORT_BIN, ['--host', '127.0.0.1', '--port', String(port), '--ca-file', cert, spool]);
+    assert.equal(r.code, 69, r.stderr);
+    assert.match(r.stderr, /refuses us: 530 .*check the AUTH settings/);
+    assert.equal(spoolFiles(spool).length, 2);
+  });
+
+  it('a wrong password: refused, files stay, exit 69; the receiver logs the failed login', async () => {
+    const spool = spoolWith('bad-auth');
+    const wrong = path.join(work, 'wrong');
+    fs.writeFileSync(wrong, 'battery staple\n');
+    const r = await runToEnd(EXPORT_BIN, ['--host', '127.0.0.1', '--port', String(port), '--ca-file', cert, '--user', 'exporter', '--password-file', wrong, spool]);
+    assert.equal(r.code, 69, r.stderr);
+    assert.match(r.stderr, /authentication as exporter failed: 535 /);
+    await rx.program.waitForLine(/authentication as exporter failed/);
+    assert.equal(spoolFiles(spool).length, 2);
+  });
+
+  it('a certificate the exporter cannot verify: nothing sent, files stay', async () => {
+    const spool = spoolWith('untrusted');
+    const r = await runToEnd(EXPORT_BIN, ['--host', '127.0.0.1', '--port', String(port), '--starttls', 'require', '--user', 'exporter', '--password-file', passwordFile, spool]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /cannot deliver to 127\.0\.0\.1:\d+: .*(self[- ]signed|certificate)/i);
+    assert.equal(spoolFiles(spool).length, 2);
+  });
+});

@@ -1,0 +1,133 @@
+// The whole way with real programs: SMTP client → Postfix → benno-milter
+// (spool) → benno-milter2smtp → benno-smtp (inbox). Every inbox file must be
+// byte-identical to the spool file it came from, under the same name.
+
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Readable } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import { Program, runToEnd, spoolFiles, startMilter, tempFiles } from '../helpers/daemon';
+import { removeTree, tempDir } from '../helpers/fs';
+import { Postfix, queuedAs, swaks } from '../helpers/postfix';
+import { EXPORT_BIN, freePort, startReceiver } from '../helpers/smtp';
+
+const b = (s: string) => Buffer.from(s, 'latin1');
+
+/** Submits a message with nodemailer's client (which speaks SMTPUTF8 for UTF-8 addresses). */
+function submit(port: number, from: string, to: string[], message: Buffer | Readable): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c = new SMTPConnection({ host: '127.0.0.1', port, ignoreTLS: true, logger: false } as SMTPConnection.Options);
+    c.once('error', reject);
+    c.connect(() =>
+      c.send({ from, to, use8BitMime: true } as SMTPConnection.Envelope, message, (err, info) => {
+        c.quit();
+        if (err) return reject(err);
+        resolve(queuedAs(String(info.response)));
+      }),
+    );
+  });
+}
+
+/** A binary "attachment": every byte value except CR and LF, in CRLF-terminated lines. */
+function binaryBody(): Buffer {
+  const bytes: number[] = [];
+  for (let i = 0; i < 4096; i++) {
+    const v = (i * 37) % 256;
+    if (v !== 10 && v !== 13) bytes.push(v);
+    if (i % 76 === 75) bytes.push(13, 10);
+  }
+  bytes.push(13, 10);
+  return Buffer.from(bytes);
+}
+
+describe('round trip: Postfix → milter spool → exporter → receiver inbox', () => {
+  let work: string;
+  let spool: string;
+  let milter: Program;
+  let postfix: Postfix;
+  const smtpPort = 22631;
+  const milterPort = 22632;
+
+  before(async () => {
+    work = tempDir();
+    spool = path.join(work, 'spool');
+    fs.mkdirSync(spool);
+    milter = await startMilter(['-p', `inet:${milterPort}@127.0.0.1`, '-o', spool]);
+    postfix = await Postfix.start({ port: smtpPort, milter: `inet:127.0.0.1:${milterPort}` });
+  });
+  after(async () => {
+    await postfix?.stop();
+    await milter?.stop();
+    removeTree(work);
+  });
+
+  it('a corpus of awkward messages arrives in the inbox byte for byte', async () => {
+    const queued: string[] = [];
+    const viaSwaks = async (args: string[]) => {
+      const r = await swaks(['--server', `127.0.0.1:${smtpPort}`, ...args]);
+      assert.equal(r.code, 0, r.output);
+      queued.push(queuedAs(r.output));
+    };
+    const data = (name: string, content: Buffer) => {
+      const p = path.join(work, name);
+      fs.writeFileSync(p, content);
+      return p;
+    };
+
+    await viaSwaks(['--from', '<>', '--to', 'postmaster@example.org', '--header', 'Subject: null sender']);
+    await viaSwaks(['--from', 'many@example.com', '--to', Array.from({ length: 50 }, (_, i) => `r${i}@example.org`).join(','), '--header', 'Subject: fifty recipients']);
+    await viaSwaks([
+      '--from', 'dots@example.com', '--to', 'r@example.org',
+      '--data', data('dots.eml', b('Subject: dots\r\n\r\n.\r\n..two\r\n.one\r\n...\r\nend\r\n')),
+    ]);
+    await viaSwaks([
+      '--from', 'long@example.com', '--to', 'r@example.org',
+      '--data', data('long.eml', b(`Subject: long lines\r\nX-Long: ${'h'.repeat(1500)}\r\n\r\n${'a'.repeat(999)}\r\n${'b'.repeat(5000)}\r\nshort\r\n`)),
+    ]);
+    await viaSwaks([
+      '--from', 'eight@example.com', '--to', 'r@example.org',
+      '--data', data('8bit.eml', b('Subject: Gr\xc3\xbc\xc3\x9fe \xff\r\nContent-Type: text/plain; charset=latin1\r\n\r\n\xe4\xf6\xfc \xc3\xa4 \x80\x81\r\n')),
+    ]);
+    await viaSwaks([
+      '--from', 'binary@example.com', '--to', 'r@example.org',
+      '--data', data('binary.eml', Buffer.concat([b('Subject: binary attachment\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n'), binaryBody()])),
+    ]);
+    queued.push(await submit(smtpPort, 'jürgen@bücher.example', ['müller@straße.example', 'ascii@example.org'], b('Subject: UTF-8 addresses\r\n\r\nhallo\r\n')));
+    // 30 MB, streamed
+    const line = b(`${'z'.repeat(98)}\r\n`);
+    const big = Readable.from((function* () {
+      yield b('Subject: thirty megabytes\r\n\r\n');
+      for (let i = 0; i < 30 * 1024 * 1024 / line.length; i++) yield line;
+    })());
+    queued.push(await submit(smtpPort, 'big@example.com', ['r@example.org'], big));
+    // no final newline: Postfix's sendmail, which adds the line end Postfix stores
+    await postfix.sendmail(['-f', 'local@example.com', 'r@example.org'], b('Subject: no final newline\n\nlast line without newline'));
+    await postfix.kickPickup();
+    await milter.waitForLine(/archived from=<local@example.com> /, 90_000);
+
+    for (const id of queued) await milter.waitForLine(new RegExp(`${id}: archived `), 60_000);
+    const names = spoolFiles(spool);
+    assert.equal(names.length, queued.length + 1);
+    assert.deepEqual(tempFiles(spool), []);
+    const before = new Map(names.map((n) => [n, fs.readFileSync(path.join(spool, n))]));
+    // Names are content hashes: the receiver's file for the same bytes has the same name.
+    for (const [name, content] of before) assert.equal(`${createHash('sha256').update(content).digest('hex')}.eml`, name);
+
+    const inbox = path.join(work, 'inbox');
+    fs.mkdirSync(inbox);
+    const port = await freePort();
+    const rx = await startReceiver(work, [`listen = 127.0.0.1:${port}`, `inbox = ${inbox}`]);
+    try {
+      const r = await runToEnd(EXPORT_BIN, ['--host', '127.0.0.1', '--port', String(port), spool]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(fs.readdirSync(spool), [], 'every spool file was sent and removed');
+      assert.deepEqual(spoolFiles(inbox), [...before.keys()].sort());
+      for (const [name, content] of before) assert.ok(fs.readFileSync(path.join(inbox, name)).equals(content), `${name} is byte-identical`);
+    } finally {
+      await rx.program.stop();
+    }
+  });
+});
