@@ -20,6 +20,9 @@ import { parseSocketSpec } from '../src/milter/socket-spec';
 import { Program, ROOT, startMilter } from '../test/helpers/daemon';
 import { removeTree } from '../test/helpers/fs';
 import { Postfix } from '../test/helpers/postfix';
+import { EXPORT2ARCHIVE_BIN, EXPORT_BIN, freePort, startReceiver } from '../test/helpers/smtp';
+import { envelopeBlock, DEFAULT_ENVELOPE_NAMES } from '../src/spool/format';
+import { createHash } from 'node:crypto';
 
 const execFileP = promisify(execFile);
 const PEER = process.env.BENNO_PEER ?? path.join(ROOT, '..', 'shared', 'peers', 'libmilter-dump.py');
@@ -30,7 +33,7 @@ function arg(name: string, fallback: number): number {
 }
 const ONLY = (() => {
   const i = process.argv.indexOf('--only');
-  return i > 0 ? process.argv[i + 1] : 'ab';
+  return i > 0 ? process.argv[i + 1] : 'abc';
 })();
 
 function tenKbMessage(i: number): TestMessage {
@@ -377,6 +380,116 @@ async function benchB(transport: Transport): Promise<string[]> {
   return out;
 }
 
+/** Runs a program to its end; returns wall seconds and the exit code. */
+function timed(bin: string, args: string[]): Promise<{ seconds: number; code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const started = process.hrtime.bigint();
+    const p = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    p.on('close', (code) => resolve({ seconds: Number(process.hrtime.bigint() - started) / 1e9, code, stderr }));
+  });
+}
+
+/** n spool files of about 10 KB each, as the milter writes them (content-hash names). */
+function writeSpoolFiles(dir: string, n: number, seed: string): void {
+  for (let i = 0; i < n; i++) {
+    const msg = tenKbMessage(i);
+    const head = msg.headers.map(([k, v]) => `${k}:${String(v).replace(/\n/g, '\r\n')}\r\n`).join('') + `X-Seed: ${seed}\r\n\r\n`;
+    const content = Buffer.concat([
+      envelopeBlock(DEFAULT_ENVELOPE_NAMES, Buffer.from(String(msg.sender)), msg.recipients.map((r) => Buffer.from(String(r)))),
+      Buffer.from(head, 'latin1'),
+      msg.body as Buffer,
+    ]);
+    fs.writeFileSync(path.join(dir, `${createHash('sha256').update(content).digest('hex')}.eml`), content);
+  }
+}
+
+async function benchC(): Promise<string[]> {
+  const files = arg('files', 5000);
+  const rounds = arg('rounds', 3);
+  const messages = arg('messages', 2000);
+  const base = spoolBase();
+  const out: string[] = [];
+
+  // Export: a spool of 10 KB files to a local benno-smtp, fsync at both ends.
+  out.push('### (c) export: benno-milter2smtp → benno-smtp on loopback, 10 KB messages, fsync at both ends', '');
+  out.push('| connections | files | seconds | messages/s |', '| ---: | ---: | ---: | ---: |');
+  for (const connections of [1, 2, 4]) {
+    const spool = path.join(base, `spool-${connections}`);
+    const inbox = path.join(base, `inbox-${connections}`);
+    fs.mkdirSync(spool);
+    fs.mkdirSync(inbox);
+    writeSpoolFiles(spool, files, `c${connections}`);
+    const port = await freePort();
+    const rx = await startReceiver(base, [`listen = 127.0.0.1:${port}`, `inbox = ${inbox}`]);
+    try {
+      const r = await timed(EXPORT_BIN, ['--host', '127.0.0.1', '--port', String(port), '--connections', String(connections), spool]);
+      if (r.code !== 0 || countFiles(inbox) !== files) throw new Error(`export failed (${r.code}, ${countFiles(inbox)} of ${files} in the inbox): ${r.stderr}`);
+      out.push(`| ${connections} | ${files} | ${r.seconds.toFixed(2)} | ${(files / r.seconds).toFixed(0)} |`);
+      console.error(`(c) export x${connections}: ${(files / r.seconds).toFixed(0)} msg/s`);
+    } finally {
+      await rx.program.stop();
+    }
+  }
+
+  // benno-smtp against Postfix's smtpd under the same smtp-source load.
+  const inbox = path.join(base, 'inbox-source');
+  fs.mkdirSync(inbox);
+  const rxPort = await freePort();
+  const rx = await startReceiver(base, [`listen = 127.0.0.1:${rxPort}`, `inbox = ${inbox}`]);
+  const postfix = await Postfix.start({ port: 22741 });
+  const rates: Record<'postfix' | 'benno', number[]> = { postfix: [], benno: [] };
+  const rxCpu: number[] = [];
+  try {
+    await smtpSource(22741, 100);
+    await smtpSource(rxPort, 100);
+    for (let round = 0; round < rounds; round++) {
+      rates.postfix.push((await smtpSource(22741, messages)).rate);
+      const c0 = cpuSeconds(rx.program.pid);
+      rates.benno.push((await smtpSource(rxPort, messages)).rate);
+      const c1 = cpuSeconds(rx.program.pid);
+      rxCpu.push(((c1.user - c0.user + c1.sys - c0.sys) / messages) * 1e6);
+      console.error(`(c) round ${round + 1}: postfix smtpd ${rates.postfix[round].toFixed(0)}, benno-smtp ${rates.benno[round].toFixed(0)} msg/s`);
+    }
+  } finally {
+    await postfix.stop();
+    await rx.program.stop();
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const paired = rates.benno.map((r, i) => r / rates.postfix[i]);
+  out.push(
+    '',
+    `### (c) benno-smtp vs Postfix's smtpd into its queue: smtp-source, 20 sessions, ${messages} × 10 KB, ${rounds} rounds interleaved`,
+    '',
+    '| receiver | messages/s (median) | each round | CPU per message |',
+    '| --- | ---: | --- | ---: |',
+    `| Postfix smtpd (queue, discard transport) | ${median(rates.postfix).toFixed(0)} | ${rates.postfix.map((r) => r.toFixed(0)).join(', ')} | – |`,
+    `| benno-smtp (inbox) | ${median(rates.benno).toFixed(0)} | ${rates.benno.map((r) => r.toFixed(0)).join(', ')} | ${median(rxCpu).toFixed(0)} µs |`,
+    '',
+    `benno-smtp / Postfix, same rounds: **${median(paired).toFixed(2)}** (${Math.min(...paired).toFixed(2)}–${Math.max(...paired).toFixed(2)}).`,
+  );
+
+  // What cron pays every 15 minutes when there is nothing to do.
+  const empty = path.join(base, 'empty');
+  fs.mkdirSync(empty);
+  const noHost = path.join(base, 'default-nohost');
+  fs.writeFileSync(noHost, `SPOOLDIR=${empty}\n`);
+  const withHost = path.join(base, 'default-host');
+  fs.writeFileSync(withHost, `SPOOLDIR=${empty}\nBENNOHOST=127.0.0.1\n`);
+  const startups: Record<string, number[]> = { 'benno-milter2smtp, empty spool': [], 'benno-export2archive, BENNOHOST set, empty spool': [], 'benno-export2archive, no BENNOHOST': [] };
+  for (let i = 0; i < 11; i++) {
+    startups['benno-milter2smtp, empty spool'].push((await timed(EXPORT_BIN, ['--host', '127.0.0.1', empty])).seconds);
+    startups['benno-export2archive, BENNOHOST set, empty spool'].push((await timed(EXPORT2ARCHIVE_BIN, ['--config', withHost])).seconds);
+    startups['benno-export2archive, no BENNOHOST'].push((await timed(EXPORT2ARCHIVE_BIN, ['--config', noHost])).seconds);
+  }
+  out.push('', '### (c) start-up on an empty spool (target < 300 ms)', '', '| run | median ms | max ms |', '| --- | ---: | ---: |');
+  for (const [name, xs] of Object.entries(startups)) {
+    out.push(`| ${name} | ${(median(xs) * 1000).toFixed(0)} | ${(Math.max(...xs) * 1000).toFixed(0)} |`);
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
   const header = [
     `## ${new Date().toISOString().slice(0, 10)}: \`npm run bench ${process.argv.slice(2).join(' ')}\``.replace(/ `$/, '`'),
@@ -392,6 +505,7 @@ async function main(): Promise<void> {
   header.push(hostFs ? 'Files on the root file system (--host-fs).' : 'Postfix queues and spools on a fresh loop-mounted ext4 with journal (defaults of mkfs.ext4).', '');
   process.on('exit', () => (benchFs ? benchFs.remove() : spoolDirs.forEach(removeTree)));
   if (ONLY.includes('a')) sections.push(await benchA());
+  if (ONLY.includes('c')) sections.push(await benchC());
   if (ONLY.includes('b')) {
     for (const t of ['unix', 'veth', 'loopback'] as const) sections.push(await benchB(t));
   }

@@ -4,6 +4,7 @@
 // file: sent (remove), deferred (keep for the next run), rejected (.err), or
 // the connection is gone (keep, reconnect or stop).
 
+import { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type SMTPConnection from 'nodemailer/lib/smtp-connection';
 
@@ -85,7 +86,13 @@ export class SmtpSender {
   static async open(options: SenderOptions): Promise<SmtpSender> {
     // Loaded here, not at start-up: an empty spool never needs it (cron pays start-up time every 15 minutes).
     const { default: Connection } = await import('nodemailer/lib/smtp-connection');
+    // Our own socket, for TCP_NODELAY: the message goes out in several writes, and
+    // with Nagle the last small one waits for the server's delayed ACK, 40 ms a
+    // message on loopback.
+    const socket = new Socket();
+    socket.setNoDelay(true);
     const conn = new Connection({
+      socket,
       host: options.host,
       port: options.port,
       secure: false,

@@ -3,7 +3,7 @@
 // 250 after DATA is sent only once the file is durable (same writer, same
 // rule as the milter); any doubt is a 451.
 
-import { BlockList, isIPv4 } from 'node:net';
+import { BlockList, Socket, isIPv4 } from 'node:net';
 import * as fs from 'node:fs';
 import { SMTPServer, SMTPServerAuthentication, SMTPServerAuthenticationResponse, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import type { ReceiverConfig } from '../config/benno-smtp-conf';
@@ -11,7 +11,7 @@ import { Logger, printable } from '../ops/log';
 import { envelopeBlock } from '../spool/format';
 import { SpoolWriter } from '../spool/writer';
 import { AuthUsers } from './auth';
-import { keepAddressesVerbatim } from './smtp-addresses';
+import { patchSmtpServer } from './smtp-server-patches';
 
 /** What a transaction's envelope was, in the client's order, duplicates kept (smtp-server merges them). */
 interface Transaction {
@@ -42,7 +42,7 @@ export class Receiver {
     private readonly config: ReceiverConfig,
     private readonly log: Logger,
   ) {
-    keepAddressesVerbatim();
+    patchSmtpServer();
     for (const s of config.allowedClients) this.allowed.addSubnet(s.address, s.prefix, s.family);
     this.writer = new SpoolWriter(config.inbox, { suffix: config.suffix });
     if (config.authUsers) this.auth = AuthUsers.read(config.authUsers);
@@ -61,6 +61,9 @@ export class Receiver {
       closeTimeout: 30_000,
       logger: false,
       hideENHANCEDSTATUSCODES: false,
+      // No reverse DNS lookup per connection: the archive logs addresses, and a
+      // slow resolver would hold every session (about 100 ms each here).
+      disableReverseLookup: true,
       onConnect: (session, cb) => this.onConnect(session, cb),
       onAuth: (auth, session, cb) => this.onAuth(auth, session, cb),
       onMailFrom: (address, session: Session, cb) => {
@@ -74,6 +77,9 @@ export class Receiver {
       onData: (stream, session, cb) => this.onData(stream, session as Session, cb),
     });
     this.server.on('error', (err: Error) => this.log.warn(`smtp: ${err.message}`));
+    // Replies to pipelined commands are separate writes; with Nagle the second
+    // waits for the client's delayed ACK (40 ms a message on loopback).
+    this.server.server.on('connection', (socket: Socket) => socket.setNoDelay(true));
   }
 
   listen(): Promise<void> {

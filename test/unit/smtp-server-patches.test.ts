@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { keepAddressesVerbatim, parseAddressCommand } from '../../src/receiver/smtp-addresses';
+import { patchSmtpServer, parseAddressCommand } from '../../src/receiver/smtp-server-patches';
 
 describe('MAIL/RCPT address parsing for the receiver', () => {
   const kept: [string, string][] = [
@@ -46,10 +46,40 @@ describe('MAIL/RCPT address parsing for the receiver', () => {
   }
 
   it("hooks into smtp-server's connection (fails if the pinned version changes its internals)", () => {
-    keepAddressesVerbatim();
+    patchSmtpServer();
     // eslint-disable-next-line @typescript-eslint/no-var-requires
     const { SMTPConnection } = require('smtp-server/lib/smtp-connection');
     const parsed = SMTPConnection.prototype._parseAddressCommand.call({}, 'rcpt to', Buffer.from('RCPT TO:<user@xn--bcher-kva.example>'));
     assert.equal(parsed.address, 'user@xn--bcher-kva.example');
+  });
+});
+
+describe('smtp-server greeting', () => {
+  it('comes at once, without the 100 ms early-talker pause', async () => {
+    const net = await import('node:net');
+    const { SMTPServer } = await import('smtp-server');
+    patchSmtpServer();
+    const server = new SMTPServer({ logger: false, disableReverseLookup: true, authOptional: true });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.server.address() as import('node:net').AddressInfo).port;
+    try {
+      const times: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const t0 = Date.now();
+        await new Promise<void>((resolve, reject) => {
+          const s = net.connect(port, '127.0.0.1');
+          s.once('data', (d: Buffer) => {
+            assert.match(d.toString(), /^220 /);
+            times.push(Date.now() - t0);
+            s.end('QUIT\r\n');
+            resolve();
+          });
+          s.once('error', reject);
+        });
+      }
+      assert.ok(Math.min(...times) < 50, `greeting after ${times.join(', ')} ms`);
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+    }
   });
 });
