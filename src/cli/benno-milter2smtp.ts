@@ -48,7 +48,7 @@ async function main(): Promise<void> {
     .option('ca-file', { type: 'string', describe: 'PEM file of CAs to trust for the server certificate (default: the system CAs)' })
     .option('ehlo', { type: 'string', describe: 'name to send in EHLO (default: this host name)' })
     .option('timeout', { type: 'number', default: 60, describe: 'seconds to wait for the server at any step' })
-    .option('connections', { type: 'number', default: 2, describe: 'connections used in parallel' })
+    .option('connections', { type: 'number', default: 4, describe: 'connections used in parallel' })
     .option('user', { type: 'string', describe: 'AUTH user name' })
     .option('password-file', { type: 'string', describe: 'file holding the AUTH password (first line)' })
     .option('suffix', { type: 'string', default: '.eml', describe: 'suffix of spool files in a directory' })

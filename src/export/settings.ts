@@ -73,7 +73,7 @@ export function checkExportSettings(raw: RawExportSettings, exitCode: number, na
     ca,
     ehloName: raw.ehlo || undefined,
     timeoutMs: int('timeout', raw.timeout, 60, 1, 3600) * 1000,
-    connections: int('connections', raw.connections, 2, 1, 32),
+    connections: int('connections', raw.connections, 4, 1, 32),
     auth,
     suffix,
     names,
