@@ -4,15 +4,13 @@
 // With --watch it keeps running and ships each new file as it arrives.
 
 import * as fs from 'node:fs';
-import yargs from 'yargs';
-import { hideBin } from 'yargs/helpers';
 import { DefaultFileError, readDefaultFile } from '../config/default-file';
 import { runExport } from '../export/run';
 import { ExportSettings, RawExportSettings, checkExportSettings } from '../export/settings';
 import { runDaemon } from '../ops/daemon';
 import { LOG_LEVELS, LogLevel, Logger, createLogger } from '../ops/log';
-import { EX_CONFIG, EX_DATAERR, EX_OK, EX_USAGE, Fatal } from '../ops/sysexits';
-import { fail, packageVersion, runMain } from './run';
+import { EX_CONFIG, EX_DATAERR, EX_OK, Fatal } from '../ops/sysexits';
+import { commandLine, rejectRepeated, runMain } from './run';
 
 const PROGRAM = 'benno-export2archive';
 const DEFAULT_FILE = '/etc/default/benno-milter';
@@ -102,22 +100,17 @@ async function watchLoop(settings: ExportSettings, spoolDir: string, log: Logger
 }
 
 async function main(): Promise<void> {
-  const a = yargs(hideBin(process.argv))
-    .scriptName(PROGRAM)
-    .usage(`Usage: ${PROGRAM} [--config FILE] [--watch]\n\nShips the milter's spool to the Benno archive host (benno-smtp, port 2500) when BENNOHOST is set in ${DEFAULT_FILE}. Run from cron every 15 minutes, from the systemd timer, or with --watch as a service.`)
+  const a = commandLine(
+    PROGRAM,
+    `Usage: ${PROGRAM} [--config FILE] [--watch]\n\nShips the milter's spool to the Benno archive host (benno-smtp, port 2500) when BENNOHOST is set in ${DEFAULT_FILE}. Run from cron every 15 minutes, from the systemd timer, or with --watch as a service.`,
+    EPILOG,
+  )
     .option('config', { type: 'string', default: DEFAULT_FILE, describe: 'shell-style default file to read' })
     .option('watch', { type: 'boolean', default: false, describe: 'keep running: ship each new file within a second' })
     .option('pidfile', { alias: 'l', type: 'string', describe: 'with --watch: write the process id to this file' })
     .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'least severity logged' })
-    .alias('h', 'help')
-    .alias('V', 'version')
-    .version(packageVersion())
-    .epilog(EPILOG)
-    .wrap(Math.min(100, process.stdout.columns || 100))
-    .strict()
-    .parserConfiguration({ 'camel-case-expansion': false, 'boolean-negation': false })
-    .fail((message, err) => fail(PROGRAM, `${message ?? err?.message} (try --help)`, EX_USAGE))
     .parseSync();
+  rejectRepeated(PROGRAM, a, ['config', 'pidfile', 'log-level']);
 
   let vars: Map<string, string>;
   try {

@@ -3,8 +3,6 @@
 // hand over to the milter server, the archiver and the spool writer.
 
 import * as os from 'node:os';
-import yargs from 'yargs';
-import { hideBin } from 'yargs/helpers';
 import { archiverFactory, archiverMilterOptions } from '../archiver/milter-archiver';
 import { MilterServer } from '../milter/server';
 import { SocketSpec, SocketSpecError, formatSocketSpec, parseSocketSpec } from '../milter/socket-spec';
@@ -13,7 +11,7 @@ import { LOG_LEVELS, LogLevel, createLogger } from '../ops/log';
 import { EX_CANTCREAT, EX_IOERR, EX_OSERR, EX_UNAVAILABLE, EX_USAGE, Fatal } from '../ops/sysexits';
 import { DEFAULT_ENVELOPE_NAMES, isFieldName } from '../spool/format';
 import { SpoolWriter } from '../spool/writer';
-import { fail, packageVersion, runMain } from './run';
+import { commandLine, fail, rejectRepeated, runMain } from './run';
 
 const PROGRAM = 'benno-milter';
 
@@ -47,10 +45,12 @@ interface Args {
   'log-level': LogLevel;
 }
 
-function parseArgs(argv: string[]): Args {
-  return yargs(argv)
-    .scriptName(PROGRAM)
-    .usage(`Usage: ${PROGRAM} -p SOCKET -o SPOOLDIR [-l PIDFILE] [options]\n\nArchives every message the MTA passes through the milter protocol, with its SMTP envelope (X-REAL-MAILFROM / X-REAL-RCPTTO lines), as one file in SPOOLDIR.`)
+function parseArgs(): Args {
+  return commandLine(
+    PROGRAM,
+    `Usage: ${PROGRAM} -p SOCKET -o SPOOLDIR [-l PIDFILE] [options]\n\nArchives every message the MTA passes through the milter protocol, with its SMTP envelope (X-REAL-MAILFROM / X-REAL-RCPTTO lines), as one file in SPOOLDIR.`,
+    EPILOG,
+  )
     .option('socket', {
       alias: 'p',
       type: 'string',
@@ -73,14 +73,6 @@ function parseArgs(argv: string[]): Args {
     .option('timeout', { type: 'number', default: 7210, describe: 'close a connection idle this many seconds (libmilter default)' })
     .option('shutdown-timeout', { type: 'number', default: 20, describe: 'on SIGTERM, seconds to let messages in progress finish' })
     .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'least severity logged' })
-    .alias('h', 'help')
-    .alias('V', 'version')
-    .version(packageVersion())
-    .epilog(EPILOG)
-    .wrap(Math.min(100, process.stdout.columns || 100))
-    .strict()
-    .parserConfiguration({ 'camel-case-expansion': false, 'boolean-negation': false })
-    .fail((message, err) => fail(PROGRAM, `${message ?? err?.message} (try --help)`, EX_USAGE))
     .parseSync() as unknown as Args;
 }
 
@@ -91,9 +83,7 @@ interface Checked {
 
 function checkArgs(a: Args): Checked {
   const usage = (m: string) => fail(PROGRAM, m, EX_USAGE);
-  for (const key of ['socket', 'spool', 'suffix', 'sender-header', 'recipient-header', 'socket-mode'] as const) {
-    if (Array.isArray(a[key])) usage(`--${key} given more than once`);
-  }
+  rejectRepeated(PROGRAM, a as unknown as Record<string, unknown>, ['socket', 'spool', 'pidfile', 'suffix', 'sender-header', 'recipient-header', 'socket-mode', 'max-connections', 'timeout', 'shutdown-timeout', 'log-level']);
   let socket: SocketSpec;
   try {
     socket = parseSocketSpec(a.socket);
@@ -133,7 +123,7 @@ function spoolProblem(err: NodeJS.ErrnoException, dir: string): Fatal {
 async function main(): Promise<void> {
   // fsync runs on libuv's thread pool; four threads would serialise a busy MTA's messages.
   process.env.UV_THREADPOOL_SIZE ??= '16';
-  const args = parseArgs(hideBin(process.argv));
+  const args = parseArgs();
   const checked = checkArgs(args);
   const log = createLogger({ program: PROGRAM, level: args['log-level'] });
 

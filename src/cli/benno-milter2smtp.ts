@@ -1,14 +1,12 @@
 #!/usr/bin/env node
 // benno-milter2smtp: ship spool files to the archive host over SMTP.
 
-import yargs from 'yargs';
-import { hideBin } from 'yargs/helpers';
 import { runExport } from '../export/run';
 import { RawExportSettings, checkExportSettings } from '../export/settings';
 import { LOG_LEVELS, LogLevel, createLogger } from '../ops/log';
 import { EX_USAGE } from '../ops/sysexits';
 import { DEFAULT_ENVELOPE_NAMES } from '../spool/format';
-import { fail, packageVersion, runMain } from './run';
+import { commandLine, fail, rejectRepeated, runMain } from './run';
 
 const PROGRAM = 'benno-milter2smtp';
 
@@ -39,9 +37,12 @@ const KEYS: Record<keyof RawExportSettings, string> = {
 };
 
 async function main(): Promise<void> {
-  const a = yargs(hideBin(process.argv))
-    .scriptName(PROGRAM)
-    .usage(`Usage: ${PROGRAM} --host HOST [--port 2500] [options] PATH...\n\nSends spool files (PATH: spool directories or single files) to the Benno archive host over SMTP, the envelope lines as SMTP envelope.`)
+  const a = commandLine(
+    PROGRAM,
+    `Usage: ${PROGRAM} --host HOST [--port 2500] [options] PATH...\n\nSends spool files (PATH: spool directories or single files) to the Benno archive host over SMTP, the envelope lines as SMTP envelope.`,
+    EPILOG,
+    { positionals: true },
+  )
     .option('host', { type: 'string', demandOption: true, describe: 'archive host running benno-smtp' })
     .option('port', { type: 'number', default: 2500, describe: 'its SMTP port' })
     .option('starttls', { choices: ['require', 'opportunistic', 'off'], default: 'opportunistic', describe: 'STARTTLS: require it, use it when offered, or never' })
@@ -55,20 +56,10 @@ async function main(): Promise<void> {
     .option('sender-header', { type: 'string', default: DEFAULT_ENVELOPE_NAMES.sender, describe: 'envelope line for MAIL FROM' })
     .option('recipient-header', { type: 'string', default: DEFAULT_ENVELOPE_NAMES.recipient, describe: 'envelope line for RCPT TO' })
     .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'least severity logged' })
-    .alias('h', 'help')
-    .alias('V', 'version')
-    .version(packageVersion())
-    .epilog(EPILOG)
-    .wrap(Math.min(100, process.stdout.columns || 100))
-    .strictOptions()
-    .parserConfiguration({ 'camel-case-expansion': false, 'boolean-negation': false })
-    .fail((message, err) => fail(PROGRAM, `${message ?? err?.message} (try --help)`, EX_USAGE))
     .parseSync();
   const paths = a._.map(String);
   if (paths.length === 0) fail(PROGRAM, 'no PATH given: name spool directories or files (try --help)', EX_USAGE);
-  for (const flag of Object.values(KEYS)) {
-    if (Array.isArray((a as Record<string, unknown>)[flag.slice(2)])) fail(PROGRAM, `${flag} given more than once`, EX_USAGE);
-  }
+  rejectRepeated(PROGRAM, a, [...Object.values(KEYS).map((flag) => flag.slice(2)), 'log-level']);
   const settings = checkExportSettings(
     {
       host: a.host,

@@ -2,15 +2,13 @@
 // benno-smtp: the archive host's SMTP receiver (port 2500) → Benno inbox.
 
 import * as os from 'node:os';
-import yargs from 'yargs';
-import { hideBin } from 'yargs/helpers';
 import { CONFIG_KEYS, DEFAULT_CONFIG_FILE, readReceiverConfig } from '../config/benno-smtp-conf';
 import { runDaemon } from '../ops/daemon';
 import { createLogger } from '../ops/log';
 import { EX_CANTCREAT, EX_CONFIG, EX_IOERR, EX_OK, EX_OSERR, EX_UNAVAILABLE, EX_USAGE, Fatal } from '../ops/sysexits';
 import { hashPassword } from '../receiver/auth';
 import { Receiver } from '../receiver/receiver';
-import { fail, packageVersion, runMain } from './run';
+import { commandLine, fail, rejectRepeated, runMain } from './run';
 
 const PROGRAM = 'benno-smtp';
 
@@ -35,23 +33,17 @@ function readStdin(): Promise<string> {
 }
 
 async function main(): Promise<void> {
-  const a = yargs(hideBin(process.argv))
-    .scriptName(PROGRAM)
-    .usage(`Usage: ${PROGRAM} [-c CONFIG] [-l PIDFILE]\n       ${PROGRAM} --check [-c CONFIG]\n       ${PROGRAM} --hash-password < password\n\nReceives mail for Benno MailArchiv over SMTP (port 2500) and stores it in the inbox.`)
+  const a = commandLine(
+    PROGRAM,
+    `Usage: ${PROGRAM} [-c CONFIG] [-l PIDFILE]\n       ${PROGRAM} --check [-c CONFIG]\n       ${PROGRAM} --hash-password < password\n\nReceives mail for Benno MailArchiv over SMTP (port 2500) and stores it in the inbox.`,
+    EPILOG,
+  )
     .option('config', { alias: 'c', type: 'string', default: DEFAULT_CONFIG_FILE, describe: 'configuration file' })
     .option('pidfile', { alias: 'l', type: 'string', describe: 'write the process id to this file' })
     .option('check', { type: 'boolean', default: false, describe: 'check the configuration and exit' })
     .option('hash-password', { type: 'boolean', default: false, describe: 'read a password on stdin, print its line for the auth_users file (prefix it with "user:")' })
-    .alias('h', 'help')
-    .alias('V', 'version')
-    .version(packageVersion())
-    .epilog(EPILOG)
-    .wrap(Math.min(100, process.stdout.columns || 100))
-    .strict()
-    .parserConfiguration({ 'camel-case-expansion': false, 'boolean-negation': false })
-    .fail((message, err) => fail(PROGRAM, `${message ?? err?.message} (try --help)`, EX_USAGE))
     .parseSync();
-  if (a._.length > 0) fail(PROGRAM, `unexpected argument "${a._[0]}" (try --help)`, EX_USAGE);
+  rejectRepeated(PROGRAM, a, ['config', 'pidfile']);
 
   if (a['hash-password']) {
     const password = (await readStdin()).replace(/\r?\n$/, '');

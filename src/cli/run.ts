@@ -3,7 +3,9 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { EX_SOFTWARE, Fatal } from '../ops/sysexits';
+import yargs, { Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { EX_SOFTWARE, EX_USAGE, Fatal } from '../ops/sysexits';
 
 export function packageVersion(): string {
   const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8'));
@@ -20,4 +22,29 @@ export function runMain(program: string, main: () => Promise<void>): void {
     if (err instanceof Fatal) fail(program, err.message, err.exitCode);
     fail(program, `internal error: ${err instanceof Error ? err.stack ?? err.message : String(err)}`, EX_SOFTWARE);
   });
+}
+
+/**
+ * The command line as every program reads it: -h/--help and -V/--version,
+ * option names exactly as written (no camelCase twins, no --no-X
+ * negations), unknown options refused, and any mistake one line on stderr
+ * with exit 64. Programs add their options and call parseSync().
+ */
+export function commandLine(program: string, usage: string, epilog: string, options: { positionals?: boolean } = {}): Argv {
+  const y = yargs(hideBin(process.argv))
+    .scriptName(program)
+    .usage(usage)
+    .epilog(epilog)
+    .alias('h', 'help')
+    .alias('V', 'version')
+    .version(packageVersion())
+    .wrap(Math.min(100, process.stdout.columns || 100))
+    .parserConfiguration({ 'camel-case-expansion': false, 'boolean-negation': false })
+    .fail((message, err) => fail(program, `${message ?? err?.message} (try --help)`, EX_USAGE));
+  return options.positionals ? y.strictOptions() : y.strict();
+}
+
+/** Options that take one value must not be given twice (yargs would make an array of them). */
+export function rejectRepeated(program: string, args: Record<string, unknown>, names: string[]): void {
+  for (const name of names) if (Array.isArray(args[name])) fail(program, `--${name} given more than once`, EX_USAGE);
 }

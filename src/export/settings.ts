@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import { Fatal } from '../ops/sysexits';
 import { DEFAULT_ENVELOPE_NAMES, EnvelopeNames, isFieldName } from '../spool/format';
-import type { StartTls } from './smtp-sender';
+import type { SenderOptions, StartTls } from './smtp-sender';
 
 export const DEFAULT_PORT = 2500;
 
@@ -24,15 +24,8 @@ export interface RawExportSettings {
   recipientHeader?: string;
 }
 
-export interface ExportSettings {
-  host: string;
-  port: number;
-  starttls: StartTls;
-  ca?: Buffer;
-  ehloName?: string;
-  timeoutMs: number;
+export interface ExportSettings extends SenderOptions {
   connections: number;
-  auth?: { user: string; pass: string };
   suffix: string;
   names: EnvelopeNames;
 }

@@ -9,9 +9,8 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { processAlive } from '../ops/processes';
+import { hostTag, sweepLeftovers } from './leftovers';
 import { DEFAULT_ENVELOPE_NAMES, EnvelopeNames, ParsedEnvelope, parseEnvelope } from './format';
-import { hostTag } from './writer';
 
 export const FAILED_SUFFIX = '.err';
 const CLAIM_RE = /^\.(.+)\.([A-Za-z0-9_-]+)\.(\d+)\.sending$/;
@@ -65,35 +64,14 @@ export class SpoolReader {
     return new ClaimedFile(this.dir, name, claimed);
   }
 
-  /**
-   * Puts back files claimed by exporters that died: of this host when their
-   * process is gone, of any host after a day. Returns the names put back.
-   */
+  /** Puts back files claimed by exporters that died (see leftovers.ts); returns their names. */
   recoverStale(): string[] {
-    const back: string[] = [];
-    const dayAgo = Date.now() - 24 * 3600 * 1000;
-    for (const entry of fs.readdirSync(this.dir)) {
-      const m = CLAIM_RE.exec(entry);
-      if (!m) continue;
-      const [, name, host, pid] = m;
-      const full = path.join(this.dir, entry);
-      let stale = host === this.host && Number(pid) !== process.pid && !processAlive(Number(pid));
-      if (!stale) {
-        try {
-          stale = fs.statSync(full).mtimeMs < dayAgo;
-        } catch {
-          continue;
-        }
-      }
-      if (!stale) continue;
-      try {
-        fs.renameSync(full, path.join(this.dir, name));
-        back.push(name);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      }
-    }
-    return back;
+    return sweepLeftovers(
+      this.dir,
+      CLAIM_RE,
+      (m) => ({ host: m[2], pid: Number(m[3]) }),
+      (full, m) => fs.renameSync(full, path.join(this.dir, m[1])),
+    ).map((entry) => CLAIM_RE.exec(entry)![1]);
   }
 }
 

@@ -14,10 +14,9 @@
 
 import { createHash, Hash } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { processAlive } from '../ops/processes';
+import { hostTag, sweepLeftovers } from './leftovers';
 
 const fsp = {
   writev: promisify(fs.writev),
@@ -46,11 +45,6 @@ export interface CommittedFile {
 
 const TEMP_RE = /^\.(.+)\.(\d+)\.(\d+)\.tmp$/;
 const MAX_IOV = 1024;
-
-/** This host's name as it appears in temp and claim file names. */
-export function hostTag(): string {
-  return os.hostname().replace(/[^A-Za-z0-9-]/g, '_') || 'localhost';
-}
 
 /** fsync(2) of a directory, shared by every rename that happened before it started. */
 class DirectorySync {
@@ -142,32 +136,14 @@ export class SpoolWriter {
     fs.unlinkSync(tmp);
   }
 
-  /** Removes temp files left by crashed processes of this host (and anyone's after a day). */
+  /** Removes temp files left by crashed processes (see leftovers.ts). */
   cleanStale(): { removed: string[] } {
-    const removed: string[] = [];
-    const dayAgo = Date.now() - 24 * 3600 * 1000;
-    for (const name of fs.readdirSync(this.dir)) {
-      const m = TEMP_RE.exec(name);
-      if (!m) continue;
-      const [, host, pidText] = m;
-      const pid = Number(pidText);
-      const full = path.join(this.dir, name);
-      let stale = host === this.host && pid !== process.pid && !processAlive(pid);
-      if (!stale) {
-        try {
-          stale = fs.statSync(full).mtimeMs < dayAgo;
-        } catch {
-          continue;
-        }
-      }
-      if (!stale) continue;
-      try {
-        fs.unlinkSync(full);
-        removed.push(name);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      }
-    }
+    const removed = sweepLeftovers(
+      this.dir,
+      TEMP_RE,
+      (m) => ({ host: m[1], pid: Number(m[2]) }),
+      (full) => fs.unlinkSync(full),
+    );
     return { removed };
   }
 
