@@ -9,7 +9,7 @@ import { SMTPServer, SMTPServerAuthentication, SMTPServerAuthenticationResponse,
 import type { ReceiverConfig } from '../config/benno-smtp-conf';
 import { Logger, printable } from '../ops/log';
 import { envelopeBlock } from '../spool/format';
-import { SpoolWriter } from '../spool/writer';
+import { SpoolFile, SpoolWriter } from '../spool/writer';
 import { AuthUsers } from './auth';
 import { patchSmtpServer } from './smtp-server-patches';
 
@@ -17,6 +17,8 @@ import { patchSmtpServer } from './smtp-server-patches';
 interface Transaction {
   from: string;
   to: string[];
+  /** The spool file while DATA is coming in. */
+  file?: SpoolFile;
 }
 
 type Session = SMTPServerSession & { benno?: Transaction };
@@ -75,6 +77,14 @@ export class Receiver {
         cb();
       },
       onData: (stream, session, cb) => this.onData(stream, session as Session, cb),
+      // A client gone in the middle of DATA: its data stream never ends, so drop the file here.
+      onClose: (session: Session) => {
+        const file = session.benno?.file;
+        if (!file) return;
+        session.benno!.file = undefined;
+        void file.discard();
+        this.log.warn(`client ${clientAddress(session.remoteAddress).address}: disconnected during DATA; nothing stored, the client keeps the message`);
+      },
     });
     this.server.on('error', (err: Error) => this.log.warn(`smtp: ${err.message}`));
     // Replies to pipelined commands are separate writes; with Nagle the second
@@ -132,8 +142,9 @@ export class Receiver {
 
   private onData(stream: SMTPServerDataStream, session: Session, cb: (err?: Error | null, message?: string) => void): void {
     const started = process.hrtime.bigint();
-    const tx = session.benno ?? { from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', to: session.envelope.rcptTo.map((r) => r.address) };
+    const tx = (session.benno ??= { from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', to: session.envelope.rcptTo.map((r) => r.address) });
     const file = this.writer.begin();
+    tx.file = file;
     if (this.config.envelopeHeader) {
       file.write(envelopeBlock(this.config.names, Buffer.from(tx.from, 'utf8'), tx.to.map((t) => Buffer.from(t, 'utf8'))));
     }
@@ -147,6 +158,7 @@ export class Receiver {
     });
     stream.on('error', (err: Error) => (failed = err));
     stream.on('end', () => {
+      tx.file = undefined;
       const client = clientAddress(session.remoteAddress).address;
       if (stream.sizeExceeded || failed) {
         void file.discard();

@@ -326,6 +326,34 @@ describe('benno-smtp receiver', () => {
     }
   });
 
+  it('a client that disconnects in the middle of DATA leaves nothing behind', async () => {
+    const inbox = path.join(work, 'inbox-cut');
+    fs.mkdirSync(inbox);
+    const port = await freePort();
+    const rx = await startReceiver(work, [`listen = 127.0.0.1:${port}`, `inbox = ${inbox}`]);
+    const net = await import('node:net');
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const s = net.connect(port, '127.0.0.1');
+        let sent = false;
+        s.on('data', (d: Buffer) => {
+          const text = d.toString();
+          if (/^220 /m.test(text) && !sent) s.write('EHLO x\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n');
+          if (/^354 /m.test(text)) {
+            sent = true;
+            s.write(`Subject: cut\r\n\r\n${'y'.repeat(600_000)}\r\n`, () => s.destroy());
+          }
+        });
+        s.on('close', () => resolve());
+        s.on('error', reject);
+      });
+      await rx.program.waitForLine(/client 127\.0\.0\.1: disconnected during DATA; nothing stored/);
+      await eventually(() => fs.readdirSync(inbox).length === 0, 'the temp file is removed');
+    } finally {
+      await rx.program.stop();
+    }
+  });
+
   it('a bad configuration stops it at start with the file, line and reason (exit 78)', async () => {
     const conf = path.join(work, 'bad.conf');
     fs.writeFileSync(conf, 'listen = 127.0.0.1:2525\ncolour = blue\n');
