@@ -89,6 +89,8 @@ export class SmtpDouble {
   }
 
   listen(): Promise<number> {
+    // Clients killed mid-session (the kill tests) reset their connections; that is expected here.
+    this.server.on('error', () => undefined);
     return new Promise((resolve) => {
       this.server.listen(0, '127.0.0.1', () => {
         this.port = (this.server.server.address() as net.AddressInfo).port;
