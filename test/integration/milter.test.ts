@@ -270,7 +270,7 @@ describe('benno-milter daemon', () => {
     assert.equal(milter.linesSince(before).filter((l) => /protocol error/.test(l)).length, 4);
   });
 
-  it('a 50 MB body streams to disk: peak memory stays flat', async () => {
+  it('50 MB and 100 MB bodies stream to disk: peak memory stays flat', async () => {
     clearSpool();
     const send = async (mb: number, i: number) => {
       const hash = createHash('sha256');
@@ -289,15 +289,22 @@ describe('benno-milter daemon', () => {
       await c.quit();
       return hash;
     };
-    await send(1, 80); // warm up
+    await send(2, 80); // warm up
     const baseline = milter.memory().hwm;
     await send(50, 81);
-    const peak = milter.memory().hwm;
+    const after50 = milter.memory().hwm;
+    await send(100, 82);
+    const after100 = milter.memory().hwm;
     const line = await milter.waitForLine(/QID81: archived/);
     const name = /file=(\S+)/.exec(line)![1];
     assert.ok(fs.statSync(path.join(spool, name)).size > 50 * 1024 * 1024);
-    const growth = peak - baseline;
-    assert.ok(growth < 24 * 1024 * 1024, `peak RSS grew by ${(growth / 1048576).toFixed(1)} MiB for a 50 MB message (baseline ${(baseline / 1048576).toFixed(1)} MiB)`);
+    const mib = (n: number) => (n / 1048576).toFixed(1);
+    const seen = `peak RSS: ${mib(baseline)} MiB after warm-up, ${mib(after50)} after 50 MB, ${mib(after100)} after 100 MB`;
+    // The garbage collector lets some tens of MiB of spent buffers pile up before it
+    // runs; beyond that, memory that grew with the message would put the 100 MB
+    // peak 50 MiB above the 50 MB one.
+    assert.ok(after100 - after50 < 12 * 1024 * 1024, seen);
+    assert.ok(after100 - baseline < 56 * 1024 * 1024, seen);
   });
 });
 
