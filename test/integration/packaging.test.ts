@@ -43,11 +43,16 @@ describe('systemd units', () => {
 });
 
 describe('files in /etc', () => {
-  it('/etc/default/benno-milter parses and leaves BENNOHOST commented out', () => {
-    const vars = parseDefaultFile(fs.readFileSync(path.join(ROOT, 'etc', 'default', 'benno-milter'), 'utf8'), 'default');
-    assert.equal(vars.get('SPOOLDIR'), '/srv/benno/inbox');
-    assert.equal(vars.get('SOCKET'), '/var/spool/postfix/benno-milter/benno-milter.sock');
-    assert.equal(vars.has('BENNOHOST'), false);
+  it('/etc/default/benno-milter parses, sets nothing by default, and shows each setting commented', () => {
+    const text = fs.readFileSync(path.join(ROOT, 'etc', 'default', 'benno-milter'), 'utf8');
+    // Set lines would override the unit's defaults and the TCP override.conf of hosts without Postfix.
+    assert.equal(parseDefaultFile(text, 'default').size, 0);
+    for (const line of ['#SOCKET=/var/spool/postfix/benno-milter/benno-milter.sock', '#SPOOLDIR=/srv/benno/inbox', '#BENNOHOST=your.benno-archive.host']) {
+      assert.ok(text.split('\n').includes(line), line);
+    }
+    const uncommented = text.split('\n').filter((l) => /^#[A-Z_]+=/.test(l)).map((l) => l.slice(1)).join('\n');
+    const vars = parseDefaultFile(uncommented, 'default');
+    assert.deepEqual([...vars.keys()].sort(), ['BENNOCAFILE', 'BENNOHOST', 'BENNOPASSWORDFILE', 'BENNOPORT', 'BENNOSTARTTLS', 'BENNOUSER', 'MILTERARGS', 'SOCKET', 'SOCKET_TYPE', 'SPOOLDIR']);
   });
 
   it('/etc/cron.d/benno-milter carries the commented export line', () => {

@@ -1,0 +1,62 @@
+// Where this host's benno-milter listens and writes, as the service will
+// run it: the unit's defaults, then the package's override.conf (hosts
+// without Postfix), then /etc/default/benno-milter, the same order systemd
+// applies them.
+
+import * as fs from 'node:fs';
+import { parseDefaultFile, readDefaultFile } from '../config/default-file';
+
+export interface MilterSettings {
+  socketType: string;
+  socket: string;
+  spoolDir: string;
+  milterArgs: string;
+  /** Every variable of the default file (BENNOHOST, ...). */
+  vars: Map<string, string>;
+}
+
+export const UNIT_DEFAULTS = {
+  SOCKET_TYPE: 'local',
+  SOCKET: '/var/spool/postfix/benno-milter/benno-milter.sock',
+  SPOOLDIR: '/srv/benno/inbox',
+  MILTERARGS: '',
+};
+
+export const DEFAULT_FILE = '/etc/default/benno-milter';
+export const OVERRIDE_FILE = '/etc/systemd/system/benno-milter.service.d/override.conf';
+
+/** Environment= assignments of a systemd drop-in. */
+export function parseOverride(text: string): Map<string, string> {
+  const vars = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const m = /^\s*Environment\s*=\s*(.*)$/.exec(line);
+    if (!m) continue;
+    for (const assignment of m[1].match(/"[^"]*"|\S+/g) ?? []) {
+      const a = assignment.replace(/^"|"$/g, '');
+      const eq = a.indexOf('=');
+      if (eq > 0) vars.set(a.slice(0, eq), a.slice(eq + 1));
+    }
+  }
+  return vars;
+}
+
+export function milterSettings(defaultFile = DEFAULT_FILE, overrideFile = OVERRIDE_FILE): MilterSettings {
+  const override = fs.existsSync(overrideFile) ? parseOverride(fs.readFileSync(overrideFile, 'utf8')) : new Map<string, string>();
+  const vars = readDefaultFile(defaultFile);
+  const pick = (key: keyof typeof UNIT_DEFAULTS) => vars.get(key) || override.get(key) || UNIT_DEFAULTS[key];
+  return { socketType: pick('SOCKET_TYPE'), socket: pick('SOCKET'), spoolDir: pick('SPOOLDIR'), milterArgs: pick('MILTERARGS'), vars };
+}
+
+export { parseDefaultFile };
+
+/** The --skip-daemon names in MILTERARGS. */
+export function skippedDaemons(milterArgs: string): string[] {
+  const out: string[] = [];
+  const words = milterArgs.match(/"[^"]*"|'[^']*'|\S+/g) ?? [];
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i].replace(/^["']|["']$/g, '');
+    if (w === '--skip-daemon' && words[i + 1]) out.push(words[++i].replace(/^["']|["']$/g, ''));
+    else if (w.startsWith('--skip-daemon=')) out.push(w.slice('--skip-daemon='.length));
+  }
+  return out;
+}
