@@ -2,6 +2,8 @@
 // a progress bar on a terminal, the summary line, and the exit code.
 
 import { EX_DATAERR, EX_NOINPUT, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE, Fatal } from '../ops/sysexits';
+import * as fs from 'node:fs';
+import { writeExportStatus } from '../setup/status';
 import { ExportConfig, ExportSummary, InputError, exportSpool } from './exporter';
 
 /** Below this many files a progress bar is noise. */
@@ -46,11 +48,33 @@ export async function runExport(config: Omit<ExportConfig, 'progress' | 'quietSu
     if (err instanceof InputError) throw new Fatal(err.message, EX_NOINPUT);
     throw err;
   }
+  const code = exitCode(summary);
+  recordStatus(config, summary, code);
   if (summary.total > 0) {
     config.log.info(
       `summary: sent=${summary.sent} deferred=${summary.deferred} failed=${summary.failed} skipped=${summary.skipped} ` +
         `bytes=${summary.bytes} seconds=${summary.seconds.toFixed(2)} to ${config.host}:${config.port}`,
     );
   }
-  return exitCode(summary);
+  return code;
+}
+
+/** Leaves the run's result in each spool directory, for `benno-milter-admin status`. */
+function recordStatus(config: Omit<ExportConfig, 'progress' | 'quietSuccess'>, s: ExportSummary, code: number): void {
+  for (const p of config.paths) {
+    try {
+      if (!fs.statSync(p).isDirectory()) continue;
+      writeExportStatus(p, {
+        time: new Date().toISOString(),
+        host: `${config.host}:${config.port}`,
+        exitCode: code,
+        sent: s.sent,
+        deferred: s.deferred,
+        failed: s.failed,
+        seconds: s.seconds,
+      });
+    } catch (err) {
+      config.log.debug(`cannot record the export status in ${p}: ${(err as Error).message}`);
+    }
+  }
 }

@@ -38,9 +38,13 @@ export interface DoctorFacts {
   oldestSpoolAge: number | null;
 }
 
-/** A service that takes mail back from a content filter (Amavis and friends). */
+/**
+ * A service that takes mail back from a content filter (Amavis and
+ * friends): it clears content_filter, as FILTER_README and the Benno
+ * documentation set it up, so that the mail does not loop.
+ */
 function reinjection(s: MasterService): boolean {
-  return s.overrides.has('content_filter') || /^(127\.\d+\.\d+\.\d+|\[::1\]|localhost):\d+$/.test(s.name);
+  return s.overrides.get('content_filter') === '';
 }
 
 function isOurs(endpoint: string, settings: MilterSettings): boolean {
@@ -100,7 +104,7 @@ export function diagnose(facts: DoctorFacts): Finding[] {
           problem: `service ${s.name} runs chrooted in ${queue}, but the milter socket ${settings.socket} is outside it`,
           fix: `set SOCKET under ${queue} in /etc/default/benno-milter, or run ${s.name} without chroot in master.cf`,
         });
-      } else if (want !== null && have !== want) {
+      } else if (unixSocket && want !== null && have !== want) {
         out.push({
           level: 'error',
           problem: `service ${s.name} ${chrooted(s) ? 'runs chrooted' : 'does not run chrooted'}, so ${have} does not reach the socket ${settings.socket}`,

@@ -90,7 +90,7 @@ export function smtpdServices(config: PostfixConfig): MasterService[] {
 export function milterList(value: string): string[] {
   const out: string[] = [];
   for (const m of value.matchAll(/\{[^}]*\}|[^\s,]+/g)) {
-    const item = m[0].startsWith('{') ? m[0].slice(1, -1).trim().split(/\s+/)[0] : m[0];
+    const item = m[0].startsWith('{') ? m[0].slice(1, -1).trim().split(/[\s,]+/)[0] : m[0];
     if (item) out.push(item);
   }
   return out;

@@ -1,0 +1,234 @@
+// setup, doctor and status logic on recorded postconf output (Debian's
+// master.cf with the Benno main.cf lines, a Univention-like master.cf, an
+// Amavis set-up) and made-up file facts.
+
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, it } from 'node:test';
+import { DoctorFacts, FileFacts, diagnose } from '../../src/setup/doctor';
+import { MilterSettings, UNIT_DEFAULTS, parseOverride, skippedDaemons } from '../../src/setup/milter-settings';
+import { PostfixConfig, milterList, parsePostfixConfig } from '../../src/setup/postfix-config';
+import { SetupError, planPostfixSetup, postfixEndpoint, shellLine, univentionCommands } from '../../src/setup/postfix-setup';
+import { spoolBacklog, statusReport, writeExportStatus } from '../../src/setup/status';
+import { ROOT } from '../helpers/daemon';
+import { removeTree, tempDir } from '../helpers/fs';
+
+const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'postconf');
+
+function recorded(name: string, edit: (main: string, master: string, overrides: string) => [string, string, string] = (a, b, c) => [a, b, c]): PostfixConfig {
+  const read = (kind: string) => fs.readFileSync(path.join(FIXTURES, `${name}.${kind}.txt`), 'utf8');
+  const [main, master, overrides] = edit(read('n'), read('M'), read('P'));
+  return parsePostfixConfig(main, master, overrides, { milter_default_action: 'tempfail', queue_directory: '/var/spool/postfix' });
+}
+
+const localSettings = (extra: Partial<MilterSettings> = {}): MilterSettings => ({
+  socketType: UNIT_DEFAULTS.SOCKET_TYPE,
+  socket: UNIT_DEFAULTS.SOCKET,
+  spoolDir: UNIT_DEFAULTS.SPOOLDIR,
+  milterArgs: '',
+  vars: new Map(),
+  ...extra,
+});
+
+const BENNO = { uid: 101, gid: 104, groups: [104, 102] };
+const POSTFIX_GID = 102;
+
+/** A healthy host: socket benno:postfix 0660 in a benno:postfix 0750 directory, spool benno 0750. */
+function facts(config: PostfixConfig | null, settings: MilterSettings, files: Record<string, FileFacts | null> = {}, extra: Partial<DoctorFacts> = {}): DoctorFacts {
+  const defaults: Record<string, FileFacts> = {
+    '/var/spool/postfix/benno-milter/benno-milter.sock': { uid: 101, gid: 102, mode: 0o140660, socket: true, directory: false },
+    '/var/spool/postfix/benno-milter': { uid: 101, gid: 102, mode: 0o40750, socket: false, directory: true },
+    '/srv/benno/inbox': { uid: 101, gid: 104, mode: 0o40750, socket: false, directory: true },
+  };
+  return {
+    postfix: config,
+    settings,
+    benno: BENNO,
+    postfixGid: POSTFIX_GID,
+    stat: (p) => (p in files ? files[p] : defaults[p] ?? null),
+    oldestSpoolAge: null,
+    ...extra,
+  };
+}
+
+const problems = (f: DoctorFacts) => diagnose(f).map((x) => `${x.level}: ${x.problem}`);
+
+describe('postconf output', () => {
+  it('reads services, chroot columns and -o overrides', () => {
+    const c = recorded('univention');
+    const smtps = c.services.find((s) => s.name === 'smtps' && s.type === 'inet')!;
+    assert.equal(smtps.chroot, true);
+    assert.equal(smtps.command, 'smtpd');
+    assert.equal(smtps.overrides.get('smtpd_milters'), 'inet:benno.example.org:22500');
+    assert.equal(c.main.get('myhostname'), 'ucs-mail.example.org');
+    const amavis = recorded('amavis').services.find((s) => s.name === '127.0.0.1:10025')!;
+    assert.equal(amavis.chroot, false);
+    assert.equal(amavis.overrides.get('content_filter'), '');
+  });
+
+  it('milter lists: commas, spaces, {...} groups with options', () => {
+    assert.deepEqual(milterList('inet:localhost:8891, unix:/benno-milter/benno-milter.sock'), ['inet:localhost:8891', 'unix:/benno-milter/benno-milter.sock']);
+    assert.deepEqual(milterList('{ inet:localhost:8891, default_action=accept } unix:/a'), ['inet:localhost:8891', 'unix:/a']);
+    assert.deepEqual(milterList(''), []);
+  });
+});
+
+describe('setup postfix', () => {
+  it('main.cf lines of the Benno documentation, path relative to the chroot', () => {
+    const fresh = recorded('debian', (main, M, P) => [main.replace(/^(smtpd_milters|non_smtpd_milters|milter_default_action) = .*\n/gm, ''), M, P]);
+    const plan = planPostfixSetup(fresh, localSettings(), []);
+    assert.deepEqual(plan.commands, [
+      ['-e', 'smtpd_milters = unix:/benno-milter/benno-milter.sock', 'non_smtpd_milters = unix:/benno-milter/benno-milter.sock', 'milter_default_action = tempfail'],
+    ]);
+  });
+
+  it('keeps milters already configured (OpenDKIM) and does not add ours twice', () => {
+    const withDkim = recorded('debian', (main, M, P) => [main.replace(/^smtpd_milters = .*$/m, 'smtpd_milters = inet:localhost:8891'), M, P]);
+    const plan = planPostfixSetup(withDkim, localSettings(), []);
+    assert.equal(plan.commands[0][1], 'smtpd_milters = inet:localhost:8891, unix:/benno-milter/benno-milter.sock');
+    assert.equal(plan.commands[0][2], 'non_smtpd_milters = unix:/benno-milter/benno-milter.sock', 'already there: unchanged');
+  });
+
+  it('an unchrooted service gets the absolute path; TCP gets inet:HOST:PORT', () => {
+    assert.equal(postfixEndpoint(localSettings(), false, '/var/spool/postfix'), 'unix:/var/spool/postfix/benno-milter/benno-milter.sock');
+    assert.equal(postfixEndpoint(localSettings(), true, '/var/spool/postfix/'), 'unix:/benno-milter/benno-milter.sock');
+    assert.equal(postfixEndpoint({ socketType: 'inet', socket: '22500@0.0.0.0' }, true, '/var/spool/postfix'), 'inet:127.0.0.1:22500');
+    assert.equal(postfixEndpoint({ socketType: 'inet', socket: '22500@benno.example.org' }, true, '/q'), 'inet:benno.example.org:22500');
+    assert.equal(postfixEndpoint({ socketType: 'inet6', socket: '22500@::1' }, false, '/q'), 'inet:[::1]:22500');
+    assert.throws(() => postfixEndpoint(localSettings({ socket: '/run/benno/m.sock' }), true, '/var/spool/postfix'), SetupError);
+  });
+
+  it('--service: -o options on those master.cf services, per their chroot', () => {
+    const notChrooted = recorded('debian', (_main, M, P) => ['', M.replace(/^submission .*$/m, '').replace(/^smtp( +)inet( +)n( +)-( +)y/m, 'smtp$1inet$2n$3-$4n'), P]);
+    const plan = planPostfixSetup(notChrooted, localSettings(), ['smtp']);
+    assert.deepEqual(plan.commands, [
+      ['-P', 'smtp/inet/smtpd_milters=unix:/var/spool/postfix/benno-milter/benno-milter.sock'],
+      ['-P', 'smtp/inet/milter_default_action=tempfail'],
+    ]);
+    assert.throws(() => planPostfixSetup(notChrooted, localSettings(), ['nosuch']), /master\.cf has no inet service "nosuch"/);
+    assert.throws(() => planPostfixSetup(recorded('debian'), localSettings(), ['pickup']), /no inet service "pickup"/);
+  });
+
+  it('shell lines quote what needs quoting', () => {
+    assert.equal(shellLine('postconf', ['-e', 'milter_default_action = tempfail']), "postconf -e 'milter_default_action = tempfail'");
+    assert.equal(shellLine('postconf', ['-P', 'smtp/inet/smtpd_milters=unix:/a']), 'postconf -P smtp/inet/smtpd_milters=unix:/a');
+  });
+});
+
+describe('setup univention', () => {
+  it('the six ucr set commands of the Benno documentation', () => {
+    assert.deepEqual(univentionCommands('benno.example.org').map((a) => shellLine('ucr', a)), [
+      'ucr set mail/postfix/mastercf/options/smtp/smtpd_milters=inet:benno.example.org:22500',
+      'ucr set mail/postfix/mastercf/options/smtp/milter_default_action=tempfail',
+      'ucr set mail/postfix/mastercf/options/submission/smtpd_milters=inet:benno.example.org:22500',
+      'ucr set mail/postfix/mastercf/options/submission/milter_default_action=tempfail',
+      'ucr set mail/postfix/mastercf/options/smtps/smtpd_milters=inet:benno.example.org:22500',
+      'ucr set mail/postfix/mastercf/options/smtps/milter_default_action=tempfail',
+    ]);
+    assert.throws(() => univentionCommands('bad host'), SetupError);
+  });
+});
+
+describe('doctor', () => {
+  it('a correct Debian set-up: no problems', () => {
+    assert.deepEqual(problems(facts(recorded('debian'), localSettings())), []);
+  });
+
+  it('a correct Univention set-up (milter over TCP): no problems', () => {
+    const tcp = localSettings({ socketType: 'inet', socket: '22500@0.0.0.0' });
+    const ucs = recorded('univention');
+    // On Univention the cleanup path is not set by the UCR variables of the documentation.
+    assert.deepEqual(problems(facts(ucs, tcp)), [
+      'warning: benno-milter is not in non_smtpd_milters: mail submitted locally (sendmail, cron, web applications) is not archived',
+    ]);
+  });
+
+  it('milter not configured at all', () => {
+    const none = recorded('debian', (main, M, P) => [main.replace(/^.*milter.*\n/gm, ''), M, P]);
+    assert.deepEqual(problems(facts(none, localSettings())), ['error: benno-milter is not in smtpd_milters of any smtpd: mail received over SMTP is not archived']);
+  });
+
+  it('socket path vs chroot mismatch, both ways', () => {
+    const absolute = recorded('debian', (main, M, P) => [main.replace(/unix:\/benno-milter/g, 'unix:/var/spool/postfix/benno-milter'), M, P]);
+    assert.match(problems(facts(absolute, localSettings()))[0], /^error: service smtp runs chrooted, so unix:\/var\/spool\/postfix\/benno-milter\/benno-milter\.sock does not reach the socket/);
+    const unchrooted = recorded('debian', (main, M, P) => [main, M.replace(/^smtp( +)inet( +)n( +)-( +)y/m, 'smtp$1inet$2n$3-$4n'), P]);
+    const found = diagnose(facts(unchrooted, localSettings()));
+    assert.match(found[0].problem, /service smtp does not run chrooted, so unix:\/benno-milter\/benno-milter\.sock does not reach/);
+    assert.match(found[0].fix, /unix:\/var\/spool\/postfix\/benno-milter\/benno-milter\.sock/);
+  });
+
+  it('milter_default_action not tempfail', () => {
+    const accept = recorded('debian', (main, M, P) => [main.replace('milter_default_action = tempfail', 'milter_default_action = accept'), M, P]);
+    assert.deepEqual(problems(facts(accept, localSettings())), [
+      'error: milter_default_action is accept for smtp: when benno-milter is down, mail is accepted without being archived',
+    ]);
+  });
+
+  it('Amavis re-injection smtpd without -o smtpd_milters=: double archiving; fixed by the -o lines or --skip-daemon', () => {
+    const amavis = recorded('amavis');
+    const found = diagnose(facts(amavis, localSettings()));
+    assert.equal(found.length, 1);
+    assert.match(found[0].problem, /service 127\.0\.0\.1:10025 takes mail back from a content filter and passes it to benno-milter again: every such message is archived twice/);
+    assert.equal(found[0].fix, "postconf -P '127.0.0.1:10025/inet/smtpd_milters=' '127.0.0.1:10025/inet/non_smtpd_milters='; postfix reload");
+    const fixed = recorded('amavis', (main, M, P) => [main, M, `${P}127.0.0.1:10025/inet/smtpd_milters =\n`]);
+    assert.deepEqual(problems(facts(fixed, localSettings())), []);
+    assert.deepEqual(problems(facts(amavis, localSettings({ milterArgs: '--skip-daemon amavis-reinject' }))), []);
+  });
+
+  it('socket and spool permissions for user benno and group postfix', () => {
+    const wrong = facts(recorded('debian'), localSettings(), {
+      '/var/spool/postfix/benno-milter/benno-milter.sock': { uid: 101, gid: 104, mode: 0o140600, socket: true, directory: false },
+      '/var/spool/postfix/benno-milter': { uid: 0, gid: 0, mode: 0o40700, socket: false, directory: true },
+      '/srv/benno/inbox': { uid: 0, gid: 0, mode: 0o40755, socket: false, directory: true },
+    });
+    const found = problems(wrong);
+    assert.equal(found.length, 3, found.join('\n'));
+    assert.match(found[0], /Postfix \(group postfix\) cannot connect to \/var\/spool\/postfix\/benno-milter\/benno-milter\.sock \(owner 101:104, mode 600\)/);
+    assert.match(found[1], /cannot enter the socket directory \(mode 700\)/);
+    assert.match(found[2], /user benno cannot create files in \/srv\/benno\/inbox \(owner 0:0, mode 755\)/);
+    assert.deepEqual(problems(facts(recorded('debian'), localSettings(), { '/var/spool/postfix/benno-milter/benno-milter.sock': null })), [
+      'warning: the milter socket /var/spool/postfix/benno-milter/benno-milter.sock does not exist: benno-milter is not running',
+    ]);
+  });
+
+  it('BENNOHOST unreachable, and a backlog older than an hour', () => {
+    const settings = localSettings({ vars: new Map([['BENNOHOST', 'archive.example.org']]) });
+    const found = problems(facts(recorded('debian'), settings, {}, { archiveReachable: { ok: false, detail: 'ECONNREFUSED' }, oldestSpoolAge: 2 * 3600 }));
+    assert.deepEqual(found, [
+      'error: the archive host archive.example.org:2500 does not answer (ECONNREFUSED): the spool is not shipped',
+      'warning: the oldest file in /srv/benno/inbox waits for 120 minutes: the export to archive.example.org is not running or failing',
+    ]);
+  });
+});
+
+describe('settings and status', () => {
+  it("reads the package's override.conf and --skip-daemon names", () => {
+    const o = parseOverride('[Service]\nGroup=benno\nEnvironment=SOCKET_TYPE=inet\nEnvironment="SOCKET=22500@0.0.0.0" OTHER=1\n');
+    assert.deepEqual([...o], [['SOCKET_TYPE', 'inet'], ['SOCKET', '22500@0.0.0.0'], ['OTHER', '1']]);
+    assert.deepEqual(skippedDaemons('--log-level debug --skip-daemon amavis "--skip-daemon=other"'), ['amavis', 'other']);
+  });
+
+  it('status: backlog, refused files, last export', () => {
+    const dir = tempDir();
+    try {
+      const now = Date.now();
+      for (const [name, age] of [['a.eml', 10], ['b.eml', 7200], ['c.eml.err', 5], ['.x.tmp', 1]] as const) {
+        fs.writeFileSync(path.join(dir, name), 'x'.repeat(100));
+        const t = new Date(now - age * 1000);
+        fs.utimesSync(path.join(dir, name), t, t);
+      }
+      const backlog = spoolBacklog(dir, '.eml', now)!;
+      assert.deepEqual({ ...backlog, oldestSeconds: Math.round(backlog.oldestSeconds!) }, { count: 2, bytes: 200, oldestSeconds: 7200, failed: 1 });
+      writeExportStatus(dir, { time: new Date(now - 600_000).toISOString(), host: 'archive:2500', exitCode: 75, sent: 3, deferred: 2, failed: 0, seconds: 1.5 });
+      assert.deepEqual(statusReport(dir, 'archive', now), [
+        `spool ${dir}: 2 file(s) waiting, 200 bytes, oldest 2.0 h`,
+        '1 file(s) refused by the archive host (*.err): look at them and send them again by hand',
+        'last export to archive:2500: 10 min ago, exit 75, sent 3, deferred 2, failed 0, 1.5 s',
+      ]);
+      assert.equal(statusReport(dir, undefined, now).at(-1), 'BENNOHOST is not set: the milter writes into the archive inbox directly, nothing is exported');
+    } finally {
+      removeTree(dir);
+    }
+  });
+});
