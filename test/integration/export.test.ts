@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { eventually, run, runToEnd, sha256, spoolFiles } from '../helpers/daemon';
 import { mountExt4, removeTree, tempDir } from '../helpers/fs';
-import { EXPORT2ARCHIVE_BIN, EXPORT_BIN, SmtpDouble, freePort, startReceiver } from '../helpers/smtp';
+import { EXPORT2ARCHIVE_BIN, EXPORT_BIN, SmtpDouble, freePort, inSpool, startReceiver } from '../helpers/smtp';
 
 const b = (s: string) => Buffer.from(s, 'latin1');
 
@@ -58,7 +58,7 @@ describe('benno-milter2smtp against an SMTP double', () => {
     double.received.length = 0;
     const r = await runToEnd(EXPORT_BIN, ['--host', '127.0.0.1', '--port', String(double.port), spool]);
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(fs.readdirSync(spool), []);
+    assert.deepEqual(inSpool(spool), []);
     assert.equal(double.received.length, 20);
     for (const [, content] of files) {
       const got = double.received.find((m) => m.sha === shaOf(messagePart(content)));
@@ -70,6 +70,8 @@ describe('benno-milter2smtp against an SMTP double', () => {
     assert.deepEqual(seven.to, [`rcpt${i}@example.org`]);
     assert.match(r.stderr, /summary: sent=20 deferred=0 failed=0 skipped=0 bytes=\d+ seconds=[\d.]+ to 127\.0\.0\.1:\d+/);
     assert.equal(r.stderr.split('\n').filter((l) => / sent to 127\.0\.0\.1/.test(l)).length, 20, 'one line per file');
+    const { readExportStatus } = await import('../../src/setup/status');
+    assert.deepEqual({ ...readExportStatus(spool)!, time: 't', seconds: 0 }, { time: 't', host: `127.0.0.1:${double.port}`, exitCode: 0, sent: 20, deferred: 0, failed: 0, seconds: 0 });
   });
 
   it('4xx: kept for the next run (exit 75); 5xx and files without envelope: renamed .err (never retried)', async () => {
@@ -82,7 +84,7 @@ describe('benno-milter2smtp against an SMTP double', () => {
     try {
       const r = await runToEnd(EXPORT_BIN, ['--host', '127.0.0.1', '--port', String(double.port), '--connections', '1', spool]);
       assert.equal(r.code, 75, r.stderr);
-      const left = fs.readdirSync(spool).sort();
+      const left = inSpool(spool).sort();
       assert.equal(left.length, 3, left.join(' '));
       const deferred = left.find((n) => n.endsWith('.eml'))!;
       assert.ok(fs.readFileSync(path.join(spool, deferred)).includes(b('DEFER-ME')));
@@ -99,7 +101,7 @@ describe('benno-milter2smtp against an SMTP double', () => {
       double.answer = () => undefined;
       const again = await runToEnd(EXPORT_BIN, ['--host', '127.0.0.1', '--port', String(double.port), spool]);
       assert.equal(again.code, 0, again.stderr);
-      assert.deepEqual(fs.readdirSync(spool).sort(), left.filter((n) => n.endsWith('.err')).sort());
+      assert.deepEqual(inSpool(spool).sort(), left.filter((n) => n.endsWith('.err')).sort());
     } finally {
       double.answer = () => undefined;
     }
@@ -124,7 +126,7 @@ describe('benno-milter2smtp against an SMTP double', () => {
     const r = await runToEnd(EXPORT_BIN, ['--host', '127.0.0.1', '--port', String(port), spool]);
     assert.equal(r.code, 75, r.stderr);
     assert.match(r.stderr, /cannot deliver to 127\.0\.0\.1:\d+: .*ECONNREFUSED.*; files stay in the spool for the next run/);
-    assert.deepEqual(fs.readdirSync(spool).sort(), [...files.keys()].sort());
+    assert.deepEqual(inSpool(spool).sort(), [...files.keys()].sort());
   });
 
   it('SIGKILL mid-run loses nothing: the next run sends the rest, in-flight files at most twice', async () => {
@@ -137,11 +139,11 @@ describe('benno-milter2smtp against an SMTP double', () => {
     exporter.proc.kill('SIGKILL');
     await exporter.exited;
     double.delayMs = 0;
-    assert.ok(fs.readdirSync(spool).some((n) => n.endsWith('.sending')), 'the killed run left claimed files');
+    assert.ok(inSpool(spool).some((n) => n.endsWith('.sending')), 'the killed run left claimed files');
     const r = await runToEnd(EXPORT_BIN, ['--host', '127.0.0.1', '--port', String(double.port), spool]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /put back \d+ file\(s\) claimed by an exporter that died/);
-    assert.deepEqual(fs.readdirSync(spool), []);
+    assert.deepEqual(inSpool(spool), []);
     const got = new Set(double.received.map((m) => m.sha));
     for (const content of files.values()) assert.ok(got.has(shaOf(messagePart(content))), 'every message arrived');
     assert.ok(double.received.length - files.size <= 2, `${double.received.length - files.size} sent twice, at most the 2 in flight`);
@@ -279,7 +281,7 @@ describe('benno-smtp receiver', () => {
       const r = await runToEnd(EXPORT_BIN, ['--host', '127.0.0.1', '--port', String(port), spool]);
       assert.equal(r.code, 65, r.stderr);
       assert.match(r.stderr, /rejected by .*Message size larger than allowed 1024; renamed to .*\.err/);
-      assert.equal(fs.readdirSync(spool).filter((n) => n.endsWith('.err')).length, 1);
+      assert.equal(inSpool(spool).filter((n) => n.endsWith('.err')).length, 1);
       const { swaks } = await import('../helpers/postfix');
       const big = await swaks(['--server', `127.0.0.1:${port}`, '--from', 'a@example.com', '--to', 'b@example.org', '--body', 'x'.repeat(5000)]);
       assert.match(big.output, /<\*\* +552 5\.\d\.\d Message exceeds the archive's size limit of 1024 bytes/);
@@ -399,7 +401,7 @@ describe('benno-export2archive', () => {
       const r = await runToEnd(EXPORT2ARCHIVE_BIN, ['--config', def]);
       assert.equal(r.code, 0, r.stderr);
       assert.deepEqual(spoolFiles(inbox), [...files.keys()].sort());
-      assert.deepEqual(fs.readdirSync(spool), []);
+      assert.deepEqual(inSpool(spool), []);
       const quiet = await runToEnd(EXPORT2ARCHIVE_BIN, ['--config', def]);
       assert.deepEqual([quiet.code, quiet.stderr], [0, '']);
       fs.writeFileSync(def, `SPOOLDIR=${spool}\nBENNOHOST=127.0.0.1\nBENNOPORT=http\n`);
@@ -486,7 +488,7 @@ describe('benno-smtp with STARTTLS and AUTH', () => {
     const spool = spoolWith('tls-ok');
     const r = await runToEnd(EXPORT_BIN, ['--host', '127.0.0.1', '--port', String(port), '--starttls', 'require', '--ca-file', cert, '--user', 'exporter', '--password-file', passwordFile, spool]);
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(fs.readdirSync(spool), []);
+    assert.deepEqual(inSpool(spool), []);
   });
 
   it('no AUTH where it is required: the files stay (not .err), exit 69', async () => {
