@@ -197,9 +197,10 @@ export function diagnose(facts: DoctorFacts): Finding[] {
   return out;
 }
 
-function idOf(args: string[]): number | null {
+/** Numbers printed by id(1) for user benno ("-u", "-g", "-G"); null when there is no such user. */
+function idOf(flag: string): number[] | null {
   try {
-    return Number(execFileSync('id', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim());
+    return execFileSync('id', [flag, 'benno'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split(/\s+/).map(Number);
   } catch {
     return null;
   }
@@ -229,14 +230,8 @@ function reachable(host: string, port: number, timeoutMs = 5000): Promise<{ ok: 
 
 /** Gathers the facts of this host. */
 export async function gatherFacts(postfix: PostfixConfig | null, settings: MilterSettings): Promise<DoctorFacts> {
-  const uid = idOf(['-u', 'benno']);
-  const benno = uid === null ? null : { uid, gid: idOf(['-g', 'benno']) ?? -1, groups: (() => {
-    try {
-      return execFileSync('id', ['-G', 'benno'], { encoding: 'utf8' }).trim().split(/\s+/).map(Number);
-    } catch {
-      return [];
-    }
-  })() };
+  const uid = idOf('-u');
+  const benno = uid === null ? null : { uid: uid[0], gid: idOf('-g')?.[0] ?? -1, groups: idOf('-G') ?? [] };
   const host = settings.vars.get('BENNOHOST');
   return {
     postfix,
