@@ -43,6 +43,10 @@ export interface ArchiverConfig {
   names: EnvelopeNames;
   /** {daemon_name} values whose messages are accepted without archiving. */
   skipDaemons: ReadonlySet<string>;
+  /** Most header fields a message may have (a bound for hostile peers); 0: none. */
+  maxHeaders: number;
+  /** Largest message in bytes, envelope lines included; 0: no limit (Postfix has its own). */
+  maxMessageBytes: number;
   log: Logger;
 }
 
@@ -64,6 +68,9 @@ class ArchiveHandler implements MessageHandler {
   private file: SpoolFile | null = null;
   private inBody = false;
   private skippedFor: string | null = null;
+  /** Why the message is refused for good, once a limit is passed. */
+  private refusal: string | null = null;
+  private headers = 0;
 
   constructor(
     private readonly session: MilterSession,
@@ -82,7 +89,10 @@ class ArchiveHandler implements MessageHandler {
   }
 
   header(name: Buffer, value: Buffer): Promise<void> | undefined {
-    return this.spool()?.write(headerLine(name, value));
+    if (this.config.maxHeaders > 0 && ++this.headers > this.config.maxHeaders) {
+      return this.refuse(`more than ${this.config.maxHeaders} header fields`);
+    }
+    return this.write(headerLine(name, value));
   }
 
   eoh(): Promise<void> | undefined {
@@ -91,7 +101,7 @@ class ArchiveHandler implements MessageHandler {
 
   body(chunk: Buffer): Promise<void> | undefined {
     const wait = this.startBody();
-    const more = this.file?.write(chunk);
+    const more = this.write(chunk);
     return wait && more ? Promise.all([wait, more]).then(() => undefined) : wait ?? more;
   }
 
@@ -103,6 +113,12 @@ class ArchiveHandler implements MessageHandler {
       );
       this.reset();
       return ACCEPT;
+    }
+    if (this.refusal !== null) {
+      const text = `554 5.3.4 Message refused by the archive: ${this.refusal}`;
+      this.config.log.warn(`${queueId}: not archived, refused: ${this.refusal} (answered "${text}"); see --max-headers and --max-message-size`);
+      this.reset();
+      return { type: 'replycode', text };
     }
     this.startBody();
     const file = this.file!;
@@ -133,9 +149,28 @@ class ArchiveHandler implements MessageHandler {
     return this.reset();
   }
 
+  /** Content into the spool file, within the size limit. */
+  private write(bytes: Buffer): Promise<void> | undefined {
+    const file = this.spool();
+    if (!file) return undefined;
+    if (this.config.maxMessageBytes > 0 && file.bytes + bytes.length > this.config.maxMessageBytes) {
+      return this.refuse(`larger than ${this.config.maxMessageBytes} bytes`);
+    }
+    return file.write(bytes);
+  }
+
+  /** Stops writing a message that passed a limit; end-of-message answers 554. */
+  private refuse(reason: string): Promise<void> | undefined {
+    if (this.refusal !== null) return undefined;
+    this.refusal = reason;
+    const file = this.file;
+    this.file = null;
+    return file?.discard();
+  }
+
   /** The spool file, opened with the envelope lines once the content starts. */
   private spool(): SpoolFile | null {
-    if (this.skippedFor !== null) return null;
+    if (this.skippedFor !== null || this.refusal !== null) return null;
     if (!this.file) {
       this.file = this.config.writer.begin();
       this.file.write(envelopeBlock(this.config.names, this.sender ?? Buffer.alloc(0), this.recipients));
@@ -162,6 +197,8 @@ class ArchiveHandler implements MessageHandler {
     this.recipients = [];
     this.inBody = false;
     this.skippedFor = null;
+    this.refusal = null;
+    this.headers = 0;
     return discarded;
   }
 }

@@ -9,6 +9,7 @@ import { SocketSpec, SocketSpecError, formatSocketSpec, parseSocketSpec } from '
 import { runDaemon } from '../ops/daemon';
 import { LOG_LEVELS, LogLevel, createLogger } from '../ops/log';
 import { EX_CANTCREAT, EX_IOERR, EX_OSERR, EX_UNAVAILABLE, EX_USAGE, Fatal } from '../ops/sysexits';
+import { Subnet, parseSubnets } from '../ops/allowlist';
 import { DEFAULT_ENVELOPE_NAMES, isFieldName } from '../spool/format';
 import { SpoolWriter } from '../spool/writer';
 import { commandLine, fail, rejectRepeated, runMain } from './run';
@@ -39,6 +40,9 @@ interface Args {
   'recipient-header': string;
   'skip-daemon': string[];
   'socket-mode': string;
+  allow: string[];
+  'max-headers': number;
+  'max-message-size': number;
   'max-connections': number;
   timeout: number;
   'shutdown-timeout': number;
@@ -69,6 +73,14 @@ function parseArgs(): Args {
       describe: 'accept without archiving when the {daemon_name} macro is NAME (repeatable); for the smtpd that re-injects mail after a content filter such as Amavis',
     })
     .option('socket-mode', { type: 'string', default: '0660', describe: 'mode of a unix socket (octal)' })
+    .option('allow', {
+      type: 'string',
+      array: true,
+      default: [] as string[],
+      describe: 'TCP socket: only these client addresses or CIDR networks may connect (repeatable; default: anyone who can reach the port)',
+    })
+    .option('max-headers', { type: 'number', default: 10000, describe: 'refuse (554) a message with more header fields; 0: no limit' })
+    .option('max-message-size', { type: 'number', default: 0, describe: 'refuse (554) a message larger than this many bytes; 0: no limit beyond Postfix\'s' })
     .option('max-connections', { type: 'number', default: 500, describe: 'most MTA connections at once' })
     .option('timeout', { type: 'number', default: 7210, describe: 'close a connection idle this many seconds (libmilter default)' })
     .option('shutdown-timeout', { type: 'number', default: 20, describe: 'on SIGTERM, seconds to let messages in progress finish' })
@@ -79,6 +91,7 @@ function parseArgs(): Args {
 interface Checked {
   socket: SocketSpec;
   socketMode: number;
+  allow: Subnet[];
 }
 
 function checkArgs(a: Args): Checked {
@@ -98,10 +111,17 @@ function checkArgs(a: Args): Checked {
     if (!isFieldName(a[key])) usage(`bad --${key} "${a[key]}": not a header field name`);
   }
   if (!/^0?[0-7]{3}$/.test(a['socket-mode'])) usage(`bad --socket-mode "${a['socket-mode']}": want octal such as 0660`);
-  for (const key of ['max-connections', 'timeout', 'shutdown-timeout'] as const) {
+  for (const key of ['max-connections', 'timeout', 'shutdown-timeout', 'max-headers', 'max-message-size'] as const) {
     if (!Number.isFinite(a[key]) || a[key] < (key === 'max-connections' ? 1 : 0)) usage(`bad --${key} "${a[key]}"`);
   }
-  return { socket, socketMode: parseInt(a['socket-mode'], 8) };
+  let allow: Subnet[] = [];
+  try {
+    allow = parseSubnets(a.allow.join(' '));
+  } catch (err) {
+    usage(`bad --allow: ${(err as Error).message}`);
+  }
+  if (allow.length > 0 && socket.kind === 'unix') usage('--allow is for TCP sockets; a unix socket is guarded by its mode and group');
+  return { socket, socketMode: parseInt(a['socket-mode'], 8), allow };
 }
 
 function spoolProblem(err: NodeJS.ErrnoException, dir: string): Fatal {
@@ -134,10 +154,12 @@ async function main(): Promise<void> {
       writer,
       names: { sender: args['sender-header'], recipient: args['recipient-header'] },
       skipDaemons: new Set(args['skip-daemon']),
+      maxHeaders: args['max-headers'],
+      maxMessageBytes: args['max-message-size'],
       log,
     }),
     log,
-    { maxConnections: args['max-connections'], socketMode: checked.socketMode },
+    { maxConnections: args['max-connections'], socketMode: checked.socketMode, allow: checked.allow },
   );
 
   await runDaemon(
@@ -161,6 +183,12 @@ async function main(): Promise<void> {
           throw new Fatal(`cannot listen on ${where}: ${e.message}`, EX_OSERR);
         }
         const skip = args['skip-daemon'].length ? `, skipping daemon_name ${args['skip-daemon'].join(',')}` : '';
+        if (checked.socket.kind === 'inet' && checked.allow.length === 0 && !/^(127\.|::1$|localhost$)/.test(checked.socket.host)) {
+          log.warn(
+            `listening on ${server.address} for every client: anyone who can reach the port can put mail into the archive; ` +
+              'name the MTAs with --allow (or firewall the port)',
+          );
+        }
         return `listening on ${server.address}, spool ${writer.dir}${skip}`;
       },
       async stop() {

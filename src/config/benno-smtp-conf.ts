@@ -3,19 +3,13 @@
 // stops the receiver at start with the file, line and reason (exit 78).
 
 import * as fs from 'node:fs';
-import { isIP } from 'node:net';
 import * as os from 'node:os';
+import { Subnet, SubnetError, parseSubnets } from '../ops/allowlist';
 import { LOG_LEVELS, LogLevel } from '../ops/log';
 import { EX_CONFIG, Fatal } from '../ops/sysexits';
 import { DEFAULT_ENVELOPE_NAMES, EnvelopeNames, isFieldName } from '../spool/format';
 
 export const DEFAULT_CONFIG_FILE = '/etc/benno-smtp/benno-smtp.conf';
-
-export interface Subnet {
-  address: string;
-  prefix: number;
-  family: 'ipv4' | 'ipv6';
-}
 
 export interface ReceiverConfig {
   listen: { host: string; port: number };
@@ -61,21 +55,6 @@ export function parseListen(v: string): { host: string; port: number } {
   return { host: m[1] || '0.0.0.0', port };
 }
 
-export function parseSubnets(v: string): Subnet[] {
-  return v
-    .split(/[\s,]+/)
-    .filter(Boolean)
-    .map((item) => {
-      const [address, prefixText] = item.split('/');
-      const kind = isIP(address);
-      if (kind === 0) throw new ValueError(`"${item}" is not an IP address or CIDR network`);
-      const max = kind === 4 ? 32 : 128;
-      const prefix = prefixText === undefined ? max : Number(prefixText);
-      if (!/^\d+$/.test(prefixText ?? String(max)) || prefix > max) throw new ValueError(`"${item}": prefix must be 0-${max}`);
-      return { address, prefix, family: kind === 4 ? 'ipv4' : 'ipv6' } as Subnet;
-    });
-}
-
 function parseSize(v: string): number {
   const m = /^(\d+)\s*([KMG]?)B?$/i.exec(v);
   if (!m) throw new ValueError('use bytes or a number with K, M or G');
@@ -112,7 +91,14 @@ const KEYS: Record<string, Setter> = {
     c.suffix = v;
   },
   max_size: (c, v) => (c.maxSize = parseSize(v)),
-  allowed_clients: (c, v) => (c.allowedClients = parseSubnets(v)),
+  allowed_clients: (c, v) => {
+    try {
+      c.allowedClients = parseSubnets(v);
+    } catch (err) {
+      if (err instanceof SubnetError) throw new ValueError(err.message);
+      throw err;
+    }
+  },
   tls_key: (c, v) => (c.tlsKey = absolutePath(v)),
   tls_cert: (c, v) => (c.tlsCert = absolutePath(v)),
   auth_users: (c, v) => (c.authUsers = absolutePath(v)),

@@ -4,6 +4,7 @@
 
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import { AllowList, Subnet, plainAddress } from '../ops/allowlist';
 import { MessageHandler, MilterOptions, MilterSession, SessionLogger } from './session';
 import { SocketSpec, formatSocketSpec } from './socket-spec';
 
@@ -12,6 +13,8 @@ export interface ServerOptions {
   maxConnections: number;
   /** Mode of a unix socket; 0660 lets the MTA's group connect. */
   socketMode: number;
+  /** TCP clients allowed to connect (empty: everyone). */
+  allow?: Subnet[];
 }
 
 export class MilterServer {
@@ -20,6 +23,7 @@ export class MilterServer {
   private spec?: SocketSpec;
   private lastLimitWarning = 0;
   private sweeper?: NodeJS.Timeout;
+  private allowed?: AllowList;
 
   private readonly milter: MilterOptions;
 
@@ -30,6 +34,7 @@ export class MilterServer {
     private readonly options: ServerOptions,
   ) {
     this.milter = { ...milter, replyCache: new Map() };
+    if (options.allow && options.allow.length > 0) this.allowed = new AllowList(options.allow);
     this.server = net.createServer((socket) => this.accept(socket));
     if (milter.timeoutMs > 0) {
       const every = Math.min(1000, Math.max(50, milter.timeoutMs / 4));
@@ -85,6 +90,11 @@ export class MilterServer {
   }
 
   private accept(socket: net.Socket): void {
+    if (this.allowed && socket.remoteAddress && !this.allowed.allows(socket.remoteAddress)) {
+      this.log.warn(`refused milter connection from ${plainAddress(socket.remoteAddress).address}: not in --allow`);
+      socket.destroy();
+      return;
+    }
     if (this.sessions.size >= this.options.maxConnections) {
       const now = Date.now();
       if (now - this.lastLimitWarning > 10_000) {

@@ -3,7 +3,8 @@
 // 250 after DATA is sent only once the file is durable (same writer, same
 // rule as the milter); any doubt is a 451.
 
-import { BlockList, Socket, isIPv4 } from 'node:net';
+import { Socket } from 'node:net';
+import { AllowList, plainAddress } from '../ops/allowlist';
 import * as fs from 'node:fs';
 import { SMTPServer, SMTPServerAuthentication, SMTPServerAuthenticationResponse, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import type { ReceiverConfig } from '../config/benno-smtp-conf';
@@ -27,16 +28,9 @@ function smtpError(code: number, message: string): Error & { responseCode: numbe
   return Object.assign(new Error(message), { responseCode: code });
 }
 
-/** "::ffff:192.0.2.1" (an IPv4 client on a dual-stack socket) is 192.0.2.1. */
-function clientAddress(address: string): { address: string; family: 'ipv4' | 'ipv6' } {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped) return { address: mapped[1], family: 'ipv4' };
-  return { address, family: isIPv4(address) ? 'ipv4' : 'ipv6' };
-}
-
 export class Receiver {
   private readonly server: SMTPServer;
-  private readonly allowed = new BlockList();
+  private readonly allowed: AllowList;
   private readonly auth?: AuthUsers;
   readonly writer: SpoolWriter;
 
@@ -45,7 +39,7 @@ export class Receiver {
     private readonly log: Logger,
   ) {
     patchSmtpServer();
-    for (const s of config.allowedClients) this.allowed.addSubnet(s.address, s.prefix, s.family);
+    this.allowed = new AllowList(config.allowedClients);
     this.writer = new SpoolWriter(config.inbox, { suffix: config.suffix });
     if (config.authUsers) this.auth = AuthUsers.read(config.authUsers);
     const tls = config.tlsKey && config.tlsCert ? { key: fs.readFileSync(config.tlsKey), cert: fs.readFileSync(config.tlsCert) } : {};
@@ -83,7 +77,7 @@ export class Receiver {
         if (!file) return;
         session.benno!.file = undefined;
         void file.discard();
-        this.log.warn(`client ${clientAddress(session.remoteAddress).address}: disconnected during DATA; nothing stored, the client keeps the message`);
+        this.log.warn(`client ${plainAddress(session.remoteAddress).address}: disconnected during DATA; nothing stored, the client keeps the message`);
       },
     });
     this.server.on('error', (err: Error) => this.log.warn(`smtp: ${err.message}`));
@@ -127,8 +121,8 @@ export class Receiver {
   }
 
   private onConnect(session: SMTPServerSession, cb: (err?: Error) => void): void {
-    const client = clientAddress(session.remoteAddress);
-    if (this.allowed.check(client.address, client.family)) return cb();
+    const client = plainAddress(session.remoteAddress);
+    if (this.allowed.allows(session.remoteAddress)) return cb();
     this.log.warn(`refused client ${client.address}: not in allowed_clients; add its network there if it should deliver to the archive`);
     cb(smtpError(554, 'Client not allowed to deliver to this archive'));
   }
@@ -136,7 +130,7 @@ export class Receiver {
   private onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession, cb: (err: Error | null | undefined, response?: SMTPServerAuthenticationResponse) => void): void {
     const ok = auth.username !== undefined && auth.password !== undefined && this.auth?.verify(auth.username, auth.password);
     if (ok) return cb(null, { user: auth.username });
-    this.log.warn(`client ${clientAddress(session.remoteAddress).address}: authentication as ${printable(String(auth.username))} failed`);
+    this.log.warn(`client ${plainAddress(session.remoteAddress).address}: authentication as ${printable(String(auth.username))} failed`);
     cb(smtpError(535, 'Authentication credentials invalid'));
   }
 
@@ -159,7 +153,7 @@ export class Receiver {
     stream.on('error', (err: Error) => (failed = err));
     stream.on('end', () => {
       tx.file = undefined;
-      const client = clientAddress(session.remoteAddress).address;
+      const client = plainAddress(session.remoteAddress).address;
       if (stream.sizeExceeded || failed) {
         void file.discard();
         if (stream.sizeExceeded) {

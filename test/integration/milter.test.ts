@@ -592,6 +592,80 @@ describe('benno-milter limits', () => {
     }
   });
 
+  it('--max-headers and --max-message-size: 554 at end of message, nothing written, the connection goes on', async () => {
+    const work = tempDir();
+    const socketPath = path.join(work, 'm.sock');
+    const milter = await startMilter(['-p', `unix:${socketPath}`, '-o', work, '--max-headers', '50', '--max-message-size', '100000']);
+    try {
+      const c = await MilterClient.open({ path: socketPath });
+      const many = message(140, { headers: Array.from({ length: 51 }, (_, i) => [`X-H${i}`, ' v'] as [string, string]) });
+      assert.deepEqual(await c.sendMessage(many), { type: 'replycode', text: '554 5.3.4 Message refused by the archive: more than 50 header fields' });
+      const big = message(141, { body: Buffer.alloc(200_000, 0x61) });
+      assert.deepEqual(await c.sendMessage(big), { type: 'replycode', text: '554 5.3.4 Message refused by the archive: larger than 100000 bytes' });
+      assert.equal((await c.sendMessage(message(142))).type, 'accept', 'the next message is archived');
+      await c.quit();
+      await milter.waitForLine(/QID140: not archived, refused: more than 50 header fields/);
+      await eventually(() => tempFiles(work).length === 0, 'no temp files');
+      assert.equal(spoolFiles(work).length, 1);
+    } finally {
+      await milter.stop();
+      removeTree(work);
+    }
+  });
+
+  it('--allow: TCP clients outside the list are turned away; a unix socket does not take it', async () => {
+    const work = tempDir();
+    const port = 23000 + (process.pid % 1000);
+    const refused = await startMilter(['-p', `inet:${port}@127.0.0.1`, '-o', work, '--allow', '192.0.2.0/24']);
+    try {
+      // Closed at once: the client sees a close or a reset.
+      await MilterClient.connect({ host: '127.0.0.1', port }).then(
+        (client) => new Promise((r) => client.socket.once('close', r)),
+        () => undefined,
+      );
+      await refused.waitForLine(/refused milter connection from 127\.0\.0\.1: not in --allow/);
+    } finally {
+      await refused.stop();
+    }
+    const allowed = await startMilter(['-p', `inet:${port}@127.0.0.1`, '-o', work, '--allow', '127.0.0.0/8', '--allow', '::1']);
+    try {
+      const c = await MilterClient.open({ host: '127.0.0.1', port });
+      assert.equal((await c.sendMessage(message(150))).type, 'accept');
+      await c.quit();
+    } finally {
+      await allowed.stop();
+    }
+    const open = await startMilter(['-p', `inet:${port}@0.0.0.0`, '-o', work]);
+    await open.waitForLine(/listening on inet:\d+@0\.0\.0\.0 for every client: anyone who can reach the port can put mail into the archive; name the MTAs with --allow/);
+    await open.stop();
+    const { runToEnd, MILTER_BIN } = await import('../helpers/daemon');
+    const bad = await runToEnd(MILTER_BIN, ['-p', `unix:${path.join(work, 's')}`, '-o', work, '--allow', '127.0.0.1']);
+    assert.equal(bad.code, 64);
+    assert.match(bad.stderr, /--allow is for TCP sockets/);
+    removeTree(work);
+  });
+
+  it('2000 idle connections neither use up descriptors nor stop new sessions', async () => {
+    const work = tempDir();
+    const socketPath = path.join(work, 'm.sock');
+    const milter = await startMilter(['-p', `unix:${socketPath}`, '-o', work, '--max-connections', '3000']);
+    const idle: MilterClient[] = [];
+    try {
+      for (let i = 0; i < 2000; i += 100) {
+        idle.push(...(await Promise.all(Array.from({ length: 100 }, () => MilterClient.open({ path: socketPath })))));
+      }
+      const fresh = await MilterClient.open({ path: socketPath });
+      assert.equal((await fresh.sendMessage(message(160))).type, 'accept');
+      await fresh.quit();
+      const fds = fs.readdirSync(`/proc/${milter.pid}/fd`).length;
+      assert.ok(fds > 2000 && fds < 2200, `${fds} descriptors for 2001 connections`);
+    } finally {
+      idle.forEach((c) => c.destroy());
+      await milter.stop();
+      removeTree(work);
+    }
+  });
+
   it('--timeout: a peer that stalls in the middle of a packet is dropped, its message discarded', async () => {
     const work = tempDir();
     const socketPath = path.join(work, 'm.sock');
