@@ -9,7 +9,7 @@ import { SocketSpec, SocketSpecError, formatSocketSpec, parseSocketSpec } from '
 import { runDaemon } from '../ops/daemon';
 import { LOG_LEVELS, LogLevel, createLogger } from '../ops/log';
 import { EX_CANTCREAT, EX_IOERR, EX_OSERR, EX_UNAVAILABLE, EX_USAGE, Fatal } from '../ops/sysexits';
-import { Subnet, parseSubnets } from '../ops/allowlist';
+import { Subnet, isLoopback, parseSubnets } from '../ops/allowlist';
 import { DEFAULT_ENVELOPE_NAMES, isFieldName } from '../spool/format';
 import { SpoolWriter } from '../spool/writer';
 import { commandLine, fail, rejectRepeated, runMain } from './run';
@@ -183,7 +183,7 @@ async function main(): Promise<void> {
           throw new Fatal(`cannot listen on ${where}: ${e.message}`, EX_OSERR);
         }
         const skip = args['skip-daemon'].length ? `, skipping daemon_name ${args['skip-daemon'].join(',')}` : '';
-        if (checked.socket.kind === 'inet' && checked.allow.length === 0 && !/^(127\.|::1$|localhost$)/.test(checked.socket.host)) {
+        if (checked.socket.kind === 'inet' && checked.allow.length === 0 && !isLoopback(checked.socket.host)) {
           log.warn(
             `listening on ${server.address} for every client: anyone who can reach the port can put mail into the archive; ` +
               'name the MTAs with --allow (or firewall the port)',

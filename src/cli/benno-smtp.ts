@@ -4,6 +4,7 @@
 import * as os from 'node:os';
 import { CONFIG_KEYS, DEFAULT_CONFIG_FILE, readReceiverConfig } from '../config/benno-smtp-conf';
 import { runDaemon } from '../ops/daemon';
+import { isLoopback } from '../ops/allowlist';
 import { createLogger } from '../ops/log';
 import { EX_CANTCREAT, EX_CONFIG, EX_IOERR, EX_OK, EX_OSERR, EX_UNAVAILABLE, EX_USAGE, Fatal } from '../ops/sysexits';
 import { hashPassword } from '../receiver/auth';
@@ -88,6 +89,9 @@ async function main(): Promise<void> {
           const e = err as NodeJS.ErrnoException;
           const where = `${config.listen.host}:${config.listen.port}`;
           throw new Fatal(`cannot listen on ${where}: ${e.code ?? e.message}`, e.code === 'EADDRINUSE' ? EX_UNAVAILABLE : EX_OSERR);
+        }
+        if (config.authUsers && !config.tlsKey && !config.allowedClients.every((s) => isLoopback(s.address, s.prefix))) {
+          log.warn('auth_users without STARTTLS: passwords from other hosts cross the network in clear text; set tls_key and tls_cert');
         }
         const clients = config.allowedClients.map((s) => `${s.address}/${s.prefix}`).join(',');
         return `listening on ${config.listen.host}:${receiver.port}, inbox ${receiver.writer.dir}, allowed clients ${clients}`;

@@ -34,6 +34,13 @@ export function plainAddress(address: string): { address: string; family: 'ipv4'
   return { address, family: isIPv4(address) ? 'ipv4' : 'ipv6' };
 }
 
+/** Whether a host or network stays on this machine (127/8, ::1). */
+export function isLoopback(host: string, prefix?: number): boolean {
+  if (host === 'localhost') return true;
+  if (/^127\./.test(host)) return prefix === undefined || prefix >= 8;
+  return host === '::1' && (prefix === undefined || prefix === 128);
+}
+
 export class AllowList {
   private readonly list = new BlockList();
 

@@ -46,6 +46,7 @@ export function listFiles(dir: string): string[] {
 export function mountExt4(sizeMiB = 16): { dir: string; unmount: () => void } {
   requireRoot('this test');
   const image = path.join(tempDir('benno-ext4-'), 'fs.img');
+  fs.chmodSync(path.dirname(image), 0o755); // daemons running as other users (postfix) pass through
   const dir = `${image}.d`;
   execFileSync('truncate', ['-s', `${sizeMiB}M`, image]);
   execFileSync('mkfs.ext4', ['-q', '-F', image]);

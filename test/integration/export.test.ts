@@ -517,4 +517,23 @@ describe('benno-smtp with STARTTLS and AUTH', () => {
     assert.match(r.stderr, /cannot deliver to 127\.0\.0\.1:\d+: .*(self[- ]signed|certificate)/i);
     assert.equal(spoolFiles(spool).length, 2);
   });
+
+  it('AUTH without STARTTLS for clients on other hosts: a warning at start; loopback only: none', async () => {
+    const users = path.join(work, 'users');
+    const inbox = path.join(work, 'inbox-plain');
+    fs.mkdirSync(inbox);
+    const open = await startReceiver(work, [`listen = 127.0.0.1:${await freePort()}`, `inbox = ${inbox}`, `auth_users = ${users}`, 'allowed_clients = 127.0.0.0/8, 192.0.2.0/24']);
+    try {
+      assert.ok(open.program.stderr.some((l) => /auth_users without STARTTLS: passwords from other hosts cross the network in clear text; set tls_key and tls_cert/.test(l)), open.program.stderr.join('\n'));
+    } finally {
+      await open.program.stop();
+    }
+    const local = await startReceiver(work, [`listen = 127.0.0.1:${await freePort()}`, `inbox = ${inbox}`, `auth_users = ${users}`]);
+    try {
+      // The warning comes before the start line, so its absence is final here.
+      assert.ok(!local.program.stderr.some((l) => /clear text/.test(l)), local.program.stderr.join('\n'));
+    } finally {
+      await local.program.stop();
+    }
+  });
 });

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { DEFAULTS, parseReceiverConfig } from '../../src/config/benno-smtp-conf';
 import { parseDefaultFile } from '../../src/config/default-file';
 import { Fatal } from '../../src/ops/sysexits';
+import { isLoopback } from '../../src/ops/allowlist';
 
 describe('/etc/default/benno-milter', () => {
   it('reads shell-style assignments: comments, export, quotes, no expansion', () => {
@@ -98,4 +99,15 @@ describe('benno-smtp.conf', () => {
       assert.throws(() => parseReceiverConfig(text, 'f'), (e: Error) => e instanceof Fatal && e.exitCode === 78 && re.test(e.message));
     });
   }
+});
+
+describe('loopback addresses and networks', () => {
+  it('127/8 inside, ::1 and localhost are loopback; wider networks and other hosts are not', () => {
+    for (const [host, prefix] of [['127.0.0.1', undefined], ['127.0.0.0', 8], ['127.1.2.3', 32], ['::1', 128], ['::1', undefined], ['localhost', undefined]] as const) {
+      assert.equal(isLoopback(host, prefix), true, `${host}/${prefix}`);
+    }
+    for (const [host, prefix] of [['127.0.0.0', 7], ['0.0.0.0', undefined], ['192.0.2.1', 32], ['::', 0], ['::1', 64], ['::ffff:127.0.0.1', undefined]] as const) {
+      assert.equal(isLoopback(host, prefix), false, `${host}/${prefix}`);
+    }
+  });
 });

@@ -1,0 +1,105 @@
+// Soak: npm run soak -- --minutes N
+//
+// Steady load through a real Postfix into benno-milter for N minutes (spool
+// and queue on a fresh loop-mounted ext4), a janitor taking files out of the
+// spool as Benno's importer does. Prints throughput and the milter's RSS
+// every 30 seconds; at the end, every message Postfix queued must have been
+// archived (queue ids in Postfix's log against the milter's).
+
+import { execFile, execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { startMilter } from '../test/helpers/daemon';
+import { mountExt4 } from '../test/helpers/fs';
+import { Postfix } from '../test/helpers/postfix';
+
+const execFileP = promisify(execFile);
+
+function arg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : fallback;
+}
+
+const mib = (n: number) => (n / 1048576).toFixed(1);
+
+async function main(): Promise<void> {
+  const minutes = arg('minutes', 10);
+  const fsys = mountExt4(8192);
+  fs.chmodSync(fsys.dir, 0o755);
+  process.env.TMPDIR = fsys.dir;
+  const spool = path.join(fsys.dir, 'spool');
+  fs.mkdirSync(spool);
+  const socketPath = path.join(fsys.dir, 'milter.sock');
+  const milter = await startMilter(['-p', `unix:${socketPath}`, '-o', spool]);
+  execFileSync('chgrp', ['postfix', socketPath]);
+  const postfix = await Postfix.start({ port: 22671, milter: `unix:${socketPath}` });
+  const end = Date.now() + minutes * 60_000;
+  const started = Date.now();
+  const samples: { t: number; archived: number; rss: number }[] = [];
+  const archivedCount = () => milter.stderr.filter((l) => l.includes(': archived ')).length;
+  let imported = 0;
+  const janitor = setInterval(() => {
+    for (const name of fs.readdirSync(spool)) {
+      if (!name.endsWith('.eml')) continue;
+      fs.unlinkSync(path.join(spool, name));
+      imported++;
+    }
+  }, 5000);
+  const sample = () => {
+    const s = { t: (Date.now() - started) / 1000, archived: archivedCount(), rss: milter.memory().rss };
+    const prev = samples.at(-1);
+    samples.push(s);
+    const rate = prev ? (s.archived - prev.archived) / (s.t - prev.t) : 0;
+    console.log(`${s.t.toFixed(0).padStart(5)} s  archived ${String(s.archived).padStart(8)}  ${rate.toFixed(0).padStart(5)} msg/s  RSS ${mib(s.rss)} MiB`);
+  };
+  const sampler = setInterval(sample, 30_000);
+  sample();
+  try {
+    while (Date.now() < end) {
+      await execFileP('smtp-source', ['-s', '10', '-m', '1000', '-l', '10240', '-f', 'soak@example.com', '-t', 'sink@example.org', '127.0.0.1:22671']);
+    }
+  } finally {
+    clearInterval(sampler);
+    sample();
+  }
+  // Let the last replies and Postfix's log settle.
+  await new Promise((r) => setTimeout(r, 3000));
+  clearInterval(janitor);
+  // Postfix reuses short queue ids once a message has left the queue, so
+  // compare counts per id, not sets.
+  const tally = (lines: string[], re: RegExp) => {
+    const counts = new Map<string, number>();
+    for (const line of lines) {
+      const m = re.exec(line);
+      if (m) counts.set(m[1], (counts.get(m[1]) ?? 0) + 1);
+    }
+    return counts;
+  };
+  // qmgr sees only what cleanup committed, i.e. what got 250 after the milter.
+  const queued = tally(postfix.log().split('\n'), /qmgr\[\d+\]: ([0-9A-F]+): from=/);
+  const archived = tally(milter.stderr, /: ([0-9A-F]+): archived /);
+  const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+  let missing = 0;
+  let extra = 0;
+  for (const [id, n] of queued) missing += Math.max(0, n - (archived.get(id) ?? 0));
+  for (const [id, n] of archived) extra += Math.max(0, n - (queued.get(id) ?? 0));
+  const files = imported + fs.readdirSync(spool).filter((n) => n.endsWith('.eml')).length;
+  const stray = fs.readdirSync(spool).filter((n) => !n.endsWith('.eml')).length;
+  const rss = samples.map((s) => s.rss);
+  const loaded = rss.length > 2 ? rss[1] : rss[0];
+  console.log('');
+  console.log(`soak ${minutes} min: ${sum(queued)} messages queued by Postfix, ${sum(archived)} archived, ${files} spool files, ` +
+    `${missing} missing, ${extra} archived but not queued, ${stray} other files; ` +
+    `${(sum(archived) / ((Date.now() - started) / 1000)).toFixed(0)} msg/s; ` +
+    `RSS idle ${mib(rss[0])} MiB, at 30 s ${mib(loaded)} MiB, end ${mib(rss.at(-1)!)} MiB, max ${mib(Math.max(...rss))} MiB`);
+  await postfix.stop();
+  await milter.stop();
+  fsys.unmount();
+  process.exitCode = missing === 0 && files === sum(archived) && stray === 0 ? 0 : 1;
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
