@@ -63,8 +63,14 @@ async function main(): Promise<void> {
     clearInterval(sampler);
     sample();
   }
-  // Let the last replies and Postfix's log settle.
-  await new Promise((r) => setTimeout(r, 3000));
+  // Done when Postfix's queue is empty and its log has caught up (postlogd
+  // writes asynchronously): every message qmgr took in, it has also removed.
+  const count = (re: RegExp) => (postfix.log().match(re) ?? []).length;
+  for (let settled = false; !settled; ) {
+    await new Promise((r) => setTimeout(r, 200));
+    const empty = ['incoming', 'active', 'deferred'].every((q) => postfix.queueFiles(q).length === 0);
+    settled = empty && count(/qmgr\[\d+\]: [0-9A-F]+: from=/g) === count(/qmgr\[\d+\]: [0-9A-F]+: removed/g);
+  }
   clearInterval(janitor);
   // Postfix reuses short queue ids once a message has left the queue, so
   // compare counts per id, not sets.
