@@ -25,6 +25,10 @@ const mib = (n: number) => (n / 1048576).toFixed(1);
 
 async function main(): Promise<void> {
   const minutes = arg('minutes', 10);
+  if (!(minutes > 0)) {
+    console.error('soak: --minutes needs a positive number');
+    process.exit(64);
+  }
   const fsys = mountExt4(8192);
   fs.chmodSync(fsys.dir, 0o755);
   process.env.TMPDIR = fsys.dir;
