@@ -1,6 +1,7 @@
 // Runs the real benno-milter program as a child process, as an operator
 // would, and waits on what it says (log lines, exit) rather than on time.
 
+import assert from 'node:assert/strict';
 import { ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -132,6 +133,13 @@ export function tempFiles(dir: string): string[] {
 
 export function sha256(b: Buffer): string {
   return createHash('sha256').update(b).digest('hex');
+}
+
+/** A spool file's content, asserting that its name is the SHA-256 of it, i.e. that it was written whole. */
+export function readWhole(dir: string, name: string): Buffer {
+  const content = fs.readFileSync(path.join(dir, name));
+  assert.equal(`${sha256(content)}.eml`, name, `${name} is whole`);
+  return content;
 }
 
 /** Polls a condition until it holds; for state that has no event of its own (files on disk). */
