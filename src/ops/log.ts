@@ -4,6 +4,9 @@
 // line gets a timestamp and the program name, syslog style.
 
 import * as winston from 'winston';
+import { printable } from './text';
+
+export { printable };
 
 export type Logger = Pick<winston.Logger, 'error' | 'warn' | 'info' | 'debug'>;
 
@@ -21,17 +24,15 @@ export interface LoggerOptions {
   stream?: NodeJS.WritableStream;
 }
 
-/** Control characters and line breaks from peers never split or forge a log line. */
-export function printable(s: string): string {
-  return s.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
-}
-
 export function createLogger(options: LoggerOptions): Logger {
   const journal = options.journal ?? Boolean(process.env.JOURNAL_STREAM);
+  // Every line passes through printable(): whatever a peer managed to put
+  // into a message (a queue id, an address, a server's reply), it cannot
+  // start a second line, least of all one with a forged "<3>" priority.
   const line = journal
-    ? winston.format.printf((i) => `<${SYSLOG_PRIORITY[i.level] ?? 6}>${i.message}`)
+    ? winston.format.printf((i) => `<${SYSLOG_PRIORITY[i.level] ?? 6}>${printable(String(i.message))}`)
     : winston.format.printf(
-        (i) => `${new Date().toISOString()} ${options.program}[${process.pid}]: ${i.level}: ${i.message}`,
+        (i) => `${new Date().toISOString()} ${options.program}[${process.pid}]: ${i.level}: ${printable(String(i.message))}`,
       );
   const transport = options.stream
     ? new winston.transports.Stream({ stream: options.stream })

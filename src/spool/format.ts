@@ -7,6 +7,26 @@
 //   <body as received>
 //
 // CRLF line ends throughout. Addresses and content stay bytes.
+//
+// The envelope lines are a trust boundary: the exporter, benno-smtp and Benno
+// itself read them as the SMTP envelope. Two rules keep a sender from writing
+// them:
+//
+// 1. An address is written as the MTA gave it, except that a character that
+//    could end the line for some reader, hide or reorder text (the set in
+//    ops/text.ts) is written as \x{HEX}, and a byte that is not UTF-8 as
+//    \xHH. The written form is valid UTF-8 and contains none of those
+//    characters, so writing it again changes nothing.
+// 2. A field inside the message whose name is one of ours (any case, any
+//    spacing before the colon, at any line start of the header section) is
+//    renamed with UNTRUSTED_PREFIX, its value kept (HeaderGuard). This is the
+//    only change the milter and benno-smtp make to message bytes.
+//
+// Bounds: an address is at most MAX_ADDRESS_OCTETS as written, a field name at
+// most MAX_FIELD_NAME characters (so an envelope line stays within RFC 5322's
+// 998), and the envelope block at most MAX_ENVELOPE_OCTETS.
+
+import { codePointName, escapedCodePoint, isUnsafeCodePoint } from '../ops/text';
 
 export const CRLF = Buffer.from('\r\n');
 
@@ -20,27 +40,58 @@ export const DEFAULT_ENVELOPE_NAMES: EnvelopeNames = {
   recipient: 'X-REAL-RCPTTO',
 };
 
-/** RFC 5322 field name: printable ASCII except colon. */
+/** Benno's multi-import header: which gateway or tenant a message came through. */
+export const GATEWAY_NAME = 'X-BENNO-GW';
+
+/** Put before the name of a field in a message that carries one of our names. */
+export const UNTRUSTED_PREFIX = 'X-Untrusted-';
+
+/** Longest envelope or gateway field name. */
+export const MAX_FIELD_NAME = 64;
+/** Longest address as written (RFC 5321 allows 256 octets for a whole path; Postfix takes more). */
+export const MAX_ADDRESS_OCTETS = 900;
+/** Largest envelope block: about 25,000 recipients of 40 bytes. */
+export const MAX_ENVELOPE_OCTETS = 1024 * 1024;
+/** Most recipients per message, for the milter and benno-smtp alike. */
+export const DEFAULT_MAX_RECIPIENTS = 10_000;
+
+/** RFC 5322 field name (printable ASCII except colon), at most MAX_FIELD_NAME characters. */
 export function isFieldName(name: string): boolean {
-  return /^[\x21-\x39\x3b-\x7e]+$/.test(name);
+  return name.length <= MAX_FIELD_NAME && /^[\x21-\x39\x3b-\x7e]+$/.test(name);
+}
+
+/** Why a pair of envelope names cannot be used, or null when they can. */
+export function envelopeNamesProblem(names: EnvelopeNames): string | null {
+  for (const name of [names.sender, names.recipient]) {
+    if (!isFieldName(name)) return `"${name}" is not a header field name of at most ${MAX_FIELD_NAME} characters`;
+    if (name.toLowerCase() === GATEWAY_NAME.toLowerCase()) return `"${name}" is Benno's gateway header`;
+    if (name.toLowerCase().startsWith(UNTRUSTED_PREFIX.toLowerCase())) return `"${name}" starts with ${UNTRUSTED_PREFIX}, the prefix of renamed fields`;
+  }
+  if (names.sender.toLowerCase() === names.recipient.toLowerCase()) return 'the sender and recipient header names must differ';
+  return null;
+}
+
+/**
+ * The field names no message may carry: the configured envelope names, the
+ * default ones (Benno's own configuration lists them), and the gateway name.
+ */
+export function reservedNames(names: EnvelopeNames): string[] {
+  const all = [names.sender, names.recipient, DEFAULT_ENVELOPE_NAMES.sender, DEFAULT_ENVELOPE_NAMES.recipient, GATEWAY_NAME];
+  return [...new Set(all.map((n) => n.toLowerCase()))];
 }
 
 const LT = 0x3c;
 const GT = 0x3e;
+const BACKSLASH_X = Buffer.from('\\x');
 
 function isBlank(b: number): boolean {
   return b === 0x20 || b === 0x09;
 }
 
-function isLineBreakOrNul(b: number): boolean {
-  return b === 0x0d || b === 0x0a || b === 0x00;
-}
-
 /**
  * The address from a MAIL or RCPT argument: "<a@example.org>" → a@example.org,
  * "<>" → empty. ESMTP parameters arrive as separate arguments and are not
- * part of it. CR, LF and NUL cannot be part of an address and would break the
- * file's line structure, so they are dropped.
+ * part of it. The bytes inside the brackets are kept as they are.
  */
 export function bareAddress(arg: Buffer): Buffer {
   let start = 0;
@@ -51,21 +102,160 @@ export function bareAddress(arg: Buffer): Buffer {
     start++;
     end--;
   }
-  const addr = arg.subarray(start, end);
-  return addr.some(isLineBreakOrNul) ? Buffer.from(addr.filter((b) => !isLineBreakOrNul(b))) : addr;
+  return arg.subarray(start, end);
 }
 
-function envelopeLine(name: Buffer, address: Buffer): Buffer[] {
-  return [name, Buffer.from(': <'), address, Buffer.from('>\r\n')];
+/** Length of the valid UTF-8 sequence at b[i] and its code point, or null when the byte there starts none. */
+function utf8At(b: Buffer, i: number): { length: number; cp: number } | null {
+  const c = b[i];
+  if (c < 0x80) return { length: 1, cp: c };
+  const cont = (k: number, lo = 0x80, hi = 0xbf) => i + k < b.length && b[i + k] >= lo && b[i + k] <= hi;
+  if (c >= 0xc2 && c <= 0xdf) return cont(1) ? { length: 2, cp: ((c & 0x1f) << 6) | (b[i + 1] & 0x3f) } : null;
+  if (c >= 0xe0 && c <= 0xef) {
+    const lo = c === 0xe0 ? 0xa0 : 0x80;
+    const hi = c === 0xed ? 0x9f : 0xbf;
+    if (!cont(1, lo, hi) || !cont(2)) return null;
+    return { length: 3, cp: ((c & 0x0f) << 12) | ((b[i + 1] & 0x3f) << 6) | (b[i + 2] & 0x3f) };
+  }
+  if (c >= 0xf0 && c <= 0xf4) {
+    const lo = c === 0xf0 ? 0x90 : 0x80;
+    const hi = c === 0xf4 ? 0x8f : 0xbf;
+    if (!cont(1, lo, hi) || !cont(2) || !cont(3)) return null;
+    return { length: 4, cp: ((c & 0x07) << 18) | ((b[i + 1] & 0x3f) << 12) | ((b[i + 2] & 0x3f) << 6) | (b[i + 3] & 0x3f) };
+  }
+  return null;
 }
 
-/** The envelope lines that open a spool file. */
+/**
+ * An address as it is written into an envelope line (rule 1 above). Returns
+ * the same buffer when nothing needs escaping, which is every address of
+ * ordinary mail.
+ */
+export function writtenAddress(address: Buffer): Buffer {
+  const parts: Buffer[] = [];
+  let copied = 0;
+  for (let i = 0; i < address.length; ) {
+    const ch = utf8At(address, i);
+    if (ch && !isUnsafeCodePoint(ch.cp)) {
+      i += ch.length;
+      continue;
+    }
+    parts.push(address.subarray(copied, i));
+    if (ch) parts.push(Buffer.from(escapedCodePoint(ch.cp), 'latin1'));
+    else parts.push(BACKSLASH_X, Buffer.from(address[i].toString(16).toUpperCase().padStart(2, '0'), 'latin1'));
+    i += ch ? ch.length : 1;
+    copied = i;
+  }
+  if (copied === 0) return address;
+  parts.push(address.subarray(copied));
+  return Buffer.concat(parts);
+}
+
+/**
+ * The first character of an address that benno-smtp refuses (an unsafe
+ * character in valid UTF-8), named as "U+202E"; null when there is none.
+ * Bytes that are not UTF-8 are not refused here: they are written as \xHH.
+ */
+export function unsafeCharacter(address: Buffer): string | null {
+  for (let i = 0; i < address.length; ) {
+    const ch = utf8At(address, i);
+    if (ch && isUnsafeCodePoint(ch.cp)) return codePointName(ch.cp);
+    i += ch ? ch.length : 1;
+  }
+  return null;
+}
+
+function envelopeLine(name: Buffer, written: Buffer): Buffer {
+  return Buffer.concat([name, Buffer.from(': <'), written, Buffer.from('>\r\n')]);
+}
+
+/** The envelope lines that open a spool file, from bare addresses (see EnvelopeBuilder for the checked way). */
 export function envelopeBlock(names: EnvelopeNames, sender: Buffer, recipients: Buffer[]): Buffer {
   const senderName = Buffer.from(names.sender, 'latin1');
   const recipientName = Buffer.from(names.recipient, 'latin1');
-  const parts = envelopeLine(senderName, bareAddress(sender));
-  for (const r of recipients) parts.push(...envelopeLine(recipientName, bareAddress(r)));
-  return Buffer.concat(parts);
+  const lines = [envelopeLine(senderName, writtenAddress(bareAddress(sender)))];
+  for (const r of recipients) lines.push(envelopeLine(recipientName, writtenAddress(bareAddress(r))));
+  return Buffer.concat(lines);
+}
+
+/** Why an address or a recipient cannot go into an envelope block. */
+export interface EnvelopeProblem {
+  kind: 'address-too-long' | 'too-many-recipients' | 'envelope-too-large';
+  text: string;
+}
+
+/**
+ * Collects one message's envelope within the bounds, as the milter and
+ * benno-smtp both need it. Addresses are stored written (escaped) and copied,
+ * so a stored address never holds on to a larger network buffer.
+ */
+export class EnvelopeBuilder {
+  private sender: Buffer = Buffer.alloc(0);
+  private readonly recipients: Buffer[] = [];
+  private size: number;
+  private readonly senderName: Buffer;
+  private readonly recipientName: Buffer;
+
+  constructor(
+    names: EnvelopeNames,
+    private readonly maxRecipients: number,
+  ) {
+    this.senderName = Buffer.from(names.sender, 'latin1');
+    this.recipientName = Buffer.from(names.recipient, 'latin1');
+    this.size = this.senderName.length + 6;
+  }
+
+  get recipientCount(): number {
+    return this.recipients.length;
+  }
+
+  /** Bytes the block will take. */
+  get bytes(): number {
+    return this.size;
+  }
+
+  /** The sender's address as written. */
+  get writtenSender(): Buffer {
+    return this.sender;
+  }
+
+  /** Sets the sender (a bare address); returns the problem when it cannot be written. */
+  setSender(address: Buffer): EnvelopeProblem | null {
+    const written = writtenAddress(address);
+    const problem = tooLong(written);
+    if (problem) return problem;
+    this.size += written.length - this.sender.length;
+    this.sender = Buffer.from(written);
+    return null;
+  }
+
+  /** Adds a recipient (a bare address); returns the problem when it cannot be added. */
+  addRecipient(address: Buffer): EnvelopeProblem | null {
+    if (this.recipients.length >= this.maxRecipients) {
+      return { kind: 'too-many-recipients', text: `more than ${this.maxRecipients} recipients` };
+    }
+    const written = writtenAddress(address);
+    const problem = tooLong(written);
+    if (problem) return problem;
+    const line = this.recipientName.length + 6 + written.length;
+    if (this.size + line > MAX_ENVELOPE_OCTETS) {
+      return { kind: 'envelope-too-large', text: `envelope larger than ${MAX_ENVELOPE_OCTETS} bytes` };
+    }
+    this.recipients.push(Buffer.from(written));
+    this.size += line;
+    return null;
+  }
+
+  block(): Buffer {
+    const lines = [envelopeLine(this.senderName, this.sender)];
+    for (const r of this.recipients) lines.push(envelopeLine(this.recipientName, r));
+    return Buffer.concat(lines, this.size);
+  }
+}
+
+function tooLong(written: Buffer): EnvelopeProblem | null {
+  if (written.length <= MAX_ADDRESS_OCTETS) return null;
+  return { kind: 'address-too-long', text: `an address longer than ${MAX_ADDRESS_OCTETS} bytes` };
 }
 
 const COLON = Buffer.from(':');
@@ -93,7 +283,165 @@ export function toCrlf(b: Buffer): Buffer {
   return out;
 }
 
+const CR = 0x0d;
+const LF = 0x0a;
+const PREFIX = Buffer.from(UNTRUSTED_PREFIX, 'latin1');
+
+/**
+ * Rule 2: renames fields that carry one of our names, in a stream of header
+ * bytes. A line starts after LF, and after a CR that no LF follows (some
+ * readers end lines there); a field is ours when its name, in any case, is
+ * followed by a colon, a space or a tab. The header section ends at the
+ * first empty line after CRLF (RFC 5322), or, for the milter, which gets the
+ * headers one by one, when the caller says so. Bytes after the end pass
+ * through untouched and without copying.
+ *
+ * At most the length of the longest name is held back between chunks, so the
+ * guard costs no memory worth counting.
+ */
+export class HeaderGuard {
+  private readonly names: Buffer[];
+  private readonly longest: number;
+  /** Bytes of a line start not yet decided on; null when not at a line start. */
+  private held: Buffer | null = Buffer.alloc(0);
+  /** The line start being decided came after CRLF (or is the first line): an empty line there ends the section. */
+  private afterCrlf = true;
+  private pendingCr = false;
+  private ended = false;
+  /** push() had to insert or carry over bytes, so its output is not its input. */
+  private changed = false;
+  /** Fields renamed so far. */
+  renamed = 0;
+
+  constructor(
+    reserved: string[],
+    private readonly endAtEmptyLine: boolean,
+  ) {
+    this.names = reserved.map((n) => Buffer.from(n.toLowerCase(), 'latin1'));
+    this.longest = Math.max(...this.names.map((n) => n.length));
+  }
+
+  /** True once the header section has ended; from then on push() returns its input. */
+  get done(): boolean {
+    return this.ended;
+  }
+
+  /** The bytes to write for this chunk; a few bytes at its end may be held back for the next. */
+  push(chunk: Buffer): Buffer {
+    if (this.ended || chunk.length === 0) return chunk;
+    this.changed = false;
+    const out: Buffer[] = [];
+    let from = 0; // start of the chunk's bytes not yet in out
+    let i = 0;
+    while (i < chunk.length && !this.ended) {
+      if (this.pendingCr) {
+        // CR LF: the line starts after the LF; a lone CR starts it here.
+        this.pendingCr = false;
+        const crlf = chunk[i] === LF;
+        if (crlf) i++;
+        this.startLine(crlf);
+        continue;
+      }
+      if (this.held !== null) {
+        out.push(chunk.subarray(from, i));
+        from = i;
+        if (this.decide(chunk, i, out)) return Buffer.concat(out);
+        continue;
+      }
+      // Inside a line: jump to its end.
+      const cr = chunk.indexOf(CR, i);
+      const lf = chunk.indexOf(LF, i);
+      const eol = cr < 0 ? lf : lf < 0 ? cr : Math.min(cr, lf);
+      if (eol < 0) break;
+      i = eol + 1;
+      if (chunk[eol] === CR) this.pendingCr = true;
+      else this.startLine(false);
+    }
+    // Nothing renamed and nothing carried over from the last chunk: the chunk as it is.
+    if (!this.changed) return chunk;
+    out.push(chunk.subarray(from));
+    return Buffer.concat(out);
+  }
+
+  /** Ends the header section: returns what was held back. */
+  end(): Buffer {
+    const rest = this.held ?? Buffer.alloc(0);
+    this.held = null;
+    this.ended = true;
+    return rest;
+  }
+
+  private startLine(afterCrlf: boolean): void {
+    this.held = Buffer.alloc(0);
+    this.afterCrlf = afterCrlf;
+  }
+
+  /**
+   * Decides the line start at chunk[i], together with what is held. Pushes
+   * the held bytes (renamed or not) to out and leaves the chunk's bytes to the
+   * caller's scan; or, when the chunk ends before a decision, holds the rest
+   * of it and returns true.
+   */
+  private decide(chunk: Buffer, i: number, out: Buffer[]): boolean {
+    const held = this.held!;
+    const take = Math.min(chunk.length - i, this.longest + 1 - held.length);
+    const view = held.length === 0 ? chunk.subarray(i, i + take) : Buffer.concat([held, chunk.subarray(i, i + take)]);
+    if (view[0] === CR || view[0] === LF) {
+      // An empty line, or the start of a line end.
+      if (this.endAtEmptyLine && this.afterCrlf && view[0] === CR) {
+        if (view.length < 2) return this.hold(view);
+        if (view[1] === LF) this.ended = true;
+      }
+      this.held = null;
+      if (held.length > 0) {
+        // The held CR, not followed by LF: a line end, the next byte starts a line.
+        out.push(held);
+        this.changed = true;
+        this.pendingCr = !this.ended;
+      }
+      return false;
+    }
+    const verdict = this.classify(view);
+    if (verdict === 'more' && view.length <= this.longest) return this.hold(view);
+    this.held = null;
+    if (verdict === 'ours') {
+      this.renamed++;
+      out.push(PREFIX);
+      this.changed = true;
+    }
+    if (held.length > 0) {
+      out.push(held);
+      this.changed = true;
+    }
+    return false;
+  }
+
+  private hold(view: Buffer): true {
+    this.held = Buffer.from(view);
+    return true;
+  }
+
+  /** 'ours' when the bytes start with one of our names and a colon or blank; 'more' when they might. */
+  private classify(view: Buffer): 'ours' | 'more' | 'no' {
+    let more = false;
+    for (const name of this.names) {
+      const n = Math.min(view.length, name.length);
+      let same = true;
+      for (let k = 0; k < n && same; k++) {
+        let c = view[k];
+        if (c >= 0x41 && c <= 0x5a) c |= 0x20;
+        same = c === name[k];
+      }
+      if (!same) continue;
+      if (view.length <= name.length) more = true;
+      else if (view[name.length] === 0x3a || isBlank(view[name.length])) return 'ours';
+    }
+    return more ? 'more' : 'no';
+  }
+}
+
 export interface ParsedEnvelope {
+  /** Addresses as written in the file. */
   sender: Buffer;
   recipients: Buffer[];
   /** Offset of the first byte after the envelope lines: the message itself. */
@@ -101,18 +449,21 @@ export interface ParsedEnvelope {
 }
 
 /**
- * Reads the envelope lines at the start of a spool file (or of its first
- * bytes). Returns null when the file does not start with a sender line
- * followed by at least one recipient line.
+ * Reads the envelope block at the start of a spool file (or of its first
+ * bytes), strictly as envelopeBlock writes it: one "Sender: <addr>" line,
+ * then one or more "Recipient: <addr>" lines, names exactly as configured,
+ * CRLF. Returns null when the file does not start that way.
  */
 export function parseEnvelope(head: Buffer, names: EnvelopeNames = DEFAULT_ENVELOPE_NAMES): ParsedEnvelope | null {
+  const senderName = Buffer.from(`${names.sender}: <`, 'latin1');
+  const recipientName = Buffer.from(`${names.recipient}: <`, 'latin1');
   let off = 0;
   let sender: Buffer | undefined;
   const recipients: Buffer[] = [];
-  for (;;) {
+  while (off < head.length && off <= MAX_ENVELOPE_OCTETS) {
     const eol = head.indexOf(CRLF, off);
     if (eol < 0) break;
-    const addr = envelopeValue(head.subarray(off, eol), sender === undefined ? names.sender : names.recipient);
+    const addr = envelopeValue(head.subarray(off, eol), sender === undefined ? senderName : recipientName);
     if (!addr) break;
     if (sender === undefined) sender = addr;
     else recipients.push(addr);
@@ -122,14 +473,9 @@ export function parseEnvelope(head: Buffer, names: EnvelopeNames = DEFAULT_ENVEL
   return { sender, recipients, messageOffset: off };
 }
 
-/** "Name: <addr>" → addr, when the line has that field name (case-insensitive). */
-function envelopeValue(line: Buffer, name: string): Buffer | null {
-  const colon = line.indexOf(0x3a);
-  if (colon !== name.length || line.toString('latin1', 0, colon).toLowerCase() !== name.toLowerCase()) return null;
-  const rest = line.subarray(colon + 1);
-  let s = 0;
-  while (s < rest.length && isBlank(rest[s])) s++;
-  const v = rest.subarray(s);
-  if (v.length < 2 || v[0] !== LT || v[v.length - 1] !== GT) return null;
-  return v.subarray(1, -1);
+/** "Name: <addr>" → addr, when the line starts exactly with that prefix and ends with ">". */
+function envelopeValue(line: Buffer, prefix: Buffer): Buffer | null {
+  if (line.length < prefix.length + 1 || !line.subarray(0, prefix.length).equals(prefix) || line[line.length - 1] !== GT) return null;
+  const addr = line.subarray(prefix.length, -1);
+  return addr.includes(CR) || addr.includes(LF) ? null : addr;
 }

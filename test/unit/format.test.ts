@@ -2,12 +2,20 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
   DEFAULT_ENVELOPE_NAMES,
+  EnvelopeBuilder,
+  HeaderGuard,
+  MAX_ADDRESS_OCTETS,
+  MAX_ENVELOPE_OCTETS,
   bareAddress,
   envelopeBlock,
+  envelopeNamesProblem,
   headerLine,
   isFieldName,
   parseEnvelope,
+  reservedNames,
   toCrlf,
+  unsafeCharacter,
+  writtenAddress,
 } from '../../src/spool/format';
 
 const b = (s: string) => Buffer.from(s, 'latin1');
@@ -21,7 +29,7 @@ describe('spool format: addresses', () => {
     [' <a@example.com> ', 'a@example.com'],
     ['<"a b"@example.com>', '"a b"@example.com'],
     ['<@relay.example:a@example.com>', '@relay.example:a@example.com'],
-    ['<a\r\nX-Forged: 1@example.com>', 'aX-Forged: 1@example.com'],
+    ['<a\r\nX-Forged: 1@example.com>', 'a\r\nX-Forged: 1@example.com'], // kept here; writtenAddress() escapes
   ];
   for (const [input, expected] of cases) {
     it(`${JSON.stringify(input)} → ${JSON.stringify(expected)}`, () => assert.deepEqual(bareAddress(b(input)), b(expected)));
@@ -58,7 +66,7 @@ describe('spool format: envelope block', () => {
     const file = Buffer.concat([block, b('Subject: x\r\n\r\nbody\r\n')]);
     const parsed = parseEnvelope(file)!;
     assert.deepEqual(parsed.sender, b(''));
-    assert.deepEqual(parsed.recipients, rcpts.map(bareAddress));
+    assert.deepEqual(parsed.recipients, rcpts.map((r) => writtenAddress(bareAddress(r))));
     assert.equal(parsed.messageOffset, block.length);
   });
 
@@ -97,5 +105,229 @@ describe('spool format: headers', () => {
     assert.ok(!isFieldName('X REAL'));
     assert.ok(!isFieldName('X:Y'));
     assert.ok(!isFieldName(''));
+    assert.ok(isFieldName('X'.repeat(64)));
+    assert.ok(!isFieldName('X'.repeat(65)), 'an envelope line must stay within 998 octets');
+  });
+
+  it('envelope names that would defeat the guard are refused', () => {
+    assert.equal(envelopeNamesProblem(DEFAULT_ENVELOPE_NAMES), null);
+    assert.match(envelopeNamesProblem({ sender: 'X-A', recipient: 'x-a' })!, /must differ/);
+    assert.match(envelopeNamesProblem({ sender: 'x-benno-gw', recipient: 'X-B' })!, /gateway/);
+    assert.match(envelopeNamesProblem({ sender: 'X-Untrusted-A', recipient: 'X-B' })!, /prefix/);
+  });
+});
+
+describe('spool format: envelope addresses as written', () => {
+  const w = (bytes: Buffer) => writtenAddress(bytes).toString('latin1');
+  it('ordinary addresses are written as they are, without a copy', () => {
+    for (const a of ['a@example.org', '"a> X-REAL-RCPTTO: <e"@x.org', '"a b @ c"@x.org', '', 'a@[IPv6:::1]']) {
+      const buf = b(a);
+      assert.equal(writtenAddress(buf), buf, a);
+    }
+    const utf8 = Buffer.from('jürgen@bücher.example', 'utf8');
+    assert.equal(writtenAddress(utf8), utf8);
+  });
+
+  it('every character that could end a line, hide or reorder text is written as \\x{HEX}', () => {
+    assert.equal(w(b('a\r\nX-REAL-RCPTTO: <x@y>')), 'a\\x{0D}\\x{0A}X-REAL-RCPTTO: <x@y>');
+    assert.equal(w(b('a\x00\x01\t\x0b\x0c\x1c\x7fb')), 'a\\x{00}\\x{01}\\x{09}\\x{0B}\\x{0C}\\x{1C}\\x{7F}b');
+    const u = (s: string) => writtenAddress(Buffer.from(s, 'utf8')).toString('utf8');
+    assert.equal(u('a\u0085b@x'), 'a\\x{85}b@x', 'NEL');
+    assert.equal(u('a\u2028b\u2029c@x'), 'a\\x{2028}b\\x{2029}c@x');
+    assert.equal(u('a\u200bb\u2060c\ufeffd@x'), 'a\\x{200B}b\\x{2060}c\\x{FEFF}d@x');
+    assert.equal(u('moc.\u202eevil@x'), 'moc.\\x{202E}evil@x');
+    assert.equal(u('\u2066\u2069\u200e\u200f\u061c@x'), '\\x{2066}\\x{2069}\\x{200E}\\x{200F}\\x{61C}@x');
+  });
+
+  it('bytes that are not UTF-8 are written as \\xHH, distinct from characters', () => {
+    assert.equal(w(b('a\xffb\x85@x')), 'a\\xFFb\\x85@x');
+    assert.equal(w(b('\xc3\x28@x')), '\\xC3(@x', 'a lead byte without its continuation');
+    assert.equal(w(b('\xed\xa0\x80@x')), '\\xED\\xA0\\x80@x', 'a UTF-16 surrogate is not UTF-8');
+    assert.equal(w(b('\xf4\x90\x80\x80@x')), '\\xF4\\x90\\x80\\x80@x', 'above U+10FFFF');
+    assert.equal(w(b('\xc0\xaf@x')), '\\xC0\\xAF@x', 'overlong');
+  });
+
+  it('the written form is valid UTF-8 without unsafe characters, and writing it again changes nothing', () => {
+    const samples = [b('a\xff\x00\r\n\x85'), Buffer.from('\u2028\u202e\u0085x', 'utf8'), b('plain@x')];
+    for (let i = 0; i < 500; i++) samples.push(Buffer.from(Array.from({ length: 12 }, () => Math.floor(Math.random() * 256))));
+    for (const s of samples) {
+      const once = writtenAddress(s);
+      assert.equal(Buffer.from(once.toString('utf8'), 'utf8').equals(once), true, `valid UTF-8: ${s.toString('hex')}`);
+      assert.equal(unsafeCharacter(once), null);
+      assert.ok(!once.includes(0x0d) && !once.includes(0x0a));
+      assert.ok(writtenAddress(once).equals(once), `idempotent: ${s.toString('hex')}`);
+    }
+  });
+
+  it('unsafeCharacter names the first character benno-smtp refuses', () => {
+    assert.equal(unsafeCharacter(b('a@x')), null);
+    assert.equal(unsafeCharacter(b('a\xff@x')), null, 'not UTF-8: written as \\xHH instead');
+    assert.equal(unsafeCharacter(Buffer.from('a\u202eb\u2028@x', 'utf8')), 'U+202E');
+    assert.equal(unsafeCharacter(b('a\x01@x')), 'U+0001');
+  });
+
+  it('an envelope line cannot be split by anything in an address', () => {
+    const block = envelopeBlock(DEFAULT_ENVELOPE_NAMES, b('<a\r\nX-REAL-RCPTTO: <ceo@victim.example>>'), [b('<r\n@x>')]);
+    assert.equal(block.toString('latin1').split('\r\n').length, 3);
+    const parsed = parseEnvelope(Buffer.concat([block, b('Subject: x\r\n')]))!;
+    assert.equal(parsed.recipients.length, 1);
+  });
+});
+
+describe('spool format: EnvelopeBuilder', () => {
+  it('builds the same block as envelopeBlock', () => {
+    const e = new EnvelopeBuilder(DEFAULT_ENVELOPE_NAMES, 10);
+    assert.equal(e.setSender(b('s@x')), null);
+    assert.equal(e.addRecipient(b('r1@x')), null);
+    assert.equal(e.addRecipient(Buffer.from('r\u2028@x', 'utf8')), null);
+    const block = e.block();
+    assert.deepEqual(block, envelopeBlock(DEFAULT_ENVELOPE_NAMES, b('s@x'), [b('r1@x'), Buffer.from('r\u2028@x', 'utf8')]));
+    assert.equal(e.bytes, block.length);
+  });
+
+  it('refuses an address longer than the bound, as written', () => {
+    const e = new EnvelopeBuilder(DEFAULT_ENVELOPE_NAMES, 10);
+    assert.equal(e.addRecipient(b('a'.repeat(MAX_ADDRESS_OCTETS))), null);
+    assert.equal(e.addRecipient(b('a'.repeat(MAX_ADDRESS_OCTETS + 1)))?.kind, 'address-too-long');
+    assert.equal(e.addRecipient(b('\xff'.repeat(MAX_ADDRESS_OCTETS / 2)))?.kind, 'address-too-long', '450 bytes become 1800 as written');
+    assert.equal(e.setSender(b('a'.repeat(MAX_ADDRESS_OCTETS + 1)))?.kind, 'address-too-long');
+    const line = e.block().toString('latin1').split('\r\n')[1];
+    assert.ok(line.length <= 998, 'an envelope line stays within RFC 5322\'s limit');
+  });
+
+  it('refuses recipients beyond the count and the envelope size', () => {
+    const e = new EnvelopeBuilder(DEFAULT_ENVELOPE_NAMES, 3);
+    for (let i = 0; i < 3; i++) assert.equal(e.addRecipient(b(`r${i}@x`)), null);
+    assert.equal(e.addRecipient(b('r4@x'))?.kind, 'too-many-recipients');
+    assert.equal(e.recipientCount, 3);
+    const big = new EnvelopeBuilder(DEFAULT_ENVELOPE_NAMES, 1_000_000);
+    let problem = null;
+    for (let i = 0; !problem; i++) problem = big.addRecipient(b(`${'r'.repeat(800)}${i}@x`));
+    assert.equal(problem.kind, 'envelope-too-large');
+    assert.ok(big.bytes <= MAX_ENVELOPE_OCTETS);
+  });
+
+  it('keeps copies, not views of the buffers it was given', () => {
+    const packet = Buffer.alloc(65536, 0x61);
+    const e = new EnvelopeBuilder(DEFAULT_ENVELOPE_NAMES, 10);
+    e.addRecipient(packet.subarray(0, 10));
+    packet.fill(0x62);
+    assert.match(e.block().toString('latin1'), /<aaaaaaaaaa>/);
+  });
+});
+
+describe('spool format: strict envelope reading', () => {
+  it('only the exact names of the block, in their case; a look-alike ends the block', () => {
+    const file = b('X-REAL-MAILFROM: <s@x>\r\nX-REAL-RCPTTO: <r@x>\r\nx-real-rcptto: <ceo@victim>\r\nX-REAL-RCPTTO : <b@x>\r\n\r\n');
+    const env = parseEnvelope(file)!;
+    assert.deepEqual(env.recipients.map(String), ['r@x']);
+    assert.equal(file.toString('latin1', env.messageOffset).startsWith('x-real-rcptto'), true);
+  });
+
+  it('addresses with ">" in a quoted local part parse back whole', () => {
+    const block = envelopeBlock(DEFAULT_ENVELOPE_NAMES, b('<"a> X-REAL-RCPTTO: <e"@x.org>'), [b('<"<>"@x>')]);
+    const env = parseEnvelope(Buffer.concat([block, b('S: x\r\n')]))!;
+    assert.equal(env.sender.toString('latin1'), '"a> X-REAL-RCPTTO: <e"@x.org');
+    assert.equal(env.recipients[0].toString('latin1'), '"<>"@x');
+  });
+
+  it('lines not in the exact form end the block', () => {
+    assert.equal(parseEnvelope(b('X-REAL-MAILFROM:<s@x>\r\nX-REAL-RCPTTO: <r@x>\r\n')), null, 'no space');
+    assert.equal(parseEnvelope(b('X-REAL-MAILFROM: <s@x> \r\nX-REAL-RCPTTO: <r@x>\r\n')), null, 'trailing blank');
+    assert.equal(parseEnvelope(b('X-REAL-MAILFROM: <s@x>\nX-REAL-RCPTTO: <r@x>\r\n')), null, 'bare LF');
+  });
+});
+
+/** The guard's rule on a whole buffer, written the simple way. */
+function reference(input: Buffer, names: string[], endAtEmptyLine: boolean): Buffer {
+  const s = input.toString('latin1');
+  let end = s.length;
+  if (endAtEmptyLine) {
+    if (s.startsWith('\r\n')) end = 0;
+    else {
+      const e = s.indexOf('\r\n\r\n');
+      if (e >= 0) end = e + 2;
+    }
+  }
+  const starts: number[] = [0];
+  for (let i = 0; i < s.length; i++) {
+    if (s[i] === '\n') starts.push(i + 1);
+    else if (s[i] === '\r' && s[i + 1] !== '\n') starts.push(i + 1);
+  }
+  let out = '';
+  let last = 0;
+  for (const p of starts) {
+    if (p >= end || (endAtEmptyLine && p === end)) continue;
+    const rest = s.slice(p, p + 80).toLowerCase();
+    if (names.some((n) => rest.startsWith(n) && /^[: \t]/.test(rest.slice(n.length)))) {
+      out += s.slice(last, p) + 'X-Untrusted-';
+      last = p;
+    }
+  }
+  return Buffer.from(out + s.slice(last), 'latin1');
+}
+
+function guarded(input: Buffer, names: string[], endAtEmptyLine: boolean, cuts: number[]): Buffer {
+  const g = new HeaderGuard(names, endAtEmptyLine);
+  const parts: Buffer[] = [];
+  let from = 0;
+  for (const c of [...cuts, input.length]) {
+    parts.push(g.push(input.subarray(from, c)));
+    from = c;
+  }
+  parts.push(g.end());
+  return Buffer.concat(parts);
+}
+
+describe('spool format: HeaderGuard', () => {
+  const names = reservedNames(DEFAULT_ENVELOPE_NAMES);
+
+  it('renames our fields in any case and spacing, keeps their values, and stops at the empty line', () => {
+    const input = b(
+      'Subject: hi\r\nX-REAL-RCPTTO: <ceo@victim.example>\r\nx-real-mailfrom:<a@b>\r\nX-REAL-RCPTTO\t : <c@d>\r\n' +
+        'X-Benno-GW: tenant\r\nX-REAL-RCPTTOx: not ours\r\n\r\nX-REAL-RCPTTO: <in the body>\r\n',
+    );
+    const out = guarded(input, names, true, []).toString('latin1');
+    assert.equal(
+      out,
+      'Subject: hi\r\nX-Untrusted-X-REAL-RCPTTO: <ceo@victim.example>\r\nX-Untrusted-x-real-mailfrom:<a@b>\r\nX-Untrusted-X-REAL-RCPTTO\t : <c@d>\r\n' +
+        'X-Untrusted-X-Benno-GW: tenant\r\nX-REAL-RCPTTOx: not ours\r\n\r\nX-REAL-RCPTTO: <in the body>\r\n',
+    );
+  });
+
+  it('a line start after a bare CR or a bare LF counts (some readers break lines there)', () => {
+    const out = guarded(b('X-A: a\rX-REAL-RCPTTO: <x>\r\nX-B: b\nX-REAL-RCPTTO: <y>\r\n\r\n'), names, true, []).toString('latin1');
+    assert.equal(out, 'X-A: a\rX-Untrusted-X-REAL-RCPTTO: <x>\r\nX-B: b\nX-Untrusted-X-REAL-RCPTTO: <y>\r\n\r\n');
+  });
+
+  it('a message without forged fields passes unchanged and uncopied', () => {
+    const input = b('Subject: x\r\nFrom: a@b\r\n\r\nbody\r\n');
+    const g = new HeaderGuard(names, true);
+    const out = g.push(input);
+    assert.equal(out, input);
+    assert.equal(g.done, true);
+    assert.equal(g.renamed, 0);
+    const body = b('more body');
+    assert.equal(g.push(body), body);
+  });
+
+  it('without an empty line (the milter feeds header lines) it guards until end()', () => {
+    const g = new HeaderGuard(names, false);
+    const lines = ['Subject: a\r\n', '\r\n', 'X-REAL-RCPTTO: <x>\r\n'].map((l) => g.push(b(l)).toString('latin1'));
+    assert.deepEqual(lines, ['Subject: a\r\n', '\r\n', 'X-Untrusted-X-REAL-RCPTTO: <x>\r\n']);
+    assert.equal(g.renamed, 1);
+  });
+
+  it('gives the same bytes as the whole-buffer rule however the input is cut (10,000 random cases)', () => {
+    const pieces = ['X-REAL-RCPTTO', 'x-real-mailfrom', 'X-BENNO-GW', 'X-REAL', ':', ' ', '\t', '\r', '\n', '\r\n', 'a', 'Subject: s', '<r@x>', '\r\n\r\n'];
+    for (let n = 0; n < 10_000; n++) {
+      const text = Array.from({ length: 1 + Math.floor(Math.random() * 14) }, () => pieces[Math.floor(Math.random() * pieces.length)]).join('');
+      const input = b(text);
+      const endAtEmptyLine = n % 2 === 0;
+      const cuts = Array.from({ length: Math.floor(Math.random() * 4) }, () => Math.floor(Math.random() * (input.length + 1))).sort((x, y) => x - y);
+      const want = reference(input, names, endAtEmptyLine);
+      const got = guarded(input, names, endAtEmptyLine, cuts);
+      assert.equal(got.toString('latin1'), want.toString('latin1'), `${JSON.stringify(text)} cut at ${cuts} (endAtEmptyLine=${endAtEmptyLine})`);
+    }
   });
 });

@@ -29,7 +29,16 @@ describe('logging', () => {
   });
 
   it('control characters from peers cannot split or forge a line', () => {
-    assert.equal(printable('a\r\nFAKE: line\x00\x1b[31m'), 'a\\x0d\\x0aFAKE: line\\x00\\x1b[31m');
+    assert.equal(printable('a\r\nFAKE: line\x00\x1b[31m'), 'a\\x{0D}\\x{0A}FAKE: line\\x{00}\\x{1B}[31m');
     assert.equal(printable('jürgen@bücher.example'), 'jürgen@bücher.example');
+    assert.equal(printable('a\u0085b\u2028c\u202ed\u009b'), 'a\\x{85}b\\x{2028}c\\x{202E}d\\x{9B}');
+  });
+
+  it('the logger escapes every line itself: a value that reaches it unescaped cannot forge one', async () => {
+    const { log, lines } = capture(true);
+    const queueId = 'ABC\n<3>FORGED: archiving failed\r\nX';
+    log.info(`${queueId}: archived`);
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(lines, ['<6>ABC\\x{0A}<3>FORGED: archiving failed\\x{0D}\\x{0A}X: archived']);
   });
 });
