@@ -5,9 +5,9 @@
 import * as C from '../milter/constants';
 import { ACCEPT, MilterReply } from '../milter/codec';
 import type { MessageHandler, MilterOptions, MilterSession } from '../milter/session';
-import { CRLF, EnvelopeNames, bareAddress, envelopeBlock, headerLine } from '../spool/format';
+import { CRLF, EnvelopeBuilder, EnvelopeNames, EnvelopeProblem, HeaderGuard, bareAddress, headerLine, reservedNames } from '../spool/format';
 import type { SpoolFile, SpoolWriter } from '../spool/writer';
-import { Logger, printable } from '../ops/log';
+import type { Logger } from '../ops/log';
 
 /**
  * Only end-of-message needs an answer. Every other event is either switched
@@ -47,52 +47,70 @@ export interface ArchiverConfig {
   maxHeaders: number;
   /** Largest message in bytes, envelope lines included; 0: no limit (Postfix has its own). */
   maxMessageBytes: number;
+  /** Most recipients of one message. */
+  maxRecipients: number;
   log: Logger;
 }
 
-export function archiverMilterOptions(timeoutMs: number): MilterOptions {
-  return { protocol: ARCHIVER_PROTOCOL, actions: 0, macroLists: ARCHIVER_MACROS, timeoutMs };
+export function archiverMilterOptions(timeouts: Pick<MilterOptions, 'timeoutMs' | 'negotiationTimeoutMs'>): MilterOptions {
+  return { protocol: ARCHIVER_PROTOCOL, actions: 0, macroLists: ARCHIVER_MACROS, ...timeouts };
 }
 
 export function archiverFactory(config: ArchiverConfig): (session: MilterSession) => MessageHandler {
-  return (session) => new ArchiveHandler(session, config);
+  const reserved = reservedNames(config.names);
+  return (session) => new ArchiveHandler(session, config, reserved);
 }
 
-function addressText(arg: Buffer): string {
-  return printable(bareAddress(arg).toString('utf8'));
+/** A limit the message passed: refused for good with this reply. */
+interface Refusal {
+  reason: string;
+  /** Enhanced status code of the 554. */
+  status: string;
 }
+
+const STATUS_OF: Record<EnvelopeProblem['kind'], string> = {
+  'address-too-long': '5.1.3',
+  'too-many-recipients': '5.5.3',
+  'envelope-too-large': '5.3.4',
+};
 
 class ArchiveHandler implements MessageHandler {
-  private sender: Buffer | null = null;
-  private recipients: Buffer[] = [];
+  private envelope: EnvelopeBuilder;
+  /** Renames fields of the message that carry our envelope names (see spool/format.ts). */
+  private guard: HeaderGuard;
   private file: SpoolFile | null = null;
   private inBody = false;
   private skippedFor: string | null = null;
-  /** Why the message is refused for good, once a limit is passed. */
-  private refusal: string | null = null;
+  /** Set once a limit is passed: end-of-message answers 554. */
+  private refusal: Refusal | null = null;
   private headers = 0;
 
   constructor(
     private readonly session: MilterSession,
     private readonly config: ArchiverConfig,
-  ) {}
+    private readonly reserved: string[],
+  ) {
+    this.envelope = new EnvelopeBuilder(config.names, config.maxRecipients);
+    this.guard = new HeaderGuard(reserved, false);
+  }
 
-  mail(sender: Buffer): void {
-    this.reset();
-    this.sender = sender;
+  mail(sender: Buffer): Promise<void> | undefined {
+    const discarded = this.reset();
+    this.envelopeProblem(this.envelope.setSender(bareAddress(sender)));
     const daemon = this.session.macro('daemon_name');
     if (daemon !== undefined && this.config.skipDaemons.has(daemon)) this.skippedFor = daemon;
+    return discarded;
   }
 
   rcpt(recipient: Buffer): void {
-    this.recipients.push(recipient);
+    if (this.refusal === null) this.envelopeProblem(this.envelope.addRecipient(bareAddress(recipient)));
   }
 
   header(name: Buffer, value: Buffer): Promise<void> | undefined {
     if (this.config.maxHeaders > 0 && ++this.headers > this.config.maxHeaders) {
-      return this.refuse(`more than ${this.config.maxHeaders} header fields`);
+      return this.refuse({ reason: `more than ${this.config.maxHeaders} header fields`, status: '5.3.4' });
     }
-    return this.write(headerLine(name, value));
+    return this.write(this.guard.push(headerLine(name, value)));
   }
 
   eoh(): Promise<void> | undefined {
@@ -109,28 +127,31 @@ class ArchiveHandler implements MessageHandler {
     const queueId = this.session.macro('i') ?? 'NOQUEUE';
     if (this.skippedFor !== null) {
       this.config.log.info(
-        `${queueId}: not archived: daemon_name=${printable(this.skippedFor)} is in --skip-daemon (already archived before the content filter)`,
+        `${queueId}: not archived: daemon_name=${this.skippedFor} is in --skip-daemon (already archived before the content filter)`,
       );
-      this.reset();
+      await this.reset();
       return ACCEPT;
     }
     if (this.refusal !== null) {
-      const text = `554 5.3.4 Message refused by the archive: ${this.refusal}`;
-      this.config.log.warn(`${queueId}: not archived, refused: ${this.refusal} (answered "${text}"); see --max-headers and --max-message-size`);
-      this.reset();
+      const text = `554 ${this.refusal.status} Message refused by the archive: ${this.refusal.reason}`;
+      this.config.log.warn(
+        `${queueId}: not archived, refused: ${this.refusal.reason} (answered "${text}"); see --max-headers, --max-message-size and --max-recipients`,
+      );
+      await this.reset();
       return { type: 'replycode', text };
     }
     this.startBody();
     const file = this.file!;
-    const sender = addressText(this.sender ?? Buffer.alloc(0));
-    const count = this.recipients.length;
+    const sender = this.envelope.writtenSender.toString('utf8');
+    const count = this.envelope.recipientCount;
+    const renamed = this.guard.renamed > 0 ? ` renamed=${this.guard.renamed} (fields carrying our envelope names)` : '';
     this.file = null;
     const started = process.hrtime.bigint();
     try {
       const done = await file.commit();
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       this.config.log.info(
-        `${queueId}: archived from=<${sender}> rcpts=${count} size=${done.size} file=${done.name} ms=${ms.toFixed(1)}`,
+        `${queueId}: archived from=<${sender}> rcpts=${count} size=${done.size} file=${done.name} ms=${ms.toFixed(1)}${renamed}`,
       );
       return ACCEPT;
     } catch (err) {
@@ -154,15 +175,20 @@ class ArchiveHandler implements MessageHandler {
     const file = this.spool();
     if (!file) return undefined;
     if (this.config.maxMessageBytes > 0 && file.bytes + bytes.length > this.config.maxMessageBytes) {
-      return this.refuse(`larger than ${this.config.maxMessageBytes} bytes`);
+      return this.refuse({ reason: `larger than ${this.config.maxMessageBytes} bytes`, status: '5.3.4' });
     }
     return file.write(bytes);
   }
 
+  private envelopeProblem(problem: EnvelopeProblem | null): void {
+    // Nothing was stored yet (the file opens with the first header), so there is nothing to discard.
+    if (problem && this.refusal === null) this.refusal = { reason: problem.text, status: STATUS_OF[problem.kind] };
+  }
+
   /** Stops writing a message that passed a limit; end-of-message answers 554. */
-  private refuse(reason: string): Promise<void> | undefined {
+  private refuse(refusal: Refusal): Promise<void> | undefined {
     if (this.refusal !== null) return undefined;
-    this.refusal = reason;
+    this.refusal = refusal;
     const file = this.file;
     this.file = null;
     return file?.discard();
@@ -173,17 +199,17 @@ class ArchiveHandler implements MessageHandler {
     if (this.skippedFor !== null || this.refusal !== null) return null;
     if (!this.file) {
       this.file = this.config.writer.begin();
-      this.file.write(envelopeBlock(this.config.names, this.sender ?? Buffer.alloc(0), this.recipients));
+      this.file.write(this.envelope.block());
     }
     return this.file;
   }
 
-  /** The empty line between header and body, written once. */
+  /** The empty line between header and body, written once (with what the guard still held). */
   private startBody(): Promise<void> | undefined {
     const file = this.spool();
     if (this.inBody || !file) return undefined;
     this.inBody = true;
-    return file.write(CRLF);
+    return file.write(Buffer.concat([this.guard.end(), CRLF]));
   }
 
   /** Forgets the message; a started spool file is discarded (the promise settles when it is gone). */
@@ -193,8 +219,8 @@ class ArchiveHandler implements MessageHandler {
       this.config.log.warn(`could not remove ${file.tempPath}: ${err.message}; it is removed at the next start`);
     });
     this.file = null;
-    this.sender = null;
-    this.recipients = [];
+    this.envelope = new EnvelopeBuilder(this.config.names, this.config.maxRecipients);
+    this.guard = new HeaderGuard(this.reserved, false);
     this.inBody = false;
     this.skippedFor = null;
     this.refusal = null;

@@ -3,12 +3,13 @@
 // show the spool's state.
 
 import { execFileSync, spawnSync } from 'node:child_process';
+import * as os from 'node:os';
 import { DefaultFileError } from '../config/default-file';
 import { EX_CONFIG, EX_OK, EX_UNAVAILABLE, EX_USAGE, Fatal } from '../ops/sysexits';
 import { diagnose, gatherFacts } from '../setup/doctor';
 import { DEFAULT_FILE, OVERRIDE_FILE, milterSettings } from '../setup/milter-settings';
 import { readPostfixConfig } from '../setup/postfix-config';
-import { SetupError, planPostfixSetup, shellLine, univentionCommands } from '../setup/postfix-setup';
+import { SetupError, planPostfixSetup, shellLine, univentionAllowNote, univentionCommands } from '../setup/postfix-setup';
 import { statusReport } from '../setup/status';
 import { commandLine, runMain } from './run';
 
@@ -18,7 +19,8 @@ const EPILOG = `Commands:
   setup postfix     add benno-milter to main.cf (smtpd_milters, non_smtpd_milters,
                     milter_default_action = tempfail), or with --service to the -o options of
                     those master.cf services; the socket path follows each service's chroot
-  setup univention  print the six "ucr set" commands of the Benno documentation (--apply runs them)
+  setup univention  print the six "ucr set" commands of the Benno documentation (--apply runs them),
+                    and the --allow the milter on the Benno host needs for this mail server
   doctor            check Postfix, the milter and the files between them; name each problem
                     with its fix (exit 1 when there is a problem)
   status            files waiting in the spool, and the last export`;
@@ -94,6 +96,11 @@ async function main(): Promise<void> {
       if (a.apply) execFileSync('ucr', args, { stdio: 'inherit' });
     }
     process.stdout.write(`# then: systemctl restart postfix\n`);
+    const addresses = Object.values(os.networkInterfaces())
+      .flat()
+      .filter((i) => i && !i.internal && !/^fe80:/i.test(i.address))
+      .map((i) => i!.address);
+    process.stdout.write(`# ${univentionAllowNote(host, addresses)}\n`);
     return;
   }
   if (command === 'setup') usage(`unknown setup "${what ?? ''}": use setup postfix or setup univention HOST`);

@@ -10,7 +10,7 @@ import { runDaemon } from '../ops/daemon';
 import { LOG_LEVELS, LogLevel, createLogger } from '../ops/log';
 import { EX_CANTCREAT, EX_IOERR, EX_OSERR, EX_UNAVAILABLE, EX_USAGE, Fatal } from '../ops/sysexits';
 import { Subnet, isLoopback, parseSubnets } from '../ops/allowlist';
-import { DEFAULT_ENVELOPE_NAMES, isFieldName } from '../spool/format';
+import { DEFAULT_ENVELOPE_NAMES, DEFAULT_MAX_RECIPIENTS, MAX_FIELD_NAME, envelopeNamesProblem, isFieldName } from '../spool/format';
 import { SpoolWriter } from '../spool/writer';
 import { commandLine, fail, rejectRepeated, runMain } from './run';
 
@@ -25,6 +25,10 @@ Postfix main.cf (socket under Postfix's chroot /var/spool/postfix):
   smtpd_milters = unix:/benno-milter/benno-milter.sock
   non_smtpd_milters = unix:/benno-milter/benno-milter.sock
   milter_default_action = tempfail
+
+A TCP socket on an address other than loopback needs --allow: the milter protocol has no
+authentication, so whoever can connect can put mail into the archive. Name the MTAs
+(--allow 192.0.2.25 --allow 2001:db8::25/128), or accept the risk with --allow any.
 
 Each message becomes one file <sha256>.eml in SPOOLDIR, acknowledged only once it is on disk.
 Logs go to stderr (the journal under systemd, facility mail). Exit status: 0 stopped cleanly,
@@ -43,8 +47,11 @@ interface Args {
   allow: string[];
   'max-headers': number;
   'max-message-size': number;
+  'max-recipients': number;
   'max-connections': number;
+  'max-connections-per-client': number;
   timeout: number;
+  'negotiation-timeout': number;
   'shutdown-timeout': number;
   'log-level': LogLevel;
 }
@@ -77,12 +84,19 @@ function parseArgs(): Args {
       type: 'string',
       array: true,
       default: [] as string[],
-      describe: 'TCP socket: only these client addresses or CIDR networks may connect (repeatable; default: anyone who can reach the port)',
+      describe: 'TCP socket: only these MTA addresses or CIDR networks may connect (repeatable); "any": everyone. Required for a TCP socket on an address other than loopback',
     })
     .option('max-headers', { type: 'number', default: 10000, describe: 'refuse (554) a message with more header fields; 0: no limit' })
     .option('max-message-size', { type: 'number', default: 0, describe: 'refuse (554) a message larger than this many bytes; 0: no limit beyond Postfix\'s' })
+    .option('max-recipients', { type: 'number', default: DEFAULT_MAX_RECIPIENTS, describe: 'refuse (554) a message with more recipients; benno-smtp\'s max_recipients must be at least this' })
     .option('max-connections', { type: 'number', default: 500, describe: 'most MTA connections at once' })
+    .option('max-connections-per-client', {
+      type: 'number',
+      default: 200,
+      describe: 'TCP socket: most connections at once from one address (Postfix opens one per smtpd and cleanup process); 0: no limit',
+    })
     .option('timeout', { type: 'number', default: 7210, describe: 'close a connection idle this many seconds (libmilter default)' })
+    .option('negotiation-timeout', { type: 'number', default: 10, describe: 'close a connection that has not negotiated within this many seconds (an MTA does so at once)' })
     .option('shutdown-timeout', { type: 'number', default: 20, describe: 'on SIGTERM, seconds to let messages in progress finish' })
     .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'least severity logged' })
     .parseSync() as unknown as Args;
@@ -92,11 +106,21 @@ interface Checked {
   socket: SocketSpec;
   socketMode: number;
   allow: Subnet[];
+  /** --allow any: the administrator accepted that everyone may connect. */
+  allowAny: boolean;
 }
+
+const ANYONE: Subnet[] = [
+  { address: '0.0.0.0', prefix: 0, family: 'ipv4' },
+  { address: '::', prefix: 0, family: 'ipv6' },
+];
 
 function checkArgs(a: Args): Checked {
   const usage = (m: string) => fail(PROGRAM, m, EX_USAGE);
-  rejectRepeated(PROGRAM, a as unknown as Record<string, unknown>, ['socket', 'spool', 'pidfile', 'suffix', 'sender-header', 'recipient-header', 'socket-mode', 'max-connections', 'timeout', 'shutdown-timeout', 'log-level']);
+  rejectRepeated(PROGRAM, a as unknown as Record<string, unknown>, [
+    'socket', 'spool', 'pidfile', 'suffix', 'sender-header', 'recipient-header', 'socket-mode', 'max-headers', 'max-message-size', 'max-recipients',
+    'max-connections', 'max-connections-per-client', 'timeout', 'negotiation-timeout', 'shutdown-timeout', 'log-level',
+  ]);
   let socket: SocketSpec;
   try {
     socket = parseSocketSpec(a.socket);
@@ -108,20 +132,37 @@ function checkArgs(a: Args): Checked {
   if (!/^[A-Za-z0-9._-]*$/.test(a.suffix)) usage(`bad --suffix "${a.suffix}": letters, digits, '.', '_' and '-' only`);
   if (a.suffix === '.tmp') usage('--suffix .tmp is reserved for files being written');
   for (const key of ['sender-header', 'recipient-header'] as const) {
-    if (!isFieldName(a[key])) usage(`bad --${key} "${a[key]}": not a header field name`);
+    if (!isFieldName(a[key])) usage(`bad --${key} "${a[key]}": not a header field name of at most ${MAX_FIELD_NAME} characters`);
   }
+  const namesProblem = envelopeNamesProblem({ sender: a['sender-header'], recipient: a['recipient-header'] });
+  if (namesProblem) usage(`bad --sender-header/--recipient-header: ${namesProblem}`);
   if (!/^0?[0-7]{3}$/.test(a['socket-mode'])) usage(`bad --socket-mode "${a['socket-mode']}": want octal such as 0660`);
-  for (const key of ['max-connections', 'timeout', 'shutdown-timeout', 'max-headers', 'max-message-size'] as const) {
-    if (!Number.isFinite(a[key]) || a[key] < (key === 'max-connections' ? 1 : 0)) usage(`bad --${key} "${a[key]}"`);
+  for (const key of ['max-connections', 'max-connections-per-client', 'max-recipients', 'max-headers', 'max-message-size'] as const) {
+    const min = key === 'max-connections' || key === 'max-recipients' ? 1 : 0;
+    if (!Number.isInteger(a[key]) || a[key] < min) usage(`bad --${key} "${a[key]}": want a whole number of at least ${min}`);
   }
-  let allow: Subnet[] = [];
-  try {
-    allow = parseSubnets(a.allow.join(' '));
-  } catch (err) {
-    usage(`bad --allow: ${(err as Error).message}`);
+  for (const key of ['timeout', 'negotiation-timeout', 'shutdown-timeout'] as const) {
+    const positive = key === 'negotiation-timeout';
+    if (!Number.isFinite(a[key]) || a[key] < 0 || (positive && a[key] === 0)) usage(`bad --${key} "${a[key]}": want seconds${positive ? ' above 0' : ''}`);
   }
-  if (allow.length > 0 && socket.kind === 'unix') usage('--allow is for TCP sockets; a unix socket is guarded by its mode and group');
-  return { socket, socketMode: parseInt(a['socket-mode'], 8), allow };
+  const allowAny = a.allow.includes('any');
+  if (allowAny && a.allow.length > 1) usage('--allow any cannot be combined with addresses');
+  let allow: Subnet[] = ANYONE;
+  if (!allowAny) {
+    try {
+      allow = parseSubnets(a.allow.join(' '));
+    } catch (err) {
+      usage(`bad --allow: ${(err as Error).message}`);
+    }
+  }
+  if (a.allow.length > 0 && socket.kind === 'unix') usage('--allow is for TCP sockets; a unix socket is guarded by its mode and group');
+  if (socket.kind === 'inet' && allow.length === 0 && !isLoopback(socket.host)) {
+    usage(
+      `${formatSocketSpec(socket)} would take mail from anyone who can reach the port: name the MTAs that may connect ` +
+        `with --allow ADDRESS[/PREFIX] (in MILTERARGS in /etc/default/benno-milter), or accept that risk with --allow any`,
+    );
+  }
+  return { socket, socketMode: parseInt(a['socket-mode'], 8), allow, allowAny };
 }
 
 function spoolProblem(err: NodeJS.ErrnoException, dir: string): Fatal {
@@ -149,17 +190,23 @@ async function main(): Promise<void> {
 
   const writer = new SpoolWriter(args.spool, { suffix: args.suffix });
   const server = new MilterServer(
-    archiverMilterOptions(args.timeout * 1000),
+    archiverMilterOptions({ timeoutMs: args.timeout * 1000, negotiationTimeoutMs: args['negotiation-timeout'] * 1000 }),
     archiverFactory({
       writer,
       names: { sender: args['sender-header'], recipient: args['recipient-header'] },
       skipDaemons: new Set(args['skip-daemon']),
       maxHeaders: args['max-headers'],
       maxMessageBytes: args['max-message-size'],
+      maxRecipients: args['max-recipients'],
       log,
     }),
     log,
-    { maxConnections: args['max-connections'], socketMode: checked.socketMode, allow: checked.allow },
+    {
+      maxConnections: args['max-connections'],
+      maxPerClient: args['max-connections-per-client'],
+      socketMode: checked.socketMode,
+      allow: checked.allowAny ? undefined : checked.allow,
+    },
   );
 
   await runDaemon(
@@ -183,10 +230,10 @@ async function main(): Promise<void> {
           throw new Fatal(`cannot listen on ${where}: ${e.message}`, EX_OSERR);
         }
         const skip = args['skip-daemon'].length ? `, skipping daemon_name ${args['skip-daemon'].join(',')}` : '';
-        if (checked.socket.kind === 'inet' && checked.allow.length === 0 && !isLoopback(checked.socket.host)) {
+        if (checked.allowAny && checked.socket.kind === 'inet' && !isLoopback(checked.socket.host)) {
           log.warn(
-            `listening on ${server.address} for every client: anyone who can reach the port can put mail into the archive; ` +
-              'name the MTAs with --allow (or firewall the port)',
+            `listening on ${server.address} for every client (--allow any): anyone who can reach the port can put mail into the archive; ` +
+              'name the MTAs with --allow instead, or firewall the port',
           );
         }
         return `listening on ${server.address}, spool ${writer.dir}${skip}`;

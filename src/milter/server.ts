@@ -15,13 +15,21 @@ export interface ServerOptions {
   socketMode: number;
   /** TCP clients allowed to connect (empty: everyone). */
   allow?: Subnet[];
+  /** Most connections at once from one TCP client address (0: no limit). */
+  maxPerClient?: number;
 }
+
+/** One warning per this many milliseconds for each kind of refusal, so a flood cannot flood the log. */
+const WARN_EVERY_MS = 10_000;
 
 export class MilterServer {
   private readonly server: net.Server;
   private readonly sessions = new Set<MilterSession>();
+  /** Open connections per TCP client address. */
+  private readonly perClient = new Map<string, number>();
   private spec?: SocketSpec;
   private lastLimitWarning = 0;
+  private readonly lastClientWarning = new Map<string, number>();
   private sweeper?: NodeJS.Timeout;
   private allowed?: AllowList;
 
@@ -36,8 +44,9 @@ export class MilterServer {
     this.milter = { ...milter, replyCache: new Map() };
     if (options.allow && options.allow.length > 0) this.allowed = new AllowList(options.allow);
     this.server = net.createServer((socket) => this.accept(socket));
-    if (milter.timeoutMs > 0) {
-      const every = Math.min(1000, Math.max(50, milter.timeoutMs / 4));
+    const shortest = Math.min(...[milter.timeoutMs, milter.negotiationTimeoutMs ?? 0].filter((t) => t > 0));
+    if (Number.isFinite(shortest)) {
+      const every = Math.min(1000, Math.max(50, shortest / 4));
       this.sweeper = setInterval(() => {
         const now = Date.now();
         for (const s of this.sessions) s.checkIdle(now);
@@ -90,14 +99,25 @@ export class MilterServer {
   }
 
   private accept(socket: net.Socket): void {
-    if (this.allowed && socket.remoteAddress && !this.allowed.allows(socket.remoteAddress)) {
-      this.log.warn(`refused milter connection from ${plainAddress(socket.remoteAddress).address}: not in --allow`);
+    const client = socket.remoteAddress ? plainAddress(socket.remoteAddress).address : null;
+    if (this.allowed && client !== null && !this.allowed.allows(socket.remoteAddress!)) {
+      this.warnClient(client, `refused milter connection from ${client}: not in --allow`);
+      socket.destroy();
+      return;
+    }
+    const perClient = this.options.maxPerClient ?? 0;
+    if (client !== null && perClient > 0 && (this.perClient.get(client) ?? 0) >= perClient) {
+      this.warnClient(
+        client,
+        `client ${client} has ${perClient} milter connections open: refusing more from it (the MTA applies milter_default_action); ` +
+          'raise --max-connections-per-client if this MTA runs more smtpd and cleanup processes',
+      );
       socket.destroy();
       return;
     }
     if (this.sessions.size >= this.options.maxConnections) {
       const now = Date.now();
-      if (now - this.lastLimitWarning > 10_000) {
+      if (now - this.lastLimitWarning > WARN_EVERY_MS) {
         this.lastLimitWarning = now;
         this.log.warn(
           `connection limit of ${this.options.maxConnections} reached: refusing milter connections ` +
@@ -109,7 +129,23 @@ export class MilterServer {
     }
     const session = new MilterSession(socket, this.milter, this.newHandler, this.log);
     this.sessions.add(session);
-    session.onClosed = (s) => this.sessions.delete(s);
+    if (client !== null) this.perClient.set(client, (this.perClient.get(client) ?? 0) + 1);
+    session.onClosed = (s) => {
+      this.sessions.delete(s);
+      if (client === null) return;
+      const left = this.perClient.get(client)! - 1;
+      if (left > 0) this.perClient.set(client, left);
+      else this.perClient.delete(client);
+    };
+  }
+
+  /** A warning about one client, at most once per WARN_EVERY_MS for it. */
+  private warnClient(client: string, message: string): void {
+    const now = Date.now();
+    if (now - (this.lastClientWarning.get(client) ?? 0) < WARN_EVERY_MS) return;
+    if (this.lastClientWarning.size > 10_000) this.lastClientWarning.clear();
+    this.lastClientWarning.set(client, now);
+    this.log.warn(message);
   }
 
   /**

@@ -55,6 +55,13 @@ export interface MilterOptions {
   macroLists?: Map<number, string>;
   /** Read inactivity limit in milliseconds (0: none); enforced by the server's sweep. */
   timeoutMs: number;
+  /**
+   * Limit until the MTA has negotiated (0: timeoutMs). An MTA negotiates
+   * the moment it connects; a peer that does not only takes a place.
+   */
+  negotiationTimeoutMs?: number;
+  /** Most bytes of macro names and values a connection may keep (all stages together). */
+  maxMacroBytes?: number;
   maxPacket?: number;
   /** Negotiation replies already built, shared by all sessions of a server. */
   replyCache?: Map<string, Buffer>;
@@ -66,10 +73,20 @@ export interface SessionLogger {
   debug(message: string): void;
 }
 
+/** Macro bytes a connection may keep: Postfix sends well under 2 KB. */
+export const DEFAULT_MAX_MACRO_BYTES = 64 * 1024;
+
 /** Stages whose macros belong to one message, forgotten when it ends. */
 const MESSAGE_STAGES = [C.SMFIC_MAIL, C.SMFIC_RCPT, C.SMFIC_DATA, C.SMFIC_HEADER, C.SMFIC_EOH, C.SMFIC_BODY, C.SMFIC_BODYEOB];
-/** Lookup order: the latest stage first. */
+/** Lookup order: the latest stage first. These are all the stages macros can belong to. */
 const LOOKUP_ORDER = [C.SMFIC_BODYEOB, C.SMFIC_BODY, C.SMFIC_EOH, C.SMFIC_HEADER, C.SMFIC_DATA, C.SMFIC_RCPT, C.SMFIC_MAIL, C.SMFIC_UNKNOWN, C.SMFIC_HELO, C.SMFIC_CONNECT];
+const MACRO_STAGES = new Set(LOOKUP_ORDER);
+
+function macroBytes(macros: Map<string, string>): number {
+  let n = 0;
+  for (const [k, v] of macros) n += k.length + v.length;
+  return n;
+}
 
 /** For each event: the flag that says the MTA waits for no reply. */
 const NO_REPLY: Partial<Record<MilterCommand['type'], number>> = {
@@ -97,6 +114,8 @@ export class MilterSession {
   private readonly decoder: PacketDecoder;
   private readonly handler: MessageHandler;
   private readonly macros = new Map<number, Map<string, string>>();
+  /** Bytes held in macros, for the bound. */
+  private macroBytes = 0;
   /** Flags in force after negotiation. */
   private protocol = 0;
   private negotiated = false;
@@ -176,9 +195,13 @@ export class MilterSession {
    * cheaper than a timer per connection refreshed on every read.
    */
   checkIdle(now: number): void {
-    const limit = this.options.timeoutMs;
+    const limit = this.negotiated ? this.options.timeoutMs : this.options.negotiationTimeoutMs || this.options.timeoutMs;
     if (limit <= 0 || this.busy || this.closed || now - this.lastActivity <= limit) return;
-    this.log.warn(`${this.who()}: no data for ${limit / 1000}s, closing it`);
+    this.log.warn(
+      this.negotiated
+        ? `${this.who()}: no data for ${limit / 1000}s, closing it`
+        : `${this.who()}: no option negotiation within ${limit / 1000}s, closing it (an MTA negotiates at once; see --negotiation-timeout)`,
+    );
     this.destroy();
   }
 
@@ -244,6 +267,11 @@ export class MilterSession {
         this.negotiate(c.version, c.actions, c.protocol);
         return undefined;
       case 'macro': {
+        if (!MACRO_STAGES.has(c.stage)) throw new MilterProtocolError(`macros for an unknown stage ${c.stage}`);
+        const limit = this.options.maxMacroBytes ?? DEFAULT_MAX_MACRO_BYTES;
+        const bytes = this.macroBytes - macroBytes(this.macros.get(c.stage) ?? new Map()) + macroBytes(c.macros);
+        if (bytes > limit) throw new MilterProtocolError(`more than ${limit} bytes of macros`);
+        this.macroBytes = bytes;
         this.macros.set(c.stage, c.macros);
         return undefined;
       }
@@ -290,6 +318,7 @@ export class MilterSession {
       case 'quit_nc':
         if (this.inMessage) this.endMessage(true);
         this.macros.clear();
+        this.macroBytes = 0;
         return undefined;
     }
   }
@@ -348,7 +377,12 @@ export class MilterSession {
   }
 
   private clearMessageMacros(): void {
-    for (const stage of MESSAGE_STAGES) this.macros.delete(stage);
+    for (const stage of MESSAGE_STAGES) {
+      const m = this.macros.get(stage);
+      if (!m) continue;
+      this.macroBytes -= macroBytes(m);
+      this.macros.delete(stage);
+    }
   }
 
   /** Sends the handler's answer where the MTA waits for one. */

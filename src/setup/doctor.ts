@@ -7,7 +7,9 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { execFileSync } from 'node:child_process';
 import { MasterService, PostfixConfig, milterList, serviceValue, smtpdServices, mainValue } from './postfix-config';
-import { MilterSettings, skippedDaemons } from './milter-settings';
+import { MilterSettings, milterOptionValues, skippedDaemons } from './milter-settings';
+import { isLoopback } from '../ops/allowlist';
+import { parseSocketSpec } from '../milter/socket-spec';
 import { chrooted, postfixEndpoint, SetupError } from './postfix-setup';
 import { spoolBacklog } from './status';
 
@@ -142,6 +144,7 @@ export function diagnose(facts: DoctorFacts): Finding[] {
     }
   }
 
+  out.push(...tcpExposure(settings));
   const who = facts.benno ? { uid: facts.benno.uid, groups: [facts.benno.gid, ...facts.benno.groups] } : null;
   if (!facts.benno) {
     out.push({ level: 'error', problem: 'there is no user benno', fix: 'reinstall the benno-milter package, or: adduser --system --group benno' });
@@ -195,6 +198,41 @@ export function diagnose(facts: DoctorFacts): Finding[] {
     });
   }
   return out;
+}
+
+/** A TCP socket beyond loopback needs --allow: the milter refuses to start without it. */
+function tcpExposure(settings: MilterSettings): Finding[] {
+  if (settings.socketType !== 'inet' && settings.socketType !== 'inet6') return [];
+  let host: string;
+  try {
+    const spec = parseSocketSpec(`${settings.socketType}:${settings.socket}`);
+    if (spec.kind !== 'inet') return [];
+    host = spec.host;
+  } catch {
+    return [];
+  }
+  if (isLoopback(host)) return [];
+  const allow = milterOptionValues(settings.milterArgs, '--allow');
+  const where = `${settings.socketType}:${settings.socket}`;
+  if (allow.length === 0) {
+    return [
+      {
+        level: 'error',
+        problem: `benno-milter listens on TCP ${where} but no --allow names the MTAs that may connect: it refuses to start (anyone reaching the port could put mail into the archive)`,
+        fix: 'set MILTERARGS="--allow ADDRESS" in /etc/default/benno-milter with the address of each MTA (repeat --allow; CIDR networks work), then systemctl restart benno-milter',
+      },
+    ];
+  }
+  if (allow.includes('any')) {
+    return [
+      {
+        level: 'warning',
+        problem: `benno-milter listens on TCP ${where} with --allow any: anyone who can reach the port can put mail into the archive`,
+        fix: 'replace --allow any in MILTERARGS (/etc/default/benno-milter) with the addresses of the MTAs, or firewall the port',
+      },
+    ];
+  }
+  return [];
 }
 
 /** Numbers printed by id(1) for user benno ("-u", "-g", "-G"); null when there is no such user. */

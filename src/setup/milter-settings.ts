@@ -49,14 +49,20 @@ export function milterSettings(defaultFile = DEFAULT_FILE, overrideFile = OVERRI
 
 export { parseDefaultFile };
 
-/** The --skip-daemon names in MILTERARGS. */
-export function skippedDaemons(milterArgs: string): string[] {
+/** The values of one option in MILTERARGS ("--name VALUE" and "--name=VALUE", repeatable). */
+export function milterOptionValues(milterArgs: string, name: string): string[] {
   const out: string[] = [];
   const words = milterArgs.match(/"[^"]*"|'[^']*'|\S+/g) ?? [];
+  const unquote = (w: string) => w.replace(/^["']|["']$/g, '');
   for (let i = 0; i < words.length; i++) {
-    const w = words[i].replace(/^["']|["']$/g, '');
-    if (w === '--skip-daemon' && words[i + 1]) out.push(words[++i].replace(/^["']|["']$/g, ''));
-    else if (w.startsWith('--skip-daemon=')) out.push(w.slice('--skip-daemon='.length));
+    const w = unquote(words[i]);
+    if (w === name && words[i + 1]) out.push(unquote(words[++i]));
+    else if (w.startsWith(`${name}=`)) out.push(w.slice(name.length + 1));
   }
   return out;
+}
+
+/** The --skip-daemon names in MILTERARGS. */
+export function skippedDaemons(milterArgs: string): string[] {
+  return milterOptionValues(milterArgs, '--skip-daemon');
 }

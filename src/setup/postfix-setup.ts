@@ -92,6 +92,18 @@ export function univentionCommands(host: string, port = 22500): string[][] {
   return out;
 }
 
+/**
+ * What the Benno host needs in turn: its milter listens on TCP and takes
+ * connections only from the MTAs named with --allow.
+ */
+export function univentionAllowNote(host: string, addresses: string[]): string {
+  const here = addresses.length > 0 ? ` (this host's addresses: ${addresses.join(', ')})` : '';
+  return (
+    `on ${host}, benno-milter takes connections only from the MTAs it names: set MILTERARGS="--allow ADDRESS" in ` +
+    `/etc/default/benno-milter there, with this mail server's address as ${host} sees it${here}, then systemctl restart benno-milter`
+  );
+}
+
 /** A command as a shell line, quoted where needed. */
 export function shellLine(program: string, args: string[]): string {
   return [program, ...args].map((a) => (/^[A-Za-z0-9_./:=@,+-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');

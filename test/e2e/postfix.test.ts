@@ -11,6 +11,7 @@ import { parseEnvelope } from '../../src/spool/format';
 import { Program, spoolFiles, startMilter, tempFiles } from '../helpers/daemon';
 import { mountTmpfs, removeTree, tempDir } from '../helpers/fs';
 import { Postfix, queuedAs, swaks } from '../helpers/postfix';
+import { submitRaw } from '../helpers/smtp-dialogue';
 
 const execFileP = promisify(execFile);
 const b = (s: string) => Buffer.from(s, 'latin1');
@@ -92,6 +93,46 @@ describe('benno-milter behind a real Postfix', () => {
     assert.ok(file.includes(b('Subject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe?= and raw 8-bit: Gr\xc3\xbc\xc3\x9fe \xff\r\n')));
     assert.ok(file.includes(b('X-Folded: first part\r\n\tsecond part\r\n    third part\r\n')));
     assert.ok(file.subarray(-18).equals(b('no final newline\r\n')), 'a final newline was added, nothing else');
+  });
+
+  it('forged envelope fields in the message are renamed, whatever their case and spacing (issue 9)', async () => {
+    const data = b(
+      'X-REAL-RCPTTO: <ceo@victim.example>\r\nx-real-rcptto:<cfo@victim.example>\r\nX-REAL-RCPTTO : <coo@victim.example>\r\n' +
+        'X-Bar: baz\nX-REAL-MAILFROM: <boss@victim.example>\r\nX-BENNO-GW: other-tenant\r\nSubject: forged\r\n\r\n' +
+        'X-REAL-RCPTTO: <in the body, where no reader looks for headers>\r\n',
+    );
+    const d = await submitRaw(smtpPort, b('real-sender@example.com'), [b('real@example.org')], data);
+    assert.ok(d.queueId, d.replies.join('\n'));
+    const file = await spoolFileFor(milter, spool, d.queueId);
+    const env = parseEnvelope(file)!;
+    assert.equal(env.sender.toString(), 'real-sender@example.com');
+    assert.deepEqual(env.recipients.map(String), ['real@example.org']);
+    const message = file.toString('latin1', env.messageOffset);
+    assert.ok(message.startsWith('X-Untrusted-X-REAL-RCPTTO: <ceo@victim.example>\r\nX-Untrusted-x-real-rcptto:<cfo@victim.example>\r\nX-Untrusted-X-REAL-RCPTTO: <coo@victim.example>\r\n'), message);
+    assert.match(message, /\r\nX-Untrusted-X-REAL-MAILFROM: <boss@victim\.example>\r\nX-Untrusted-X-BENNO-GW: other-tenant\r\n/);
+    assert.match(message, /\r\n\r\nX-REAL-RCPTTO: <in the body, where no reader looks for headers>\r\n$/, 'the body is untouched');
+    // Apart from the renaming, the file is what Postfix queued.
+    const queued = withoutOwnReceived(await postfix.queued(d.queueId)).toString('latin1');
+    assert.equal(message.replace(/X-Untrusted-/g, ''), queued);
+    await milter.waitForLine(new RegExp(`${d.queueId}: archived .* renamed=5 `));
+  });
+
+  it('addresses Postfix accepts are archived with their bytes; what could split or disguise a line is escaped (issue 9)', async () => {
+    const sender = b('"a> X-REAL-RCPTTO: <e"@x.org');
+    const rcpts = [b('"a b @ c"@example.org'), Buffer.from('r\u2028x\u202e@example.org', 'utf8'), b('c\x01ontrol@example.org'), b('x'.repeat(880) + '@example.org')];
+    const d = await submitRaw(smtpPort, sender, rcpts, b('Subject: addresses\r\n\r\nbody\r\n'), ' SMTPUTF8');
+    assert.ok(d.queueId, d.replies.join('\n'));
+    const file = await spoolFileFor(milter, spool, d.queueId);
+    const env = parseEnvelope(file)!;
+    assert.deepEqual(env.sender, sender);
+    assert.deepEqual(env.recipients.map((r) => r.toString('utf8')), ['"a b @ c"@example.org', 'r\\x{2028}x\\x{202E}@example.org', 'c\\x{01}ontrol@example.org', 'x'.repeat(880) + '@example.org']);
+    assert.equal(file.toString('latin1', 0, env.messageOffset).split('\r\n').length, 6, 'sender, four recipients, and the message after them: no line was split');
+  });
+
+  it('an address over 900 bytes that Postfix accepts is refused with 554 by the milter: not accepted unarchived (issue 9)', async () => {
+    const d = await submitRaw(smtpPort, b('s@example.com'), [b('y'.repeat(1000) + '@example.org')], b('Subject: long\r\n\r\nbody\r\n'));
+    assert.equal(d.queueId, undefined);
+    assert.ok(d.replies.some((r) => r.startsWith('554 5.1.3 Message refused by the archive: an address longer than 900 bytes')), d.replies.join('\n'));
   });
 
   it('the null sender and many recipients', async () => {

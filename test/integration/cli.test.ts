@@ -33,11 +33,13 @@ describe('benno-milter command line', () => {
     ['a bad socket type', ['-p', 'tcp:25@127.0.0.1'], /^benno-milter: unknown socket type in "tcp:25@127.0.0.1"/],
     ['a bad port', ['-p', 'inet:99999@127.0.0.1'], /^benno-milter: bad port "99999"/],
     ['a relative socket path', ['-p', 'local:milter.sock'], /^benno-milter: socket path in "local:milter.sock" must be absolute$/],
-    ['a bad header name', ['--sender-header', 'X Bad'], /^benno-milter: bad --sender-header "X Bad": not a header field name$/],
+    ['a bad header name', ['--sender-header', 'X Bad'], /^benno-milter: bad --sender-header "X Bad": not a header field name of at most 64 characters$/],
     ['a suffix with a slash', ['--suffix', '../x'], /^benno-milter: bad --suffix/],
     ['a bad socket mode', ['--socket-mode', '999'], /^benno-milter: bad --socket-mode "999"/],
     ['a non-numeric limit', ['--max-connections', 'lots'], /^benno-milter: bad --max-connections/],
     ['an option given twice', ['-o', '/a', '-o', '/b'], /^benno-milter: --spool given more than once$/],
+    ['the same name for sender and recipient', ['--sender-header', 'X-Env', '--recipient-header', 'x-env'], /^benno-milter: bad --sender-header\/--recipient-header: the sender and recipient header names must differ$/],
+    ['a fractional recipient limit', ['--max-recipients', '1.5'], /^benno-milter: bad --max-recipients "1.5": want a whole number of at least 1$/],
   ];
   for (const [what, args, re] of usage) {
     it(`${what}: one line, exit 64`, async () => {

@@ -9,7 +9,9 @@ import { after, before, describe, it } from 'node:test';
 import * as C from '../../src/milter/constants';
 import { MilterClient, TestMessage } from '../../src/milter/client';
 import { encodePacket, encodeStrings } from '../../src/milter/codec';
-import { Program, eventually, sha256, spoolFiles, startMilter, tempFiles } from '../helpers/daemon';
+import { MILTER_BIN, Program, eventually, runToEnd, sha256, spoolFiles, startMilter, tempFiles } from '../helpers/daemon';
+import { parseEnvelope } from '../../src/spool/format';
+import { freePort } from '../helpers/smtp';
 import { mountExt4, mountTmpfs, removeTree, tempDir } from '../helpers/fs';
 
 const b = (s: string) => Buffer.from(s, 'latin1');
@@ -635,10 +637,9 @@ describe('benno-milter limits', () => {
     } finally {
       await allowed.stop();
     }
-    const open = await startMilter(['-p', `inet:${port}@0.0.0.0`, '-o', work]);
-    await open.waitForLine(/listening on inet:\d+@0\.0\.0\.0 for every client: anyone who can reach the port can put mail into the archive; name the MTAs with --allow/);
+    const open = await startMilter(['-p', `inet:${port}@0.0.0.0`, '-o', work, '--allow', 'any']);
+    await open.waitForLine(/listening on inet:\d+@0\.0\.0\.0 for every client \(--allow any\): anyone who can reach the port can put mail into the archive; name the MTAs with --allow/);
     await open.stop();
-    const { runToEnd, MILTER_BIN } = await import('../helpers/daemon');
     const bad = await runToEnd(MILTER_BIN, ['-p', `unix:${path.join(work, 's')}`, '-o', work, '--allow', '127.0.0.1']);
     assert.equal(bad.code, 64);
     assert.match(bad.stderr, /--allow is for TCP sockets/);
@@ -681,6 +682,216 @@ describe('benno-milter limits', () => {
       await eventually(() => tempFiles(work).length === 0, 'the temp file of the dropped message is removed');
       assert.deepEqual(spoolFiles(work), []);
     } finally {
+      await milter.stop();
+      removeTree(work);
+    }
+  });
+});
+
+/** A message in the shape Postfix gives it, with a queue id. */
+function hostile(i: number, extra: Partial<TestMessage> = {}): TestMessage {
+  return message(i, { macros: { [C.SMFIC_BODYEOB]: { i: `HOSTILE${i}` } }, ...extra });
+}
+
+/** The one file in dir (the test clears it before each message). */
+function onlyFile(dir: string): Buffer {
+  const names = spoolFiles(dir);
+  assert.equal(names.length, 1, `one file in ${dir}: ${names.join(', ')}`);
+  return fs.readFileSync(path.join(dir, names[0]));
+}
+
+describe('benno-milter against hostile input (issue 9)', () => {
+  let work: string;
+  let socketPath: string;
+  let milter: Program;
+  before(async () => {
+    work = tempDir();
+    socketPath = path.join(work, 'm.sock');
+    milter = await startMilter(['-p', `unix:${socketPath}`, '-o', work, '--max-recipients', '50', '--negotiation-timeout', '1']);
+  });
+  after(async () => {
+    await milter.stop();
+    removeTree(work);
+  });
+  const clear = () => spoolFiles(work).forEach((n) => fs.unlinkSync(path.join(work, n)));
+  const send = async (m: TestMessage) => {
+    const c = await MilterClient.open({ path: socketPath });
+    try {
+      return await c.sendMessage(m);
+    } finally {
+      await c.quit();
+    }
+  };
+
+  it('a header carrying an envelope or gateway name is renamed X-Untrusted-..., its value kept; the envelope is the real one', async () => {
+    clear();
+    const m = hostile(1, {
+      headers: [
+        ['X-REAL-RCPTTO', ' <ceo@victim.example>'],
+        ['x-real-mailfrom', '<boss@victim.example>'],
+        ['X-Benno-GW', ' other-tenant'],
+        ['X-Note', ' a\rX-REAL-RCPTTO: <cfo@victim.example>'],
+        ['Subject', ' hi'],
+      ],
+    });
+    assert.equal((await send(m)).type, 'accept');
+    const file = onlyFile(work);
+    const env = parseEnvelope(file)!;
+    assert.deepEqual(env.recipients.map(String), ['rcpt1@example.org']);
+    assert.equal(
+      file.toString('latin1', env.messageOffset),
+      'X-Untrusted-X-REAL-RCPTTO: <ceo@victim.example>\r\nX-Untrusted-x-real-mailfrom:<boss@victim.example>\r\n' +
+        'X-Untrusted-X-Benno-GW: other-tenant\r\nX-Note: a\rX-Untrusted-X-REAL-RCPTTO: <cfo@victim.example>\r\nSubject: hi\r\n\r\nbody of message 1\r\n',
+    );
+    await milter.waitForLine(/HOSTILE1: archived from=<sender1@example.com> rcpts=1 .* renamed=4 /);
+  });
+
+  it('addresses keep their bytes; what could split, hide or reorder a line is written as \\x{HEX}, non-UTF-8 as \\xHH', async () => {
+    clear();
+    const m = hostile(2, {
+      sender: b('<"a> X-REAL-RCPTTO: <e"@x.org>'),
+      recipients: [b('<a\r\nX-REAL-RCPTTO: <ceo@victim.example>@x>'), Buffer.from('<r\u2028x\u202e@x>', 'utf8'), b('<\xff@x>'), b('<"a b @ c"@x>')],
+    });
+    assert.equal((await send(m)).type, 'accept');
+    const file = onlyFile(work);
+    const head = file.toString('utf8', 0, parseEnvelope(file)!.messageOffset);
+    assert.equal(
+      head,
+      'X-REAL-MAILFROM: <"a> X-REAL-RCPTTO: <e"@x.org>\r\n' +
+        'X-REAL-RCPTTO: <a\\x{0D}\\x{0A}X-REAL-RCPTTO: <ceo@victim.example>@x>\r\n' +
+        'X-REAL-RCPTTO: <r\\x{2028}x\\x{202E}@x>\r\n' +
+        'X-REAL-RCPTTO: <\\xFF@x>\r\n' +
+        'X-REAL-RCPTTO: <"a b @ c"@x>\r\n',
+    );
+    assert.equal(parseEnvelope(file)!.recipients.length, 4);
+  });
+
+  it('an address over 900 bytes and more recipients than --max-recipients are refused with 554; the connection goes on', async () => {
+    clear();
+    const c = await MilterClient.open({ path: socketPath });
+    const long = hostile(3, { recipients: [`<${'a'.repeat(901)}@x>`] });
+    assert.deepEqual(await c.sendMessage(long), { type: 'replycode', text: '554 5.1.3 Message refused by the archive: an address longer than 900 bytes' });
+    const many = hostile(4, { recipients: Array.from({ length: 51 }, (_, i) => `<r${i}@x>`) });
+    assert.deepEqual(await c.sendMessage(many), { type: 'replycode', text: '554 5.5.3 Message refused by the archive: more than 50 recipients' });
+    assert.equal((await c.sendMessage(hostile(5, { recipients: Array.from({ length: 50 }, (_, i) => `<r${i}@x>`) }))).type, 'accept');
+    await c.quit();
+    await milter.waitForLine(/HOSTILE4: not archived, refused: more than 50 recipients/);
+    assert.equal(spoolFiles(work).length, 1);
+  });
+
+  it('a newline in the queue id cannot forge a log line', async () => {
+    clear();
+    const before = milter.stderr.length;
+    const m = message(6, { macros: { [C.SMFIC_BODYEOB]: { i: 'QID6\n<3>FORGED: archiving failed' } } });
+    assert.equal((await send(m)).type, 'accept');
+    const line = await milter.waitForLine(/archived from=<sender6@example.com>/);
+    assert.match(line, /QID6\\x\{0A\}<3>FORGED: archiving failed: archived/);
+    assert.ok(!milter.linesSince(before).some((l) => /^<3>|^FORGED/.test(l)));
+  });
+
+  it('1 MiB RCPT packets and macros for every stage byte: memory stays bounded, the connection is closed, others go on', async () => {
+    const canary = await MilterClient.open({ path: socketPath });
+    assert.equal(await canary.sendContent(hostile(7)), null);
+    const rssBefore = milter.memory().rss;
+
+    // 300 recipients of 1 MiB each: refused as too long, never stored.
+    const flood = await MilterClient.open({ path: socketPath });
+    await flood.send(encodeStrings(C.SMFIC_MAIL, ['<a@b>']));
+    const rcpt = encodeStrings(C.SMFIC_RCPT, [Buffer.concat([b('<'), Buffer.alloc(1024 * 1024 - 20, 0x61), b('@x>')])]);
+    for (let i = 0; i < 300; i++) await flood.send(rcpt);
+    await flood.send(encodePacket(C.SMFIC_HEADER, b('Subject\0 x\0')));
+    await flood.send(encodePacket(C.SMFIC_EOH));
+    await flood.send(encodePacket(C.SMFIC_BODYEOB));
+    assert.deepEqual(await flood.reply(), { type: 'replycode', text: '554 5.1.3 Message refused by the archive: an address longer than 900 bytes' });
+    const afterRcpts = milter.memory().rss;
+
+    // Macros for a stage byte that is not a stage: the connection is closed at once.
+    const stages = await MilterClient.open({ path: socketPath });
+    const stagesClosed = new Promise((r) => stages.socket.once('close', r));
+    stages.socket.on('error', () => undefined);
+    // Not awaiting the writes: the milter closes the connection at the first packet.
+    for (let stage = 0; stage < 8; stage++) stages.socket.write(encodePacket(C.SMFIC_MACRO, Buffer.from([stage]), Buffer.alloc(1024 * 1024 - 10, 0x62), b('\0v\0')));
+    await stagesClosed;
+    await milter.waitForLine(/protocol error: (macros for an unknown stage|more than 65536 bytes of macros)/);
+
+    // Macros within the stages, but too many bytes: closed too.
+    const big = await MilterClient.open({ path: socketPath });
+    const bigClosed = new Promise((r) => big.socket.once('close', r));
+    big.socket.on('error', () => undefined);
+    big.socket.write(encodePacket(C.SMFIC_MACRO, Buffer.from([C.SMFIC_MAIL]), b('x\0'), Buffer.alloc(70_000, 0x63), b('\0')));
+    await bigClosed;
+    await milter.waitForLine(/protocol error: more than 65536 bytes of macros/);
+
+    assert.equal((await canary.endOfMessage(hostile(7))).type, 'accept', 'the canary session is unaffected');
+    await canary.quit();
+    await flood.quit();
+    const mib = (n: number) => (n / 1048576).toFixed(1);
+    // Before the bound, 300 stored 1 MiB recipients held 300 MiB.
+    assert.ok(afterRcpts - rssBefore < 64 * 1024 * 1024, `RSS ${mib(rssBefore)} → ${mib(afterRcpts)} MiB after 300 MiB of recipients`);
+  });
+
+  it('--negotiation-timeout: connections that never negotiate are closed, and a real MTA gets in', { timeout: 30_000 }, async () => {
+    const idle = await Promise.all(Array.from({ length: 50 }, () => MilterClient.connect({ path: socketPath })));
+    const closed = Promise.all(idle.map((c) => new Promise((r) => c.socket.once('close', r))));
+    await closed;
+    await milter.waitForLine(/no option negotiation within 1s, closing it/);
+    const c = await MilterClient.open({ path: socketPath });
+    assert.equal((await c.sendMessage(hostile(8))).type, 'accept');
+    await c.quit();
+  });
+});
+
+describe('benno-milter TCP exposure (issue 9)', () => {
+  it('a TCP socket beyond loopback without --allow refuses to start with one line; --allow any starts with a warning', async () => {
+    const work = tempDir();
+    try {
+      const port = await freePort();
+      for (const spec of [`inet:${port}@0.0.0.0`, `inet:${port}`, `inet6:${port}@::`]) {
+        const r = await runToEnd(MILTER_BIN, ['-p', spec, '-o', work]);
+        assert.equal(r.code, 64, r.stderr);
+        assert.equal(r.stderr.trim().split('\n').length, 1);
+        assert.match(r.stderr, /would take mail from anyone who can reach the port: name the MTAs that may connect with --allow ADDRESS\[\/PREFIX\] \(in MILTERARGS in \/etc\/default\/benno-milter\), or accept that risk with --allow any/);
+      }
+      const mixed = await runToEnd(MILTER_BIN, ['-p', `inet:${port}@0.0.0.0`, '-o', work, '--allow', 'any', '--allow', '10.0.0.1']);
+      assert.equal(mixed.code, 64);
+      const loop = await startMilter(['-p', `inet:${port}@127.0.0.1`, '-o', work]);
+      await loop.stop();
+    } finally {
+      removeTree(work);
+    }
+  });
+
+  it('--max-connections-per-client: one address cannot take every place; the log names it; another address gets in', async () => {
+    const work = tempDir();
+    const port = await freePort();
+    const milter = await startMilter(['-p', `inet:${port}@127.0.0.1`, '-o', work, '--allow', '127.0.0.0/8', '--max-connections-per-client', '5']);
+    const held: MilterClient[] = [];
+    try {
+      for (let i = 0; i < 5; i++) held.push(await MilterClient.open({ host: '127.0.0.1', port }));
+      await MilterClient.connect({ host: '127.0.0.1', port }).then(
+        (extra) => new Promise((r) => extra.socket.once('close', r)),
+        () => undefined,
+      );
+      await milter.waitForLine(/client 127\.0\.0\.1 has 5 milter connections open: refusing more from it .*raise --max-connections-per-client/);
+      // Another MTA (another address) is served; MilterClient connects from 127.0.0.1, so speak raw here.
+      const other = await new Promise<net.Socket>((resolve, reject) => {
+        const s = net.connect({ host: '127.0.0.1', port, localAddress: '127.0.0.2' }, () => resolve(s));
+        s.once('error', reject);
+      });
+      const optneg = new Promise<Buffer>((resolve) => other.once('data', resolve));
+      other.write(encodePacket(C.SMFIC_OPTNEG, Buffer.from([0, 0, 0, 6, 0, 0, 1, 0xff, 0, 0x1f, 0xff, 0xff])));
+      assert.equal((await optneg)[4], C.SMFIC_OPTNEG, 'the other address negotiates');
+      other.destroy();
+      held[0].destroy();
+      let again: MilterClient | null = null;
+      for (let tries = 0; !again && tries < 100; tries++) {
+        again = await MilterClient.open({ host: '127.0.0.1', port }).catch(() => new Promise<null>((r) => setTimeout(() => r(null), 20)));
+      }
+      assert.ok(again, 'a place freed is taken again');
+      assert.equal((await again.sendMessage(message(200))).type, 'accept');
+      await again.quit();
+    } finally {
+      held.forEach((c) => c.destroy());
       await milter.stop();
       removeTree(work);
     }

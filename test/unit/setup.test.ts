@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import { DoctorFacts, FileFacts, diagnose } from '../../src/setup/doctor';
 import { MilterSettings, UNIT_DEFAULTS, parseOverride, skippedDaemons } from '../../src/setup/milter-settings';
 import { PostfixConfig, milterList, parsePostfixConfig } from '../../src/setup/postfix-config';
-import { SetupError, planPostfixSetup, postfixEndpoint, shellLine, univentionCommands } from '../../src/setup/postfix-setup';
+import { SetupError, planPostfixSetup, postfixEndpoint, shellLine, univentionAllowNote, univentionCommands } from '../../src/setup/postfix-setup';
 import { spoolBacklog, statusReport, writeExportStatus } from '../../src/setup/status';
 import { ROOT } from '../helpers/daemon';
 import { removeTree, tempDir } from '../helpers/fs';
@@ -128,6 +128,14 @@ describe('setup univention', () => {
     ]);
     assert.throws(() => univentionCommands('bad host'), SetupError);
   });
+
+  it('names the --allow the Benno host needs for this mail server', () => {
+    assert.equal(
+      univentionAllowNote('benno.example.org', ['192.0.2.10']),
+      'on benno.example.org, benno-milter takes connections only from the MTAs it names: set MILTERARGS="--allow ADDRESS" in ' +
+        "/etc/default/benno-milter there, with this mail server's address as benno.example.org sees it (this host's addresses: 192.0.2.10), then systemctl restart benno-milter",
+    );
+  });
 });
 
 describe('doctor', () => {
@@ -136,12 +144,25 @@ describe('doctor', () => {
   });
 
   it('a correct Univention set-up (milter over TCP): no problems', () => {
-    const tcp = localSettings({ socketType: 'inet', socket: '22500@0.0.0.0' });
+    const tcp = localSettings({ socketType: 'inet', socket: '22500@0.0.0.0', milterArgs: '--allow 192.0.2.10' });
     const ucs = recorded('univention');
     // On Univention the cleanup path is not set by the UCR variables of the documentation.
     assert.deepEqual(problems(facts(ucs, tcp)), [
       'warning: benno-milter is not in non_smtpd_milters: mail submitted locally (sendmail, cron, web applications) is not archived',
     ]);
+  });
+
+  it('a TCP milter beyond loopback without --allow: it will not start; with --allow any: a warning', () => {
+    const tcp = (milterArgs: string) => problems(facts(recorded('univention'), localSettings({ socketType: 'inet', socket: '22500@0.0.0.0', milterArgs })));
+    assert.ok(
+      tcp('').includes(
+        'error: benno-milter listens on TCP inet:22500@0.0.0.0 but no --allow names the MTAs that may connect: it refuses to start (anyone reaching the port could put mail into the archive)',
+      ),
+    );
+    assert.ok(tcp('--allow any').includes('warning: benno-milter listens on TCP inet:22500@0.0.0.0 with --allow any: anyone who can reach the port can put mail into the archive'));
+    assert.ok(!tcp('--log-level debug --allow=10.0.0.0/8').some((p) => /--allow/.test(p)));
+    const loopback = problems(facts(recorded('univention'), localSettings({ socketType: 'inet', socket: '22500@127.0.0.1' })));
+    assert.ok(!loopback.some((p) => /--allow/.test(p)), 'loopback needs no --allow');
   });
 
   it('milter not configured at all', () => {
