@@ -13,6 +13,8 @@ import { Program, runToEnd, spoolFiles, startMilter, tempFiles } from '../helper
 import { removeTree, tempDir } from '../helpers/fs';
 import { Postfix, queuedAs, swaks } from '../helpers/postfix';
 import { EXPORT_BIN, freePort, inSpool, startReceiver } from '../helpers/smtp';
+import { submitRaw } from '../helpers/smtp-dialogue';
+import { parseEnvelope } from '../../src/spool/format';
 
 const b = (s: string) => Buffer.from(s, 'latin1');
 
@@ -117,6 +119,49 @@ describe('round trip: Postfix → milter spool → exporter → receiver inbox',
     for (const [name, content] of before) assert.equal(`${createHash('sha256').update(content).digest('hex')}.eml`, name);
 
     const inbox = path.join(work, 'inbox');
+    fs.mkdirSync(inbox);
+    const port = await freePort();
+    const rx = await startReceiver(work, [`listen = 127.0.0.1:${port}`, `inbox = ${inbox}`]);
+    try {
+      const r = await runToEnd(EXPORT_BIN, ['--host', '127.0.0.1', '--port', String(port), spool]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(inSpool(spool), [], 'every spool file was sent and removed');
+      assert.deepEqual(spoolFiles(inbox), [...before.keys()].sort());
+      for (const [name, content] of before) assert.ok(fs.readFileSync(path.join(inbox, name)).equals(content), `${name} is byte-identical`);
+    } finally {
+      await rx.program.stop();
+    }
+  });
+
+  it('hostile but valid envelopes Postfix accepts travel to the inbox unchanged, forged fields stay renamed (issue 9)', async () => {
+    for (const n of spoolFiles(spool)) fs.unlinkSync(path.join(spool, n));
+    const corpus: [Buffer, Buffer[]][] = [
+      [b('"a> X-REAL-RCPTTO: <e"@x.org'), [b('"a b @ c"@example.org'), b('"<>"@example.org')]],
+      [Buffer.from('jürgen@bücher.example', 'utf8'), [Buffer.from('müller@straße.example', 'utf8'), b('a@[IPv6:::1]')]],
+      [b('s@example.com'), [Buffer.from('r\u2028x\u202e@example.org', 'utf8'), b('c\x01ontrol@example.org'), b('z'.repeat(880) + '@example.org')]],
+      [b('"a\\"b"@example.com'), [b('"quoted\\ pair"@example.org')]],
+    ];
+    // On the wire, dot-stuffed: the body is the lines ".", ".." and "body".
+    const data = b('X-REAL-RCPTTO: <ceo@victim.example>\r\nx-benno-gw: other\r\nSubject: hostile envelope\r\n\r\n..\r\n...\r\nbody\r\n');
+    const queued: string[] = [];
+    for (const [sender, rcpts] of corpus) {
+      const d = await submitRaw(smtpPort, sender, rcpts, data, ' SMTPUTF8');
+      assert.ok(d.queueId, d.replies.join('\n'));
+      queued.push(d.queueId);
+    }
+    for (const id of queued) await milter.waitForLine(new RegExp(`${id}: archived `), 60_000);
+    const names = spoolFiles(spool);
+    assert.equal(names.length, corpus.length);
+    const before = new Map(names.map((n) => [n, fs.readFileSync(path.join(spool, n))]));
+    for (const content of before.values()) {
+      const env = parseEnvelope(content)!;
+      assert.ok(env, 'a valid envelope block');
+      assert.ok(!env.recipients.some((r) => r.includes(b('victim'))), 'no forged recipient');
+      assert.ok(content.includes(b('X-Untrusted-X-REAL-RCPTTO: <ceo@victim.example>\r\nX-Untrusted-x-benno-gw: other\r\n')), 'forged fields renamed');
+      assert.ok(content.includes(b('\r\n\r\n.\r\n..\r\nbody\r\n')), 'the body as sent');
+    }
+
+    const inbox = path.join(work, 'inbox-hostile');
     fs.mkdirSync(inbox);
     const port = await freePort();
     const rx = await startReceiver(work, [`listen = 127.0.0.1:${port}`, `inbox = ${inbox}`]);
