@@ -85,7 +85,7 @@ export function collect(paths: string[], suffix: string, log: Logger): WorkItem[
     return r;
   };
   const skipped = (dir: string) => (name: string, what: string) =>
-    log.warn(`${path.join(dir, name)}: ${what}, not a regular file; not sent; remove it (a link could make us send the file it points to)`);
+    log.warn(`${path.join(dir, name)}: ${what}, not a regular file; skipped, never sent or followed; remove it`);
   for (const p of paths) {
     let st: fs.Stats;
     try {

@@ -6,11 +6,11 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { execFileSync } from 'node:child_process';
+import { printable } from '../ops/text';
 import { MasterService, PostfixConfig, milterList, serviceValue, smtpdServices, mainValue } from './postfix-config';
 import { MilterSettings, skippedDaemons } from './milter-settings';
 import { chrooted, postfixEndpoint, SetupError } from './postfix-setup';
 import { ExportStatus, readExportStatus, spoolBacklog } from './status';
-import { printable } from '../ops/text';
 
 export interface Finding {
   level: 'error' | 'warning';

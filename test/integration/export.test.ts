@@ -223,6 +223,31 @@ describe('benno-smtp receiver', () => {
     }
   });
 
+  it('byte identity through benno-smtp: a CRLF file with dot lines and 1,000-character lines arrives as it is, under its name; bare LF arrives as CRLF, under a new name', async () => {
+    const spool = path.join(work, 'spool-bytes');
+    const inbox = path.join(work, 'inbox-bytes');
+    fs.mkdirSync(spool);
+    fs.mkdirSync(inbox);
+    const long = 'x'.repeat(998);
+    const exact = writeSpoolFile(spool, 'a@x.org', ['b@x.org'], Buffer.concat([b(`Subject: exact\r\n\r\n.\r\n..\r\n...x\r\n.${long}\r\n${long}yz\r\n`), Buffer.from([0xff, 0xfe, 0x0d, 0x0a])]));
+    const bare = writeSpoolFile(spool, 'a@x.org', ['c@x.org'], b('Subject: bare LF\n\nline one\n.dot\nno final line end'));
+    const port = await freePort();
+    const rx = await startReceiver(work, [`listen = 127.0.0.1:${port}`, `inbox = ${inbox}`]);
+    try {
+      const r = await runToEnd(EXPORT_BIN, ['--host', '127.0.0.1', '--port', String(port), spool]);
+      assert.equal(r.code, 0, r.stderr);
+      const stored = spoolFiles(inbox);
+      assert.equal(stored.length, 2);
+      assert.ok(stored.includes(exact.name));
+      assert.deepEqual(fs.readFileSync(path.join(inbox, exact.name)), exact.content);
+      const wireForm = Buffer.concat([bare.content.subarray(0, bare.content.indexOf('Subject:')), b('Subject: bare LF\r\n\r\nline one\r\n.dot\r\nno final line end\r\n')]);
+      assert.deepEqual(stored.filter((n) => n !== exact.name), [`${sha256(wireForm)}.eml`]);
+      assert.deepEqual(fs.readFileSync(path.join(inbox, `${sha256(wireForm)}.eml`)), wireForm);
+    } finally {
+      await rx.program.stop();
+    }
+  });
+
   it('envelope_header = false stores the message alone', async () => {
     const spool = path.join(work, 'spool-noenv');
     const inbox = path.join(work, 'inbox-noenv');
@@ -810,7 +835,7 @@ describe('benno-milter2smtp on the wire (raw SMTP recorder)', () => {
     assert.ok(!server.commandText().includes('RCPT TO:<thief@x.org>'));
     assert.equal(server.messages.length, 1);
     assert.ok(!inSpool(spool).includes(real.name));
-    assert.match(r.stderr, /warn: .*planted\.eml: a symbolic link, not a regular file; not sent; remove it/);
+    assert.match(r.stderr, /warn: .*planted\.eml: a symbolic link, not a regular file; skipped, never sent or followed; remove it$/m);
     assert.ok(fs.lstatSync(path.join(spool, 'planted.eml')).isSymbolicLink(), 'left alone');
 
     // Named on the command line, a link is refused too.
