@@ -5,11 +5,12 @@
 
 import * as fs from 'node:fs';
 import { DefaultFileError, readDefaultFile } from '../config/default-file';
-import { runExport } from '../export/run';
+import { exportRun, runExport } from '../export/run';
 import { ExportSettings, RawExportSettings, checkExportSettings } from '../export/settings';
 import { runDaemon } from '../ops/daemon';
 import { LOG_LEVELS, LogLevel, Logger, createLogger } from '../ops/log';
 import { EX_CONFIG, EX_DATAERR, EX_OK, Fatal } from '../ops/sysexits';
+import { SpoolReader } from '../spool/reader';
 import { commandLine, rejectRepeated, runMain } from './run';
 
 const PROGRAM = 'benno-export2archive';
@@ -26,6 +27,7 @@ const VARIABLES: Record<keyof RawExportSettings, string> = {
   connections: 'BENNOCONNECTIONS',
   user: 'BENNOUSER',
   passwordFile: 'BENNOPASSWORDFILE',
+  allowPlainAuth: 'BENNOALLOWPLAINAUTH',
   suffix: 'SUFFIX',
   senderHeader: 'SENDERHEADER',
   recipientHeader: 'RECIPIENTHEADER',
@@ -34,11 +36,12 @@ const VARIABLES: Record<keyof RawExportSettings, string> = {
 const EPILOG = `Variables read from the default file: SPOOLDIR (default /srv/benno/inbox),
 BENNOHOST (the archive host; unset: do nothing), BENNOPORT (2500), BENNOSTARTTLS
 (require|opportunistic|off), BENNOCAFILE, BENNOEHLO, BENNOUSER and BENNOPASSWORDFILE (AUTH),
-BENNOCONNECTIONS, BENNOTIMEOUT. Everything else in the file is left to the milter.
+BENNOALLOWPLAINAUTH (yes: AUTH without TLS; default no), BENNOCONNECTIONS, BENNOTIMEOUT.
+Everything else in the file is left to the milter.
 
 Exit status: as benno-milter2smtp (0 all sent or nothing to do, 75 some deferred or the
-archive host down, 65 some refused, 69 the archive host refuses us), 78 a bad setting in
-the default file.`;
+archive host down, 65 some refused by the archive host (kept, tried again at every run) or
+set aside as .err, 69 the archive host refuses us), 78 a bad setting in the default file.`;
 
 /**
  * Watches the spool directory for files arriving (the milter renames each
@@ -59,22 +62,25 @@ class SpoolWatch {
     });
   }
 
-  /** Resolves when files may have arrived since the last call, after at most maxMs, or on stop. */
-  next(maxMs: number): Promise<void> {
+  /**
+   * Resolves when files may have arrived since the last call (true), at the
+   * deadline (false), or on stop.
+   */
+  next(deadline: number): Promise<boolean> {
     if (this.dirty || this.stopped) {
       this.dirty = false;
-      return Promise.resolve();
+      return Promise.resolve(true);
     }
     return new Promise((resolve) => {
-      const timer = setTimeout(done, maxMs);
       const self = this;
-      function done() {
+      const timer = setTimeout(() => done(false), Math.max(0, deadline - Date.now()));
+      function done(woken: boolean) {
         clearTimeout(timer);
         self.wake = undefined;
         self.dirty = false;
-        resolve();
+        resolve(woken);
       }
-      this.wake = done;
+      this.wake = () => done(true);
     });
   }
 
@@ -85,15 +91,41 @@ class SpoolWatch {
   }
 }
 
+/**
+ * The exporter's own renames (claiming a file, putting back one it could not
+ * send) wake the watch as a new file would. A wake-up counts only when a file
+ * waits that the last run did not leave behind; otherwise a file the archive
+ * host keeps refusing would be retried, and logged, as fast as the disk
+ * allows. Files left behind are tried again when the wait runs out.
+ */
+function waitingNames(spoolDir: string, suffix: string): string[] | null {
+  try {
+    return new SpoolReader(spoolDir, suffix).list().map((e) => e.name);
+  } catch {
+    return null;
+  }
+}
+
+function somethingNew(spoolDir: string, suffix: string, leftBehind: Set<string>): boolean {
+  const names = waitingNames(spoolDir, suffix);
+  return names === null || names.some((name) => !leftBehind.has(name));
+}
+
 async function watchLoop(settings: ExportSettings, spoolDir: string, log: Logger, watch: SpoolWatch): Promise<void> {
   let backoff = 0;
+  let leftBehind = new Set<string>();
   while (!watch.stopped) {
-    await watch.next(backoff || 60_000);
+    const deadline = Date.now() + (backoff || 60_000);
+    let woken = await watch.next(deadline);
+    while (woken && !watch.stopped && !somethingNew(spoolDir, settings.suffix, leftBehind)) woken = await watch.next(deadline);
     if (watch.stopped) break;
-    const code = await runExport({ ...settings, paths: [spoolDir], log }).catch((err: Error) => {
+    const run = await exportRun({ ...settings, paths: [spoolDir], log }).catch((err: Error) => {
       log.error(`export failed: ${err.message}`);
-      return -1;
+      return null;
     });
+    const code = run?.code ?? -1;
+    const waiting = new Set(waitingNames(spoolDir, settings.suffix) ?? []);
+    leftBehind = new Set((run?.summary.handled ?? []).filter((name) => waiting.has(name)));
     // After a failure wait before trying again (30 s, doubling to 5 min), unless new files arrive.
     backoff = code === EX_OK || code === EX_DATAERR ? 0 : Math.min(backoff ? backoff * 2 : 30_000, 300_000);
   }
@@ -126,6 +158,7 @@ async function main(): Promise<void> {
   const settings = checkExportSettings({ ...raw, host }, EX_CONFIG, (key) => `${VARIABLES[key]} in ${a.config}`);
   const spoolDir = vars.get('SPOOLDIR') || '/srv/benno/inbox';
   const log = createLogger({ program: PROGRAM, level: a['log-level'] as LogLevel });
+  for (const warning of settings.warnings) log.warn(warning);
 
   if (!a.watch) {
     process.exitCode = await runExport({ ...settings, paths: [spoolDir], log });

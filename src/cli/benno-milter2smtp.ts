@@ -11,15 +11,20 @@ import { commandLine, fail, rejectRepeated, runMain } from './run';
 const PROGRAM = 'benno-milter2smtp';
 
 const EPILOG = `Each file's ${DEFAULT_ENVELOPE_NAMES.sender} / ${DEFAULT_ENVELOPE_NAMES.recipient} lines become MAIL FROM and
-RCPT TO; the rest of the file is the message, sent unchanged. A file is removed after the
-server's 250 for it. On a 4xx answer or a lost connection it stays for the next run; on a 5xx
-answer, or without valid envelope lines, it is renamed to <name>.err and not retried. Files are
-claimed (renamed .<name>.<host>.<pid>.sending) while being sent, so runs that overlap never send
-a file twice; claims of a run that died are put back by the next.
+RCPT TO, the addresses byte for byte; the rest of the file is the message, sent as DATA (a
+leading dot doubled, bare LF sent as CRLF, as SMTP requires). A file is removed after the
+server's 250 for it. Every other file stays: on a 4xx answer or a lost connection for the next
+run; on a 5xx answer, or an address the server cannot take (UTF-8 without SMTPUTF8), with an
+error line at every run until the cause is fixed or the file removed. Only a file that is no
+spool file (no envelope lines at its start, not a regular file) is renamed to <name>.err. Files
+are claimed (renamed .<name>.<host>.<pid>.sending) while being sent, so runs that overlap never
+send a file twice; claims of a run that died are put back by the next. The AUTH password is
+sent only over TLS, unless --allow-plain-auth.
 
 Exit status: 0 all sent (or nothing to send), 75 some files deferred, the server down
-included (they go in the next run), 65 some files refused (renamed .err), 69 the server
-refuses us (5xx greeting, AUTH refused), 66 a PATH does not exist, 64 bad usage.`;
+included (they go in the next run), 65 some files refused by the server (kept, tried again)
+or set aside as .err, 69 the server refuses us (5xx greeting, AUTH refused or impossible
+without TLS), 66 a PATH does not exist or is not a regular file, 64 bad usage.`;
 
 const KEYS: Record<keyof RawExportSettings, string> = {
   host: '--host',
@@ -31,6 +36,7 @@ const KEYS: Record<keyof RawExportSettings, string> = {
   connections: '--connections',
   user: '--user',
   passwordFile: '--password-file',
+  allowPlainAuth: '--allow-plain-auth',
   suffix: '--suffix',
   senderHeader: '--sender-header',
   recipientHeader: '--recipient-header',
@@ -52,6 +58,7 @@ async function main(): Promise<void> {
     .option('connections', { type: 'number', default: 4, describe: 'connections used in parallel' })
     .option('user', { type: 'string', describe: 'AUTH user name' })
     .option('password-file', { type: 'string', describe: 'file holding the AUTH password (first line)' })
+    .option('allow-plain-auth', { type: 'boolean', default: false, describe: 'send the AUTH password even without TLS (a trusted network only)' })
     .option('suffix', { type: 'string', default: '.eml', describe: 'suffix of spool files in a directory' })
     .option('sender-header', { type: 'string', default: DEFAULT_ENVELOPE_NAMES.sender, describe: 'envelope line for MAIL FROM' })
     .option('recipient-header', { type: 'string', default: DEFAULT_ENVELOPE_NAMES.recipient, describe: 'envelope line for RCPT TO' })
@@ -71,6 +78,7 @@ async function main(): Promise<void> {
       connections: a.connections,
       user: a.user,
       passwordFile: a['password-file'],
+      allowPlainAuth: a['allow-plain-auth'],
       suffix: a.suffix,
       senderHeader: a['sender-header'],
       recipientHeader: a['recipient-header'],
@@ -79,6 +87,7 @@ async function main(): Promise<void> {
     (key) => KEYS[key],
   );
   const log = createLogger({ program: PROGRAM, level: a['log-level'] as LogLevel });
+  for (const warning of settings.warnings) log.warn(warning);
   process.exitCode = await runExport({ ...settings, paths, log });
 }
 

@@ -1,16 +1,20 @@
-// Spool → SMTP. Each file's envelope lines become MAIL FROM / RCPT TO, the
-// rest goes out byte for byte. A file is removed only after the 250 for its
-// DATA; a 4xx or a lost connection puts it back for the next run; a 5xx or a
-// file without valid envelope lines is renamed to .err and never retried.
+// Spool → SMTP. Each file's envelope block becomes MAIL FROM / RCPT TO, the
+// rest goes out as the message. A file is removed only after the 250 for its
+// DATA. Every file that is a spool file stays until it is sent: a 4xx or a
+// lost connection puts it back for the next run, and so does a refusal by the
+// archive host (5xx) or an address the host cannot be given, with an error
+// line at every run until someone fixes the cause: a message Postfix accepted
+// must reach the archive, never be set aside quietly. Only what is no spool
+// file (no envelope block at its start, not a regular file) is renamed .err.
 // Files are claimed (renamed) before sending, so overlapping runs never send
 // the same file twice, and a crashed run's claims are put back by the next.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Logger, printable } from '../ops/log';
-import { EnvelopeNames } from '../spool/format';
-import { ClaimedFile, SpoolReader } from '../spool/reader';
-import { ConnectError, SendOutcome, SenderOptions, SmtpSender } from './smtp-sender';
+import { Logger } from '../ops/log';
+import { EnvelopeNames, writtenAddress } from '../spool/format';
+import { ClaimedFile, SpoolReader, fileKind } from '../spool/reader';
+import { ConnectError, SendOutcome, SenderOptions, SmtpConnection } from './smtp-client';
 
 export interface ExportConfig extends SenderOptions {
   /** Spool directories and single files. */
@@ -26,19 +30,34 @@ export interface ExportConfig extends SenderOptions {
   quietSuccess?: boolean;
 }
 
+/** A file the archive host would not take, and why. */
+export interface RefusedFile {
+  name: string;
+  reason: string;
+}
+
+/** How many refused files a summary names. */
+export const MAX_NAMED_REFUSALS = 20;
+
 export interface ExportSummary {
   total: number;
   sent: number;
   /** Left for a later run: 4xx, lost connection, or not tried because the server went away. */
   deferred: number;
-  /** Renamed to .err. */
+  /** Refused by the archive host (5xx) or not sendable to it as they are: kept, tried again at every run. */
+  refused: number;
+  /** The first MAX_NAMED_REFUSALS of them. */
+  refusedFiles: RefusedFile[];
+  /** Not spool files: renamed to .err. */
   failed: number;
   /** Taken by another exporter running at the same time. */
   skipped: number;
   bytes: number;
   seconds: number;
-  /** The server refused us for good (5xx greeting, AUTH refused): retrying will not help until someone acts. */
-  refused: boolean;
+  /** The server refuses us (5xx greeting, 530, AUTH refused, TLS required but missing): retrying will not help until someone acts. */
+  serverRefused: boolean;
+  /** Every file name this run claimed or tried to: their coming and going in the directory is our own doing. */
+  handled: string[];
 }
 
 export class InputError extends Error {
@@ -65,87 +84,104 @@ export function collect(paths: string[], suffix: string, log: Logger): WorkItem[
     }
     return r;
   };
+  const skipped = (dir: string) => (name: string, what: string) =>
+    log.warn(`${path.join(dir, name)}: ${what}, not a regular file; skipped, never sent or followed; remove it`);
   for (const p of paths) {
     let st: fs.Stats;
     try {
-      st = fs.statSync(p);
+      st = fs.lstatSync(p);
+      if (st.isSymbolicLink()) {
+        // A directory named by the administrator may be a link to one; a file may not.
+        const target = fs.statSync(p);
+        if (target.isDirectory()) st = target;
+      }
     } catch (err) {
       throw new InputError(`${p}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (err as Error).message}`);
     }
     if (st.isDirectory()) {
       const reader = readerFor(p);
-      for (const e of reader.list()) items.push({ reader, name: e.name });
+      for (const e of reader.list(skipped(reader.dir))) items.push({ reader, name: e.name });
     } else if (st.isFile()) {
       const name = path.basename(p);
       if (name.startsWith('.')) throw new InputError(`${p}: a temp or claimed file, not a spool file`);
       items.push({ reader: readerFor(path.dirname(p)), name });
     } else {
-      throw new InputError(`${p}: not a file or directory`);
+      throw new InputError(`${p}: not a regular file (${fileKind(st)})`);
     }
   }
   return items;
 }
 
-/** An address SMTP can carry unchanged: valid UTF-8, no CR, LF, NUL, < or >. */
-function smtpAddress(bytes: Buffer): string | null {
-  const text = bytes.toString('utf8');
-  if (!Buffer.from(text, 'utf8').equals(bytes) || /[\r\n\0<>]/.test(text)) return null;
-  return text;
-}
+const KEPT = 'kept in the spool and tried again at every run; fix the cause on the archive host (max_size, max_recipients, SMTPUTF8) or remove the file by hand';
 
 export async function exportSpool(config: ExportConfig): Promise<ExportSummary> {
   const started = process.hrtime.bigint();
   const { log } = config;
   const items = collect(config.paths, config.suffix, log);
-  const summary: ExportSummary = { total: items.length, sent: 0, deferred: 0, failed: 0, skipped: 0, bytes: 0, seconds: 0, refused: false };
+  const summary: ExportSummary = {
+    total: items.length,
+    sent: 0,
+    deferred: 0,
+    refused: 0,
+    refusedFiles: [],
+    failed: 0,
+    skipped: 0,
+    bytes: 0,
+    seconds: 0,
+    serverRefused: false,
+    handled: items.map((i) => i.name),
+  };
   const target = `${config.host}:${config.port}`;
   let next = 0;
   let stop = false;
   let finished = 0;
   const tick = () => config.progress?.(++finished, items.length);
 
+  const refuse = (claimed: ClaimedFile, reason: string, line: string) => {
+    claimed.release();
+    summary.refused++;
+    if (summary.refusedFiles.length < MAX_NAMED_REFUSALS) summary.refusedFiles.push({ name: claimed.name, reason });
+    log.error(line);
+  };
+
   const finish = (claimed: ClaimedFile, outcome: SendOutcome, size: number, rcpts: number, ms: number) => {
     const name = claimed.name;
+    // Replies may come in several lines; one log line is easier to read and to grep.
+    const response = outcome.response.replace(/\s+/g, ' ').trim();
     switch (outcome.kind) {
-      case 'sent':
+      case 'sent': {
         claimed.done();
         summary.sent++;
         summary.bytes += size;
-        {
-          const line = `${name}: sent to ${target} rcpts=${rcpts} size=${size} ms=${ms.toFixed(1)} (${printable(outcome.response)})`;
-          if (config.quietSuccess) log.debug(line);
-          else log.info(line);
-        }
+        const line = `${name}: sent to ${target} rcpts=${rcpts} size=${size} ms=${ms.toFixed(1)} (${response})`;
+        if (config.quietSuccess) log.debug(line);
+        else log.info(line);
         return;
+      }
       case 'deferred':
       case 'lost':
         claimed.release();
         summary.deferred++;
-        log.warn(`${name}: deferred by ${target}: ${printable(outcome.response)}; kept for the next run`);
+        log.warn(`${name}: deferred by ${target}: ${response}; kept for the next run`);
         return;
       case 'refused':
         claimed.release();
         summary.deferred++;
-        summary.refused = true;
+        summary.serverRefused = true;
         stop = true;
-        log.error(`${target} refuses us: ${printable(outcome.response)}; files stay in the spool; check the AUTH settings (--user, --password-file)`);
+        log.error(`${target} refuses us: ${response}; files stay in the spool; check the AUTH settings (--user, --password-file)`);
         return;
       case 'rejected':
-        log.error(`${name}: rejected by ${target}: ${printable(outcome.response)}; renamed to ${claimed.fail()}, not retried; look at the message and send it again by hand`);
-        summary.failed++;
+        refuse(claimed, response, `${name}: refused by ${target}: ${response}; ${KEPT}`);
         return;
-      case 'partial':
-        log.error(
-          `${name}: ${target} refused recipient(s) ${outcome.rejected.map(printable).join(', ')} and took the message for the others; ` +
-            `renamed to ${claimed.fail()} so that the missing recipients can be looked into`,
-        );
-        summary.failed++;
+      case 'cannot-carry':
+        refuse(claimed, response, `${name}: cannot be sent to ${target}: ${response}; ${KEPT}`);
         return;
     }
   };
 
   const worker = async () => {
-    let sender: SmtpSender | null = null;
+    let conn: SmtpConnection | null = null;
     try {
       while (!stop && next < items.length) {
         const item = items[next++];
@@ -155,41 +191,46 @@ export async function exportSpool(config: ExportConfig): Promise<ExportSummary> 
           tick();
           continue;
         }
-        const env = claimed.readEnvelope(config.names);
-        const from = env && smtpAddress(env.sender);
-        const to = env?.recipients.map(smtpAddress);
-        if (!env || from === null || !to || to.some((t) => t === null)) {
-          const why = env ? 'an envelope address SMTP cannot carry' : `no valid ${config.names.sender}/${config.names.recipient} lines at its start`;
-          log.error(`${claimed.name}: ${why}; renamed to ${claimed.fail()}, not retried`);
+        let read: ReturnType<ClaimedFile['readEnvelope']>;
+        try {
+          read = claimed.readEnvelope(config.names);
+        } catch (err) {
+          claimed.release();
+          summary.deferred++;
+          log.error(`${claimed.name}: cannot be read: ${(err as Error).message}; kept for the next run`);
+          tick();
+          continue;
+        }
+        if (!read.ok) {
+          log.error(`${claimed.name}: ${read.why}; renamed to ${claimed.fail()}, not retried`);
           summary.failed++;
           tick();
           continue;
         }
-        if (!sender || !sender.usable) {
-          sender?.close();
-          sender = null;
+        const env = read.envelope;
+        if (!conn || !conn.usable) {
+          conn?.close();
+          conn = null;
           try {
-            sender = await SmtpSender.open(config);
+            conn = await SmtpConnection.open(config);
           } catch (err) {
             claimed.release();
             stop = true;
-            const refused = err instanceof ConnectError && err.permanent;
-            summary.refused ||= refused;
-            log.error(
-              `cannot deliver to ${target}: ${(err as Error).message}; files stay in the spool for the next run` +
-                (refused ? '; the server refuses us: check its allowed_clients and AUTH settings' : ''),
-            );
+            summary.serverRefused ||= err instanceof ConnectError && err.permanent;
+            log.error(`cannot deliver to ${target}: ${(err as Error).message}; files stay in the spool for the next run`);
             break;
           }
         }
         const size = env.size - env.messageOffset;
         const t0 = process.hrtime.bigint();
-        const outcome = await sender.send({ from: from!, to: to as string[], size }, claimed.stream(env.messageOffset));
-        finish(claimed, outcome, size, to.length, Number(process.hrtime.bigint() - t0) / 1e6);
+        // Files written by current versions are unchanged by this; older ones get the escapes they lacked.
+        const envelope = { from: writtenAddress(env.sender), to: env.recipients.map(writtenAddress), size };
+        const outcome = await conn.send(envelope, claimed.stream(env.messageOffset));
+        finish(claimed, outcome, size, envelope.to.length, Number(process.hrtime.bigint() - t0) / 1e6);
         tick();
       }
     } finally {
-      sender?.close();
+      conn?.close();
     }
   };
 
@@ -197,8 +238,7 @@ export async function exportSpool(config: ExportConfig): Promise<ExportSummary> 
     await Promise.all(Array.from({ length: Math.max(1, Math.min(config.connections, items.length)) }, worker));
   }
   // Files never tried (the server went away) wait for the next run too.
-  summary.deferred += items.length - summary.sent - summary.deferred - summary.failed - summary.skipped;
+  summary.deferred += items.length - summary.sent - summary.deferred - summary.refused - summary.failed - summary.skipped;
   summary.seconds = Number(process.hrtime.bigint() - started) / 1e9;
   return summary;
 }
-

@@ -22,15 +22,21 @@ function progressBar(stream: NodeJS.WriteStream): (done: number, total: number) 
   };
 }
 
+/** The server refuses us, before something deferred, before files refused or set aside, before success. */
 export function exitCode(s: ExportSummary): number {
-  if (s.refused) return EX_UNAVAILABLE;
+  if (s.serverRefused) return EX_UNAVAILABLE;
   if (s.deferred > 0) return EX_TEMPFAIL;
-  if (s.failed > 0) return EX_DATAERR;
+  if (s.refused > 0 || s.failed > 0) return EX_DATAERR;
   return EX_OK;
 }
 
 /** Runs one export; returns the exit code. Nothing is printed when there was nothing to send. */
 export async function runExport(config: Omit<ExportConfig, 'progress' | 'quietSuccess'>): Promise<number> {
+  return (await exportRun(config)).code;
+}
+
+/** Runs one export; returns the exit code and the summary. */
+export async function exportRun(config: Omit<ExportConfig, 'progress' | 'quietSuccess'>): Promise<{ code: number; summary: ExportSummary }> {
   const interactive = Boolean(process.stdout.isTTY);
   let bar: ((done: number, total: number) => void) | undefined;
   let summary: ExportSummary;
@@ -52,11 +58,11 @@ export async function runExport(config: Omit<ExportConfig, 'progress' | 'quietSu
   recordStatus(config, summary, code);
   if (summary.total > 0) {
     config.log.info(
-      `summary: sent=${summary.sent} deferred=${summary.deferred} failed=${summary.failed} skipped=${summary.skipped} ` +
+      `summary: sent=${summary.sent} deferred=${summary.deferred} refused=${summary.refused} failed=${summary.failed} skipped=${summary.skipped} ` +
         `bytes=${summary.bytes} seconds=${summary.seconds.toFixed(2)} to ${config.host}:${config.port}`,
     );
   }
-  return code;
+  return { code, summary };
 }
 
 /** Leaves the run's result in each spool directory, for `benno-milter-admin status`. */
@@ -70,6 +76,8 @@ function recordStatus(config: Omit<ExportConfig, 'progress' | 'quietSuccess'>, s
         exitCode: code,
         sent: s.sent,
         deferred: s.deferred,
+        refused: s.refused,
+        refusedFiles: s.refusedFiles,
         failed: s.failed,
         seconds: s.seconds,
       });

@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import { Fatal } from '../ops/sysexits';
 import { DEFAULT_ENVELOPE_NAMES, EnvelopeNames, isFieldName } from '../spool/format';
-import type { SenderOptions, StartTls } from './smtp-sender';
+import type { SenderOptions, StartTls } from './smtp-client';
 
 export const DEFAULT_PORT = 2500;
 
@@ -19,6 +19,8 @@ export interface RawExportSettings {
   connections?: string | number;
   user?: string;
   passwordFile?: string;
+  /** true/"yes": AUTH may go over a connection without TLS. */
+  allowPlainAuth?: string | boolean;
   suffix?: string;
   senderHeader?: string;
   recipientHeader?: string;
@@ -28,9 +30,15 @@ export interface ExportSettings extends SenderOptions {
   connections: number;
   suffix: string;
   names: EnvelopeNames;
+  /** Settings that work but should be changed, for the program to log once at start. */
+  warnings: string[];
 }
 
-/** Checks every value; a bad one is a Fatal naming it (where: "--port", "BENNOPORT in /etc/default/benno-milter"). */
+/**
+ * Checks every value; a bad one is a Fatal naming it (where: "--port",
+ * "BENNOPORT in /etc/default/benno-milter"). Logs nothing: what deserves a
+ * warning is returned in warnings.
+ */
 export function checkExportSettings(raw: RawExportSettings, exitCode: number, nameOf: (key: keyof RawExportSettings) => string): ExportSettings {
   const bad = (key: keyof RawExportSettings, why: string): never => {
     throw new Fatal(`bad ${nameOf(key)}: ${why}`, exitCode);
@@ -44,16 +52,32 @@ export function checkExportSettings(raw: RawExportSettings, exitCode: number, na
   if (!raw.host || /[\s/]/.test(raw.host)) bad('host', `"${raw.host ?? ''}" is not a host name or address`);
   const starttls = (raw.starttls || 'opportunistic') as StartTls;
   if (!['require', 'opportunistic', 'off'].includes(starttls)) bad('starttls', `"${raw.starttls}": use require, opportunistic or off`);
-  const readSecret = (key: keyof RawExportSettings, file: string) => {
+  const warnings: string[] = [];
+  const readFile = (key: keyof RawExportSettings, file: string) => {
     try {
-      return fs.readFileSync(file);
+      const fd = fs.openSync(file, 'r');
+      try {
+        return { content: fs.readFileSync(fd), mode: fs.fstatSync(fd).mode };
+      } finally {
+        fs.closeSync(fd);
+      }
     } catch (err) {
       return bad(key, `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
   };
-  const ca = raw.caFile ? readSecret('caFile', raw.caFile) : undefined;
+  const ca = raw.caFile ? readFile('caFile', raw.caFile).content : undefined;
   if (Boolean(raw.user) !== Boolean(raw.passwordFile)) bad(raw.user ? 'passwordFile' : 'user', 'user and password file go together');
-  const auth = raw.user && raw.passwordFile ? { user: raw.user, pass: readSecret('passwordFile', raw.passwordFile).toString('utf8').replace(/\r?\n$/, '') } : undefined;
+  let auth: SenderOptions['auth'];
+  if (raw.user && raw.passwordFile) {
+    const secret = readFile('passwordFile', raw.passwordFile);
+    auth = { user: raw.user, pass: secret.content.toString('utf8').replace(/\r?\n$/, '') };
+    if (secret.mode & 0o044) {
+      const mode = (secret.mode & 0o7777).toString(8).padStart(4, '0');
+      warnings.push(`password file ${raw.passwordFile} is readable by group or others (mode ${mode}): chmod 0600 ${raw.passwordFile}`);
+    }
+  }
+  const allowPlainAuth = raw.allowPlainAuth === undefined || raw.allowPlainAuth === '' ? false : raw.allowPlainAuth;
+  if (!['yes', 'no', true, false].includes(allowPlainAuth)) bad('allowPlainAuth', `"${allowPlainAuth}": use yes or no`);
   const suffix = raw.suffix ?? '.eml';
   if (!/^[A-Za-z0-9._-]*$/.test(suffix)) bad('suffix', `"${suffix}": letters, digits, '.', '_' and '-' only`);
   const names = { sender: raw.senderHeader ?? DEFAULT_ENVELOPE_NAMES.sender, recipient: raw.recipientHeader ?? DEFAULT_ENVELOPE_NAMES.recipient };
@@ -68,7 +92,9 @@ export function checkExportSettings(raw: RawExportSettings, exitCode: number, na
     timeoutMs: int('timeout', raw.timeout, 60, 1, 3600) * 1000,
     connections: int('connections', raw.connections, 4, 1, 32),
     auth,
+    allowPlainAuth: allowPlainAuth === true || allowPlainAuth === 'yes',
     suffix,
     names,
+    warnings,
   };
 }

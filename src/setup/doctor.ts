@@ -6,12 +6,13 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { execFileSync } from 'node:child_process';
+import { printable } from '../ops/text';
 import { MasterService, PostfixConfig, milterList, serviceValue, smtpdServices, mainValue } from './postfix-config';
 import { MilterSettings, milterOptionValues, skippedDaemons } from './milter-settings';
 import { isLoopback } from '../ops/allowlist';
 import { parseSocketSpec } from '../milter/socket-spec';
 import { chrooted, postfixEndpoint, SetupError } from './postfix-setup';
-import { spoolBacklog } from './status';
+import { ExportStatus, readExportStatus, spoolBacklog } from './status';
 
 export interface Finding {
   level: 'error' | 'warning';
@@ -38,6 +39,8 @@ export interface DoctorFacts {
   archiveReachable?: { ok: boolean; detail: string };
   /** Age in seconds of the oldest file waiting in the spool. */
   oldestSpoolAge: number | null;
+  /** What the last export run recorded in the spool; null or absent when none did. */
+  lastExport?: ExportStatus | null;
 }
 
 /**
@@ -197,6 +200,18 @@ export function diagnose(facts: DoctorFacts): Finding[] {
       fix: 'enable the line in /etc/cron.d/benno-milter or benno-export2archive.timer; see benno-milter-admin status for the last result',
     });
   }
+  const refused = facts.lastExport?.refused ?? 0;
+  if (host && refused > 0) {
+    const first = facts.lastExport?.refusedFiles?.[0];
+    out.push({
+      level: 'error',
+      problem:
+        `the archive host refused ${refused} file(s) in the last export` +
+        (first ? ` (${printable(first.name)}: ${printable(first.reason)})` : '') +
+        `: they stay in ${settings.spoolDir} and are tried again at every run, but are not archived`,
+      fix: 'see all of them with benno-milter-admin status and in the export log; fix the cause on the archive host (max_size, max_recipients, SMTPUTF8) or remove the files by hand',
+    });
+  }
   return out;
 }
 
@@ -286,5 +301,6 @@ export async function gatherFacts(postfix: PostfixConfig | null, settings: Milte
     },
     archiveReachable: host ? await reachable(host, Number(settings.vars.get('BENNOPORT') || 2500)) : undefined,
     oldestSpoolAge: host ? spoolBacklog(settings.spoolDir)?.oldestSeconds ?? null : null,
+    lastExport: host ? readExportStatus(settings.spoolDir) : null,
   };
 }

@@ -36,7 +36,7 @@ export function sweepLeftovers(
     const { host, pid } = owner(m);
     const full = path.join(dir, name);
     try {
-      const abandoned = (host === ours && pid !== process.pid && !processAlive(pid)) || fs.statSync(full).mtimeMs < dayAgo;
+      const abandoned = (host === ours && pid !== process.pid && !processAlive(pid)) || fs.lstatSync(full).mtimeMs < dayAgo;
       if (!abandoned) continue;
       act(full, m);
       done.push(name);

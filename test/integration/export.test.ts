@@ -1,13 +1,16 @@
 // benno-milter2smtp, benno-export2archive and benno-smtp as processes:
-// faults, overlapping and killed runs, the receiver's refusals.
+// faults, overlapping and killed runs, the receiver's refusals, and what the
+// exporter puts on the wire (a raw SMTP recorder: addresses, AUTH, bytes).
 
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { DEFAULT_ENVELOPE_NAMES, envelopeBlock } from '../../src/spool/format';
 import { eventually, run, runToEnd, sha256, spoolFiles } from '../helpers/daemon';
 import { mountExt4, removeTree, tempDir } from '../helpers/fs';
+import { RawSmtpServer } from '../helpers/raw-smtp';
 import { EXPORT2ARCHIVE_BIN, EXPORT_BIN, SmtpDouble, freePort, inSpool, startReceiver } from '../helpers/smtp';
 
 const b = (s: string) => Buffer.from(s, 'latin1');
@@ -68,13 +71,23 @@ describe('benno-milter2smtp against an SMTP double', () => {
     const seven = double.received.find((m) => m.data.includes(b(`Subject: message ${i}\r\n`)))!;
     assert.equal(seven.from, `sender${i}@example.com`);
     assert.deepEqual(seven.to, [`rcpt${i}@example.org`]);
-    assert.match(r.stderr, /summary: sent=20 deferred=0 failed=0 skipped=0 bytes=\d+ seconds=[\d.]+ to 127\.0\.0\.1:\d+/);
+    assert.match(r.stderr, /summary: sent=20 deferred=0 refused=0 failed=0 skipped=0 bytes=\d+ seconds=[\d.]+ to 127\.0\.0\.1:\d+/);
     assert.equal(r.stderr.split('\n').filter((l) => / sent to 127\.0\.0\.1/.test(l)).length, 20, 'one line per file');
     const { readExportStatus } = await import('../../src/setup/status');
-    assert.deepEqual({ ...readExportStatus(spool)!, time: 't', seconds: 0 }, { time: 't', host: `127.0.0.1:${double.port}`, exitCode: 0, sent: 20, deferred: 0, failed: 0, seconds: 0 });
+    assert.deepEqual({ ...readExportStatus(spool)!, time: 't', seconds: 0 }, {
+      time: 't',
+      host: `127.0.0.1:${double.port}`,
+      exitCode: 0,
+      sent: 20,
+      deferred: 0,
+      refused: 0,
+      refusedFiles: [],
+      failed: 0,
+      seconds: 0,
+    });
   });
 
-  it('4xx: kept for the next run (exit 75); 5xx and files without envelope: renamed .err (never retried)', async () => {
+  it('4xx: kept for the next run (exit 75); 5xx: kept and tried again at every run; only files without envelope: renamed .err', async () => {
     const spool = spoolDir('faults');
     fillSpool(spool, 6, (i) => (i === 1 ? ' DEFER-ME' : i === 2 ? ' REJECT-ME' : ''));
     fs.writeFileSync(path.join(spool, 'no-envelope.eml'), 'Subject: lost its envelope\r\n\r\nbody\r\n');
@@ -86,22 +99,23 @@ describe('benno-milter2smtp against an SMTP double', () => {
       assert.equal(r.code, 75, r.stderr);
       const left = inSpool(spool).sort();
       assert.equal(left.length, 3, left.join(' '));
-      const deferred = left.find((n) => n.endsWith('.eml'))!;
-      assert.ok(fs.readFileSync(path.join(spool, deferred)).includes(b('DEFER-ME')));
-      assert.ok(left.includes('no-envelope.eml.err'));
-      const rejected = left.find((n) => n.endsWith('.eml.err') && n !== 'no-envelope.eml.err')!;
-      assert.ok(fs.readFileSync(path.join(spool, rejected)).includes(b('REJECT-ME')));
+      const kept = left.filter((n) => n.endsWith('.eml'));
+      assert.equal(kept.length, 2, 'the deferred and the refused file keep their names');
+      assert.ok(kept.some((n) => fs.readFileSync(path.join(spool, n)).includes(b('DEFER-ME'))));
+      assert.ok(kept.some((n) => fs.readFileSync(path.join(spool, n)).includes(b('REJECT-ME'))));
+      assert.deepEqual(left.filter((n) => n.endsWith('.err')), ['no-envelope.eml.err']);
       assert.equal(double.received.length, 4);
       assert.match(r.stderr, /deferred by 127\.0\.0\.1:\d+: 451 .*try later; kept for the next run/);
-      assert.match(r.stderr, /rejected by 127\.0\.0\.1:\d+: 550 .*no thanks; renamed to .*\.eml\.err, not retried/);
+      assert.match(r.stderr, /error: [0-9a-f]{64}\.eml: refused by 127\.0\.0\.1:\d+: 550 .*no thanks; kept in the spool and tried again at every run; fix the cause on the archive host/);
       assert.match(r.stderr, /no-envelope\.eml: no valid X-REAL-MAILFROM\/X-REAL-RCPTTO lines at its start; renamed to no-envelope\.eml\.err/);
-      assert.match(r.stderr, /summary: sent=4 deferred=1 failed=2 /);
+      assert.match(r.stderr, /summary: sent=4 deferred=1 refused=1 failed=1 /);
 
-      // The next run sends the deferred file once the server takes it; the .err files stay untouched.
+      // The next run sends both once the server takes them; the .err file stays untouched.
       double.answer = () => undefined;
       const again = await runToEnd(EXPORT_BIN, ['--host', '127.0.0.1', '--port', String(double.port), spool]);
       assert.equal(again.code, 0, again.stderr);
-      assert.deepEqual(inSpool(spool).sort(), left.filter((n) => n.endsWith('.err')).sort());
+      assert.deepEqual(inSpool(spool), ['no-envelope.eml.err']);
+      assert.equal(double.received.length, 6);
     } finally {
       double.answer = () => undefined;
     }
@@ -209,6 +223,31 @@ describe('benno-smtp receiver', () => {
     }
   });
 
+  it('byte identity through benno-smtp: a CRLF file with dot lines and 1,000-character lines arrives as it is, under its name; bare LF arrives as CRLF, under a new name', async () => {
+    const spool = path.join(work, 'spool-bytes');
+    const inbox = path.join(work, 'inbox-bytes');
+    fs.mkdirSync(spool);
+    fs.mkdirSync(inbox);
+    const long = 'x'.repeat(998);
+    const exact = writeSpoolFile(spool, 'a@x.org', ['b@x.org'], Buffer.concat([b(`Subject: exact\r\n\r\n.\r\n..\r\n...x\r\n.${long}\r\n${long}yz\r\n`), Buffer.from([0xff, 0xfe, 0x0d, 0x0a])]));
+    const bare = writeSpoolFile(spool, 'a@x.org', ['c@x.org'], b('Subject: bare LF\n\nline one\n.dot\nno final line end'));
+    const port = await freePort();
+    const rx = await startReceiver(work, [`listen = 127.0.0.1:${port}`, `inbox = ${inbox}`]);
+    try {
+      const r = await runToEnd(EXPORT_BIN, ['--host', '127.0.0.1', '--port', String(port), spool]);
+      assert.equal(r.code, 0, r.stderr);
+      const stored = spoolFiles(inbox);
+      assert.equal(stored.length, 2);
+      assert.ok(stored.includes(exact.name));
+      assert.deepEqual(fs.readFileSync(path.join(inbox, exact.name)), exact.content);
+      const wireForm = Buffer.concat([bare.content.subarray(0, bare.content.indexOf('Subject:')), b('Subject: bare LF\r\n\r\nline one\r\n.dot\r\nno final line end\r\n')]);
+      assert.deepEqual(stored.filter((n) => n !== exact.name), [`${sha256(wireForm)}.eml`]);
+      assert.deepEqual(fs.readFileSync(path.join(inbox, `${sha256(wireForm)}.eml`)), wireForm);
+    } finally {
+      await rx.program.stop();
+    }
+  });
+
   it('envelope_header = false stores the message alone', async () => {
     const spool = path.join(work, 'spool-noenv');
     const inbox = path.join(work, 'inbox-noenv');
@@ -269,19 +308,19 @@ describe('benno-smtp receiver', () => {
     }
   });
 
-  it('an oversized message: the exporter sees the SIZE limit and renames it .err; a client without SIZE gets 552', async () => {
+  it('an oversized message: refused at MAIL for its SIZE, kept in the spool (exit 65); a client without SIZE gets 552', async () => {
     const spool = path.join(work, 'spool-big');
     const inbox = path.join(work, 'inbox-big');
     fs.mkdirSync(spool);
     fs.mkdirSync(inbox);
-    fillSpool(spool, 1, () => ` ${'x'.repeat(5000)}`);
+    const files = fillSpool(spool, 1, () => ` ${'x'.repeat(5000)}`);
     const port = await freePort();
     const rx = await startReceiver(work, [`listen = 127.0.0.1:${port}`, `inbox = ${inbox}`, 'max_size = 1K']);
     try {
       const r = await runToEnd(EXPORT_BIN, ['--host', '127.0.0.1', '--port', String(port), spool]);
       assert.equal(r.code, 65, r.stderr);
-      assert.match(r.stderr, /rejected by .*Message size larger than allowed 1024; renamed to .*\.err/);
-      assert.equal(inSpool(spool).filter((n) => n.endsWith('.err')).length, 1);
+      assert.match(r.stderr, /refused by .*: 552 .*1024 \(MAIL FROM:<sender0@example\.com>\); kept in the spool and tried again at every run; fix the cause on the archive host \(max_size/);
+      assert.deepEqual(inSpool(spool), [...files.keys()]);
       const { swaks } = await import('../helpers/postfix');
       const big = await swaks(['--server', `127.0.0.1:${port}`, '--from', 'a@example.com', '--to', 'b@example.org', '--body', 'x'.repeat(5000)]);
       assert.match(big.output, /<\*\* +552 5\.\d\.\d Message exceeds the archive's size limit of 1024 bytes/);
@@ -534,6 +573,337 @@ describe('benno-smtp with STARTTLS and AUTH', () => {
       assert.ok(!local.program.stderr.some((l) => /clear text/.test(l)), local.program.stderr.join('\n'));
     } finally {
       await local.program.stop();
+    }
+  });
+});
+
+/** A spool file as the milter writes it: the envelope block from the format module, then the message. */
+function writeSpoolFile(dir: string, sender: string, recipients: string[], message: Buffer): { name: string; content: Buffer } {
+  const utf8 = (s: string) => Buffer.from(s, 'utf8');
+  const content = Buffer.concat([envelopeBlock(DEFAULT_ENVELOPE_NAMES, utf8(sender), recipients.map(utf8)), message]);
+  const name = `${sha256(content)}.eml`;
+  fs.writeFileSync(path.join(dir, name), content);
+  return { name, content };
+}
+
+const lines = (...l: string[]) => l.map((x) => b(x));
+
+describe('benno-milter2smtp on the wire (raw SMTP recorder)', () => {
+  let work: string;
+  let server: RawSmtpServer;
+  before(async () => {
+    work = tempDir();
+    server = new RawSmtpServer();
+    await server.listen();
+  });
+  after(async () => {
+    await server.close();
+    removeTree(work);
+  });
+  const spoolDir = (name: string) => {
+    const d = path.join(work, name);
+    fs.mkdirSync(d);
+    return d;
+  };
+  const exportTo = (args: string[]) => runToEnd(EXPORT_BIN, ['--host', '127.0.0.1', '--port', String(server.port), '--connections', '1', ...args]);
+  const mailAndRcpts = () => server.commands.filter((c) => /^(MAIL|RCPT) /.test(c.toString('latin1')));
+
+  it('every address Postfix accepts goes on the wire byte for byte: quoted local parts with <, >, spaces and @, SMTPUTF8, address literals, 900 bytes', async () => {
+    server.clear();
+    const spool = spoolDir('hostile');
+    const sender = '"a> X-REAL-RCPTTO: <e"@x.org';
+    const long = `${'l'.repeat(900 - '@example.org'.length)}@example.org`;
+    const recipients = ['"a b @ c"@x.org', '"<>"@x.org', 'jürgen@bücher.example', 'a@[IPv6:::1]', long, 'line\u2028sep@x.org'];
+    const message = b('Subject: hostile but valid\r\n\r\nbody\r\n');
+    const file = writeSpoolFile(spool, sender, recipients, message);
+    assert.equal(Buffer.byteLength(long), 900);
+    const r = await exportTo([spool]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(inSpool(spool), []);
+    const size = message.length;
+    const utf8 = (s: string) => Buffer.from(s, 'utf8');
+    assert.deepEqual(mailAndRcpts(), [
+      utf8(`MAIL FROM:<${sender}> SIZE=${size} BODY=8BITMIME SMTPUTF8`),
+      utf8('RCPT TO:<"a b @ c"@x.org>'),
+      utf8('RCPT TO:<"<>"@x.org>'),
+      utf8('RCPT TO:<jürgen@bücher.example>'),
+      utf8('RCPT TO:<a@[IPv6:::1]>'),
+      utf8(`RCPT TO:<${long}>`),
+      // As the spool file holds it: the line separator written as an escape (spool/format.ts).
+      utf8('RCPT TO:<line\\x{2028}sep@x.org>'),
+    ]);
+    assert.equal(server.messages.length, 1);
+    assert.deepEqual(server.messages[0].data, file.content.subarray(file.content.indexOf('Subject:')));
+
+    // Without a UTF-8 address there is no SMTPUTF8 parameter.
+    server.clear();
+    writeSpoolFile(spool, sender, ['"<>"@x.org'], message);
+    assert.equal((await exportTo([spool])).code, 0);
+    assert.deepEqual(mailAndRcpts(), [utf8(`MAIL FROM:<${sender}> SIZE=${size} BODY=8BITMIME`), utf8('RCPT TO:<"<>"@x.org>')]);
+  });
+
+  it('without PIPELINING, one command at a time; without ESMTP (EHLO refused), HELO and no parameters', async () => {
+    server.clear();
+    const spool = spoolDir('plain');
+    server.extensions = [];
+    writeSpoolFile(spool, 'a@x.org', ['b@x.org', 'c@x.org'], b('Subject: x\r\n\r\nbody\r\n'));
+    assert.equal((await exportTo([spool])).code, 0);
+    assert.deepEqual(mailAndRcpts(), lines('MAIL FROM:<a@x.org>', 'RCPT TO:<b@x.org>', 'RCPT TO:<c@x.org>'));
+    // One write per command: the recorder saw each before answering it.
+    assert.ok(server.bytes.some((chunk) => chunk.toString('latin1') === 'RCPT TO:<c@x.org>\r\n'), 'RCPT sent alone');
+
+    server.clear();
+    server.reply = (c) => (c.toString('latin1').startsWith('EHLO') ? '502 5.5.2 Error: command not recognized' : undefined);
+    writeSpoolFile(spool, 'a@x.org', ['b@x.org'], b('Subject: y\r\n\r\nbody\r\n'));
+    assert.equal((await exportTo([spool])).code, 0);
+    assert.ok(server.commandText().some((c) => c.startsWith('HELO ')));
+    assert.deepEqual(mailAndRcpts(), lines('MAIL FROM:<a@x.org>', 'RCPT TO:<b@x.org>'));
+  });
+
+  it('a 5xx for DATA or for one RCPT: the file keeps its name (no .err), an error at every run, exit 65, in the status; sent once the server takes it; never with part of its envelope', async () => {
+    server.clear();
+    const spool = spoolDir('refusals');
+    const ok = writeSpoolFile(spool, 'a@x.org', ['b@x.org'], b('Subject: fine\r\n\r\nbody\r\n'));
+    const dataRefused = writeSpoolFile(spool, 'a@x.org', ['b@x.org'], b('Subject: REJECT-DATA\r\n\r\nbody\r\n'));
+    const rcptRefused = writeSpoolFile(spool, 'a@x.org', ['first@x.org', 'nobody@x.org', 'last@x.org'], b('Subject: one recipient refused\r\n\r\nbody\r\n'));
+    server.reply = (c) => (c.toString('latin1') === 'RCPT TO:<nobody@x.org>' ? '550 5.1.1 <nobody@x.org>: Recipient address rejected' : undefined);
+    server.dataReply = (m) => (m.data.includes(b('REJECT-DATA')) ? '554 5.7.1 Message refused by policy' : undefined);
+
+    for (let run = 1; run <= 2; run++) {
+      const r = await exportTo([spool]);
+      assert.equal(r.code, 65, r.stderr);
+      assert.deepEqual(inSpool(spool).sort(), [dataRefused.name, rcptRefused.name].sort(), 'kept under their names, no .err');
+      assert.match(r.stderr, new RegExp(`error: ${dataRefused.name}: refused by 127\\.0\\.0\\.1:\\d+: 554 5\\.7\\.1 Message refused by policy; kept in the spool and tried again at every run; fix the cause on the archive host \\(max_size, max_recipients, SMTPUTF8\\) or remove the file by hand`));
+      assert.match(r.stderr, new RegExp(`error: ${rcptRefused.name}: refused by 127\\.0\\.0\\.1:\\d+: 550 5\\.1\\.1 <nobody@x\\.org>: Recipient address rejected \\(RCPT TO:<nobody@x\\.org>\\); kept in the spool`));
+      assert.match(r.stderr, /summary: sent=\d+ deferred=0 refused=2 failed=0 /);
+    }
+    assert.equal(server.messages.length, 1);
+    assert.deepEqual(server.messages[0].data, ok.content.subarray(ok.content.indexOf('Subject:')));
+    // All or nothing: after the refused RCPT the transaction is reset, DATA never follows.
+    const cmds = server.commandText();
+    for (let i = cmds.indexOf('RCPT TO:<nobody@x.org>'); i >= 0; i = cmds.indexOf('RCPT TO:<nobody@x.org>', i + 1)) {
+      assert.deepEqual(cmds.slice(i + 1, i + 3), ['RCPT TO:<last@x.org>', 'RSET'], cmds.join(' | '));
+    }
+
+    const { readExportStatus, statusReport } = await import('../../src/setup/status');
+    const status = readExportStatus(spool)!;
+    assert.equal(status.exitCode, 65);
+    assert.equal(status.refused, 2);
+    assert.deepEqual(status.refusedFiles!.map((f) => f.name).sort(), [dataRefused.name, rcptRefused.name].sort());
+    const report = statusReport(spool, '127.0.0.1');
+    const at = report.indexOf('2 file(s) the archive host refused in the last export (kept in the spool, tried again at every run):');
+    assert.ok(at >= 0, report.join('\n'));
+    assert.deepEqual(report.slice(at + 1).sort(), [
+      `  ${dataRefused.name}: 554 5.7.1 Message refused by policy`,
+      `  ${rcptRefused.name}: 550 5.1.1 <nobody@x.org>: Recipient address rejected (RCPT TO:<nobody@x.org>)`,
+    ].sort());
+
+    server.reply = () => undefined;
+    server.dataReply = () => undefined;
+    const last = await exportTo([spool]);
+    assert.equal(last.code, 0, last.stderr);
+    assert.deepEqual(inSpool(spool), []);
+    const whole = server.messages.find((m) => m.data.includes(b('one recipient refused')))!;
+    assert.deepEqual(whole.rcpts.map(String), ['RCPT TO:<first@x.org>', 'RCPT TO:<nobody@x.org>', 'RCPT TO:<last@x.org>'], 'the whole envelope, once');
+    assert.equal(server.messages.filter((m) => m.data.includes(b('one recipient refused'))).length, 1);
+    assert.equal(readExportStatus(spool)!.refused, 0);
+  });
+
+  it('--watch: a file the archive host refuses is tried again at the next run, not in a loop of its own renames', async () => {
+    server.clear();
+    server.reply = (c) => (c.toString('latin1') === 'RCPT TO:<refused@x.org>' ? '550 5.1.1 no such user' : undefined);
+    const spool = spoolDir('watch-refused');
+    const refused = writeSpoolFile(spool, 'a@x.org', ['refused@x.org'], b('Subject: refused\r\n\r\nbody\r\n'));
+    const def = path.join(work, 'default-watch-refused');
+    fs.writeFileSync(def, `SPOOLDIR=${spool}\nBENNOHOST=127.0.0.1\nBENNOPORT=${server.port}\n`);
+    const watcher = run(EXPORT2ARCHIVE_BIN, ['--config', def, '--watch']);
+    try {
+      await watcher.waitForLine(/summary: sent=0 deferred=0 refused=1 /);
+      // A new file wakes the watch: it is sent, and the refused one is tried once more with it.
+      const fresh = writeSpoolFile(spool, 'a@x.org', ['b@x.org'], b('Subject: fresh\r\n\r\nbody\r\n'));
+      await watcher.waitForLine(new RegExp(`${fresh.name}: sent to `));
+      await watcher.waitForLine(/summary: sent=1 deferred=0 refused=1 /);
+      const errors = watcher.stderr.filter((l) => l.includes(`error: ${refused.name}: refused by `));
+      assert.equal(errors.length, 2, watcher.log());
+      assert.deepEqual(inSpool(spool), [refused.name]);
+    } finally {
+      await watcher.stop('SIGTERM');
+    }
+  });
+
+  it('a UTF-8 address to a server without SMTPUTF8: nothing sent for it, kept with an error line (exit 65)', async () => {
+    server.clear();
+    server.extensions = ['PIPELINING', '8BITMIME'];
+    const spool = spoolDir('no-smtputf8');
+    const file = writeSpoolFile(spool, 'a@x.org', ['b@x.org', 'jürgen@bücher.example'], b('Subject: x\r\n\r\nbody\r\n'));
+    const r = await exportTo([spool]);
+    assert.equal(r.code, 65, r.stderr);
+    assert.deepEqual(inSpool(spool), [file.name]);
+    assert.match(r.stderr, new RegExp(`error: ${file.name}: cannot be sent to 127\\.0\\.0\\.1:\\d+: the address <jürgen@bücher\\.example> is not ASCII and the server does not offer SMTPUTF8; kept in the spool and tried again at every run`));
+    assert.deepEqual(mailAndRcpts(), [], 'not a single command for it');
+  });
+
+  it('AUTH offered without STARTTLS: the password is not sent (exit 69, one line) unless --allow-plain-auth; a readable password file is warned about', async () => {
+    server.clear();
+    const password = 'correct horse battery';
+    const passwordFile = path.join(work, 'password');
+    fs.writeFileSync(passwordFile, `${password}\n`, { mode: 0o600 });
+    fs.chmodSync(passwordFile, 0o600);
+    const spool = spoolDir('auth');
+    const file = writeSpoolFile(spool, 'a@x.org', ['b@x.org'], b('Subject: x\r\n\r\nbody\r\n'));
+    const auth = ['--user', 'exporter', '--password-file', passwordFile];
+    const never = [password, Buffer.from(`\0exporter\0${password}`).toString('base64'), Buffer.from(password).toString('base64')];
+    for (const mechanisms of ['AUTH PLAIN LOGIN', 'AUTH LOGIN']) {
+      server.clear();
+      server.extensions = ['PIPELINING', mechanisms];
+      const r = await exportTo([...auth, spool]);
+      assert.equal(r.code, 69, r.stderr);
+      const errors = r.stderr.split('\n').filter((l) => / error: /.test(l));
+      assert.equal(errors.length, 1, r.stderr);
+      assert.match(
+        errors[0],
+        /cannot deliver to 127\.0\.0\.1:\d+: the server offers no STARTTLS: not sending the password of exporter in clear; set tls_key and tls_cert on benno-smtp, or pass --allow-plain-auth \(BENNOALLOWPLAINAUTH=yes\) on a trusted network; files stay in the spool/,
+      );
+      assert.ok(!server.commandText().some((c) => /^AUTH/i.test(c)), 'no AUTH command');
+      for (const secret of never) assert.ok(!server.received().includes(b(secret)), 'the password never crosses the wire');
+      assert.ok(!r.stderr.includes(password));
+      assert.deepEqual(inSpool(spool), [file.name]);
+      assert.ok(!/readable by group or others/.test(r.stderr), 'mode 0600: no warning');
+    }
+
+    // Told so, for a trusted network: PLAIN when offered, else LOGIN.
+    for (const mechanisms of ['AUTH PLAIN LOGIN', 'AUTH LOGIN']) {
+      server.clear();
+      server.extensions = ['PIPELINING', mechanisms];
+      const sent = writeSpoolFile(spool, 'a@x.org', ['b@x.org'], b(`Subject: ${mechanisms}\r\n\r\nbody\r\n`));
+      const r = await exportTo([...auth, '--allow-plain-auth', spool]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(server.authenticated, ['exporter']);
+      assert.ok(server.commandText().some((c) => c.startsWith(`AUTH ${mechanisms.split(' ')[1]}`)));
+      assert.ok(!inSpool(spool).includes(sent.name));
+      assert.ok(!r.stderr.includes(password));
+    }
+
+    // A password file others can read: one warning naming it and the fix, never the password.
+    fs.chmodSync(passwordFile, 0o644);
+    server.clear();
+    server.extensions = ['PIPELINING', 'AUTH PLAIN'];
+    writeSpoolFile(spool, 'a@x.org', ['b@x.org'], b('Subject: warned\r\n\r\nbody\r\n'));
+    const warned = await exportTo([...auth, '--allow-plain-auth', spool]);
+    assert.equal(warned.code, 0, warned.stderr);
+    const warnings = warned.stderr.split('\n').filter((l) => /readable by group or others/.test(l));
+    assert.equal(warnings.length, 1, warned.stderr);
+    assert.match(warnings[0], new RegExp(`warn: password file ${passwordFile} is readable by group or others \\(mode 0644\\): chmod 0600 ${passwordFile}$`));
+    assert.ok(!warned.stderr.includes(password));
+  });
+
+  it('benno-export2archive: BENNOALLOWPLAINAUTH=yes lets AUTH go without TLS; unset it does not; a bad value is exit 78', async () => {
+    server.clear();
+    server.extensions = ['PIPELINING', 'AUTH PLAIN'];
+    const spool = spoolDir('auth-default');
+    const passwordFile = path.join(work, 'password-default');
+    fs.writeFileSync(passwordFile, 'pw\n', { mode: 0o600 });
+    writeSpoolFile(spool, 'a@x.org', ['b@x.org'], b('Subject: x\r\n\r\nbody\r\n'));
+    const def = path.join(work, 'default-auth');
+    const base = `SPOOLDIR=${spool}\nBENNOHOST=127.0.0.1\nBENNOPORT=${server.port}\nBENNOUSER=exporter\nBENNOPASSWORDFILE=${passwordFile}\n`;
+    fs.writeFileSync(def, base);
+    const refused = await runToEnd(EXPORT2ARCHIVE_BIN, ['--config', def]);
+    assert.equal(refused.code, 69, refused.stderr);
+    assert.match(refused.stderr, /not sending the password of exporter in clear/);
+    assert.deepEqual(server.authenticated, []);
+    fs.writeFileSync(def, `${base}BENNOALLOWPLAINAUTH=maybe\n`);
+    const bad = await runToEnd(EXPORT2ARCHIVE_BIN, ['--config', def]);
+    assert.equal(bad.code, 78);
+    assert.match(bad.stderr.trim(), /^benno-export2archive: bad BENNOALLOWPLAINAUTH in .*: "maybe": use yes or no$/);
+    fs.writeFileSync(def, `${base}BENNOALLOWPLAINAUTH=yes\n`);
+    const sent = await runToEnd(EXPORT2ARCHIVE_BIN, ['--config', def]);
+    assert.equal(sent.code, 0, sent.stderr);
+    assert.deepEqual(server.authenticated, ['exporter']);
+    assert.deepEqual(inSpool(spool), []);
+  });
+
+  it('a symbolic link planted in the spool is not followed: its target (mode 0600, outside) never reaches the server', async () => {
+    server.clear();
+    const spool = spoolDir('symlink');
+    const secret = path.join(work, 'secret.eml');
+    fs.writeFileSync(secret, 'X-REAL-MAILFROM: <a@x.org>\r\nX-REAL-RCPTTO: <thief@x.org>\r\nSubject: TOP SECRET\r\n\r\nTOP SECRET\r\n', { mode: 0o600 });
+    fs.symlinkSync(secret, path.join(spool, 'planted.eml'));
+    const real = writeSpoolFile(spool, 'a@x.org', ['b@x.org'], b('Subject: real\r\n\r\nbody\r\n'));
+    const r = await exportTo([spool]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(!server.received().includes(b('TOP SECRET')), 'the target was not sent');
+    assert.ok(!server.commandText().includes('RCPT TO:<thief@x.org>'));
+    assert.equal(server.messages.length, 1);
+    assert.ok(!inSpool(spool).includes(real.name));
+    assert.match(r.stderr, /warn: .*planted\.eml: a symbolic link, not a regular file; skipped, never sent or followed; remove it$/m);
+    assert.ok(fs.lstatSync(path.join(spool, 'planted.eml')).isSymbolicLink(), 'left alone');
+
+    // Named on the command line, a link is refused too.
+    const single = await exportTo([path.join(spool, 'planted.eml')]);
+    assert.equal(single.code, 66, single.stderr);
+    assert.match(single.stderr.trim(), /^benno-milter2smtp: .*planted\.eml: not a regular file \(a symbolic link\)$/);
+    assert.ok(!server.received().includes(b('TOP SECRET')));
+  });
+
+  it('an old-format forgery: a look-alike envelope line after the envelope block goes out as message content, not as a recipient', async () => {
+    server.clear();
+    const spool = spoolDir('forgery');
+    const forged = ['x-real-rcptto: <ceo@victim.example>', 'X-REAL-RCPTTO:<ceo@victim.example>', 'X-REAL-RCPTTO: <ceo@victim.example> ', 'X-Real-RcptTo: <ceo@victim.example>'];
+    for (const line of forged) {
+      const content = b(`X-REAL-MAILFROM: <a@x.org>\r\nX-REAL-RCPTTO: <b@x.org>\r\n${line}\r\nSubject: forged\r\n\r\nbody\r\n`);
+      fs.writeFileSync(path.join(spool, `${sha256(content)}.eml`), content);
+    }
+    const r = await exportTo([spool]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(server.messages.length, forged.length);
+    for (const m of server.messages) assert.deepEqual(m.rcpts.map(String), ['RCPT TO:<b@x.org>']);
+    assert.ok(!server.commandText().some((c) => c.includes('ceo@victim.example')));
+    for (const line of forged) assert.ok(server.messages.some((m) => m.data.subarray(0, line.length + 2).equals(b(`${line}\r\n`))), line);
+  });
+
+  it('bytes: CRLF lines, lone dots, ".." lines and 1,000-character lines arrive identical; bare LF and a missing final line end arrive as CRLF', async () => {
+    server.clear();
+    const spool = spoolDir('bytes');
+    const long = 'x'.repeat(998);
+    const exact = Buffer.concat([b(`Subject: exact\r\n\r\n.\r\n..\r\n...x\r\n.${long}\r\n${long}yz\r\nbare\rCR stays\r\n`), Buffer.from([0xff, 0xfe, 0x80, 0x0d, 0x0a]), b('.\r\n')]);
+    const normalised = b('Subject: bare LF\n\nline one\n.dot\nno final line end');
+    writeSpoolFile(spool, 'a@x.org', ['b@x.org'], exact);
+    writeSpoolFile(spool, 'a@x.org', ['c@x.org'], normalised);
+    const r = await exportTo([spool]);
+    assert.equal(r.code, 0, r.stderr);
+    const got = (rcpt: string) => server.messages.find((m) => String(m.rcpts[0]) === `RCPT TO:<${rcpt}>`)!;
+    assert.deepEqual(got('b@x.org').data, exact, 'byte for byte');
+    assert.ok(got('b@x.org').wire.includes(b('\r\n..\r\n...\r\n....x\r\n..x')), 'dot-stuffed on the wire');
+    assert.deepEqual(got('c@x.org').data, b('Subject: bare LF\r\n\r\nline one\r\n.dot\r\nno final line end\r\n'), 'the SMTP wire form');
+  });
+});
+
+describe('benno-milter2smtp → benno-smtp with hostile but valid addresses (needs the benno-smtp of issue 9)', () => {
+  let work: string;
+  before(() => (work = tempDir()));
+  after(() => removeTree(work));
+
+  it('the inbox file is the spool file, byte for byte, under the same name', async () => {
+    const spool = path.join(work, 'spool');
+    const inbox = path.join(work, 'inbox');
+    fs.mkdirSync(spool);
+    fs.mkdirSync(inbox);
+    const long = `${'l'.repeat(900 - '@example.org'.length)}@example.org`;
+    const file = writeSpoolFile(
+      spool,
+      '"a> X-REAL-RCPTTO: <e"@x.org',
+      ['"a b @ c"@x.org', '"<>"@x.org', 'jürgen@bücher.example', 'a@[IPv6:::1]', long, 'line\u2028sep@x.org'],
+      b('Subject: hostile but valid\r\n\r\nbody\r\n'),
+    );
+    const port = await freePort();
+    const rx = await startReceiver(work, [`listen = 127.0.0.1:${port}`, `inbox = ${inbox}`]);
+    try {
+      const r = await runToEnd(EXPORT_BIN, ['--host', '127.0.0.1', '--port', String(port), spool]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(spoolFiles(inbox), [file.name]);
+      assert.deepEqual(fs.readFileSync(path.join(inbox, file.name)), file.content);
+    } finally {
+      await rx.program.stop();
     }
   });
 });

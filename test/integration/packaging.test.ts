@@ -52,7 +52,7 @@ describe('files in /etc', () => {
     }
     const uncommented = text.split('\n').filter((l) => /^#[A-Z_]+=/.test(l)).map((l) => l.slice(1)).join('\n');
     const vars = parseDefaultFile(uncommented, 'default');
-    assert.deepEqual([...vars.keys()].sort(), ['BENNOCAFILE', 'BENNOHOST', 'BENNOPASSWORDFILE', 'BENNOPORT', 'BENNOSTARTTLS', 'BENNOUSER', 'MILTERARGS', 'SOCKET', 'SOCKET_TYPE', 'SPOOLDIR']);
+    assert.deepEqual([...vars.keys()].sort(), ['BENNOALLOWPLAINAUTH', 'BENNOCAFILE', 'BENNOHOST', 'BENNOPASSWORDFILE', 'BENNOPORT', 'BENNOSTARTTLS', 'BENNOUSER', 'MILTERARGS', 'SOCKET', 'SOCKET_TYPE', 'SPOOLDIR']);
   });
 
   it('/etc/cron.d/benno-milter carries the commented export line', () => {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -67,7 +68,9 @@ describe('spool reader', () => {
     const rcpts = Array.from({ length: 3000 }, (_, i) => `X-REAL-RCPTTO: <recipient-number-${i}@example.org>\r\n`).join('');
     const head = `X-REAL-MAILFROM: <a@example.com>\r\n${rcpts}`;
     put('big.eml', `${head}Subject: x\r\n\r\nbody\r\n`);
-    const env = new SpoolReader(dir).claim('big.eml')!.readEnvelope()!;
+    const read = new SpoolReader(dir).claim('big.eml')!.readEnvelope();
+    assert.ok(read.ok);
+    const env = read.envelope;
     assert.equal(env.recipients.length, 3000);
     assert.equal(env.messageOffset, Buffer.byteLength(head));
     assert.equal(String(env.recipients[2999]), 'recipient-number-2999@example.org');
@@ -78,7 +81,69 @@ describe('spool reader', () => {
     put('plain.eml', 'Subject: no envelope\r\n\r\nbody\r\n');
     put('empty.eml', '');
     const r = new SpoolReader(dir);
-    assert.equal(r.claim('plain.eml')!.readEnvelope(), null);
-    assert.equal(r.claim('empty.eml')!.readEnvelope(), null);
+    const why = { ok: false, why: 'no valid X-REAL-MAILFROM/X-REAL-RCPTTO lines at its start' };
+    assert.deepEqual(r.claim('plain.eml')!.readEnvelope(), why);
+    assert.deepEqual(r.claim('empty.eml')!.readEnvelope(), why);
+  });
+
+  it('lists only regular files: a symbolic link, a directory or a FIFO under a spool name is skipped and named', () => {
+    clear();
+    put('a.eml', 'x');
+    const secret = path.join(os.tmpdir(), `benno-secret-${process.pid}`);
+    fs.writeFileSync(secret, 'X-REAL-MAILFROM: <a@example.com>\r\nX-REAL-RCPTTO: <b@example.org>\r\n\r\nsecret\r\n', { mode: 0o600 });
+    try {
+      fs.symlinkSync(secret, path.join(dir, 'link.eml'));
+      fs.mkdirSync(path.join(dir, 'dir.eml'));
+      execFileSync('mkfifo', [path.join(dir, 'fifo.eml')]);
+      const skipped: string[] = [];
+      assert.deepEqual(new SpoolReader(dir).list((name, what) => skipped.push(`${name}: ${what}`)).map((e) => e.name), ['a.eml']);
+      assert.deepEqual(skipped.sort(), ['dir.eml: a directory', 'fifo.eml: a FIFO', 'link.eml: a symbolic link']);
+    } finally {
+      fs.rmSync(secret, { force: true });
+      fs.rmdirSync(path.join(dir, 'dir.eml'));
+    }
+  });
+
+  it('a claimed file swapped for a symbolic link before it is read: not a regular file, nothing of the target read, .err', () => {
+    clear();
+    const secret = path.join(os.tmpdir(), `benno-secret-${process.pid}`);
+    fs.writeFileSync(secret, 'X-REAL-MAILFROM: <a@example.com>\r\nX-REAL-RCPTTO: <b@example.org>\r\n\r\nTOP SECRET\r\n', { mode: 0o600 });
+    try {
+      put('a.eml', 'X-REAL-MAILFROM: <a@example.com>\r\nX-REAL-RCPTTO: <b@example.org>\r\n\r\nharmless\r\n');
+      const claimed = new SpoolReader(dir).claim('a.eml')!;
+      fs.unlinkSync(claimed.path);
+      fs.symlinkSync(secret, claimed.path);
+      assert.deepEqual(claimed.readEnvelope(), { ok: false, why: 'not a regular file (a symbolic link)' });
+      assert.throws(() => claimed.stream(0), /before readEnvelope/, 'no descriptor to read the target through');
+      assert.equal(claimed.fail(), 'a.eml.err');
+      assert.ok(fs.lstatSync(path.join(dir, 'a.eml.err')).isSymbolicLink(), 'the link itself is set aside');
+    } finally {
+      fs.rmSync(secret, { force: true });
+    }
+  });
+
+  it('a FIFO swapped in does not block the read: not a regular file', () => {
+    clear();
+    put('a.eml', 'x');
+    const claimed = new SpoolReader(dir).claim('a.eml')!;
+    fs.unlinkSync(claimed.path);
+    execFileSync('mkfifo', [claimed.path]);
+    assert.deepEqual(claimed.readEnvelope(), { ok: false, why: 'not a regular file (a FIFO)' });
+    claimed.fail();
+  });
+
+  it('streams the message from the descriptor it read the envelope from, whatever happens to the name', async () => {
+    clear();
+    put('a.eml', 'X-REAL-MAILFROM: <a@example.com>\r\nX-REAL-RCPTTO: <b@example.org>\r\nSubject: the real one\r\n\r\nbody\r\n');
+    const claimed = new SpoolReader(dir).claim('a.eml')!;
+    const read = claimed.readEnvelope();
+    assert.ok(read.ok);
+    // Replaced after the check: the stream still reads the file that was checked.
+    fs.unlinkSync(claimed.path);
+    fs.writeFileSync(claimed.path, 'X-REAL-MAILFROM: <evil@example.com>\r\nX-REAL-RCPTTO: <b@example.org>\r\nSubject: swapped\r\n\r\n');
+    const chunks: Buffer[] = [];
+    for await (const c of claimed.stream(read.envelope.messageOffset)) chunks.push(c as Buffer);
+    assert.equal(Buffer.concat(chunks).toString(), 'Subject: the real one\r\n\r\nbody\r\n');
+    claimed.done();
   });
 });

@@ -10,7 +10,7 @@ import { DoctorFacts, FileFacts, diagnose } from '../../src/setup/doctor';
 import { MilterSettings, UNIT_DEFAULTS, parseOverride, skippedDaemons } from '../../src/setup/milter-settings';
 import { PostfixConfig, milterList, parsePostfixConfig } from '../../src/setup/postfix-config';
 import { SetupError, planPostfixSetup, postfixEndpoint, shellLine, univentionAllowNote, univentionCommands } from '../../src/setup/postfix-setup';
-import { spoolBacklog, statusReport, writeExportStatus } from '../../src/setup/status';
+import { EXPORT_STATUS_FILE, readExportStatus, spoolBacklog, statusReport, writeExportStatus } from '../../src/setup/status';
 import { ROOT } from '../helpers/daemon';
 import { removeTree, tempDir } from '../helpers/fs';
 
@@ -221,6 +221,32 @@ describe('doctor', () => {
       'warning: the oldest file in /srv/benno/inbox waits for 120 minutes: the export to archive.example.org is not running or failing',
     ]);
   });
+
+  it('files the archive host refused in the last export: an error with the first one and the fix', () => {
+    const settings = localSettings({ vars: new Map([['BENNOHOST', 'archive.example.org']]) });
+    const lastExport = {
+      time: new Date().toISOString(),
+      host: 'archive.example.org:2500',
+      exitCode: 65,
+      sent: 0,
+      deferred: 0,
+      refused: 3,
+      refusedFiles: [{ name: 'a.eml', reason: '552 5.3.4 Message too big (MAIL FROM:<a@example.com>)' }],
+      failed: 0,
+      seconds: 1,
+    };
+    const found = diagnose(facts(recorded('debian'), settings, {}, { lastExport }));
+    assert.deepEqual(found, [
+      {
+        level: 'error',
+        problem:
+          'the archive host refused 3 file(s) in the last export (a.eml: 552 5.3.4 Message too big (MAIL FROM:<a@example.com>)): they stay in /srv/benno/inbox and are tried again at every run, but are not archived',
+        fix: 'see all of them with benno-milter-admin status and in the export log; fix the cause on the archive host (max_size, max_recipients, SMTPUTF8) or remove the files by hand',
+      },
+    ]);
+    assert.deepEqual(diagnose(facts(recorded('debian'), settings, {}, { lastExport: { ...lastExport, refused: 0, refusedFiles: [] } })), []);
+    assert.deepEqual(diagnose(facts(recorded('debian'), localSettings(), {}, { lastExport })), [], 'without BENNOHOST there is no export');
+  });
 });
 
 describe('settings and status', () => {
@@ -244,12 +270,65 @@ describe('settings and status', () => {
       writeExportStatus(dir, { time: new Date(now - 600_000).toISOString(), host: 'archive:2500', exitCode: 75, sent: 3, deferred: 2, failed: 0, seconds: 1.5 });
       assert.deepEqual(statusReport(dir, 'archive', now), [
         `spool ${dir}: 2 file(s) waiting, 200 bytes, oldest 2.0 h`,
-        '1 file(s) refused by the archive host (*.err): look at them and send them again by hand',
-        'last export to archive:2500: 10 min ago, exit 75, sent 3, deferred 2, failed 0, 1.5 s',
+        '1 file(s) set aside as *.err (not spool files, or refused by the archive host under an older version): look at them; rename one back without .err to send it again',
+        'last export to archive:2500: 10 min ago, exit 75, sent 3, deferred 2, refused 0, failed 0, 1.5 s',
       ]);
       assert.equal(statusReport(dir, undefined, now).at(-1), 'BENNOHOST is not set: the milter writes into the archive inbox directly, nothing is exported');
     } finally {
       removeTree(dir);
+    }
+  });
+
+  it('status: files the archive host refused in the last export, five named, the reasons made printable', () => {
+    const dir = tempDir();
+    try {
+      const now = Date.now();
+      const refusedFiles = Array.from({ length: 7 }, (_, i) => ({ name: `${i}.eml`, reason: `550 5.1.1 no such user ${i}` }));
+      refusedFiles[1].reason = '554 evil\x1b[2J\nforged line';
+      writeExportStatus(dir, { time: new Date(now - 60_000).toISOString(), host: 'archive:2500', exitCode: 65, sent: 1, deferred: 0, refused: 9, refusedFiles, failed: 0, seconds: 0.5 });
+      assert.deepEqual(statusReport(dir, 'archive', now).slice(1), [
+        'last export to archive:2500: 60 s ago, exit 65, sent 1, deferred 0, refused 9, failed 0, 0.5 s',
+        '9 file(s) the archive host refused in the last export (kept in the spool, tried again at every run):',
+        '  0.eml: 550 5.1.1 no such user 0',
+        '  1.eml: 554 evil\\x{1B}[2J\\x{0A}forged line',
+        '  2.eml: 550 5.1.1 no such user 2',
+        '  3.eml: 550 5.1.1 no such user 3',
+        '  4.eml: 550 5.1.1 no such user 4',
+        '  … and 4 more',
+      ]);
+      // A status file of an older version has no refused fields.
+      writeExportStatus(dir, { time: new Date(now - 60_000).toISOString(), host: 'archive:2500', exitCode: 0, sent: 1, deferred: 0, failed: 0, seconds: 0.5 });
+      assert.deepEqual(statusReport(dir, 'archive', now).slice(1), ['last export to archive:2500: 60 s ago, exit 0, sent 1, deferred 0, refused 0, failed 0, 0.5 s']);
+    } finally {
+      removeTree(dir);
+    }
+  });
+
+  it('status: only regular files count as waiting; the status file is neither read nor written through a link', () => {
+    const dir = tempDir();
+    const outside = tempDir();
+    try {
+      fs.writeFileSync(path.join(dir, 'a.eml'), 'x'.repeat(100));
+      fs.writeFileSync(path.join(outside, 'big'), 'y'.repeat(5000));
+      fs.symlinkSync(path.join(outside, 'big'), path.join(dir, 'link.eml'));
+      fs.mkdirSync(path.join(dir, 'dir.eml'));
+      const backlog = spoolBacklog(dir)!;
+      assert.deepEqual([backlog.count, backlog.bytes], [1, 100]);
+
+      const target = path.join(outside, 'target');
+      fs.writeFileSync(target, '{"time":"2026-01-01T00:00:00Z","host":"forged:1","exitCode":0,"sent":0,"deferred":0,"failed":0,"seconds":0}\n');
+      fs.symlinkSync(target, path.join(dir, EXPORT_STATUS_FILE));
+      assert.equal(readExportStatus(dir), null, 'a link is not followed');
+      const victim = path.join(outside, 'victim');
+      fs.writeFileSync(victim, 'keep me');
+      fs.symlinkSync(victim, path.join(dir, `${EXPORT_STATUS_FILE}.${process.pid}`));
+      writeExportStatus(dir, { time: new Date().toISOString(), host: 'archive:2500', exitCode: 0, sent: 1, deferred: 0, refused: 0, refusedFiles: [], failed: 0, seconds: 0.1 });
+      assert.equal(fs.readFileSync(victim, 'utf8'), 'keep me', 'a link under the temp name is not written through');
+      assert.equal(readExportStatus(dir)!.host, 'archive:2500');
+      assert.equal(fs.readFileSync(target, 'utf8').includes('forged:1'), true, 'the old link target is untouched');
+    } finally {
+      removeTree(dir);
+      removeTree(outside);
     }
   });
 });
