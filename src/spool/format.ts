@@ -452,7 +452,8 @@ export interface ParsedEnvelope {
  * Reads the envelope block at the start of a spool file (or of its first
  * bytes), strictly as envelopeBlock writes it: one "Sender: <addr>" line,
  * then one or more "Recipient: <addr>" lines, names exactly as configured,
- * CRLF. Returns null when the file does not start that way.
+ * CRLF. Returns null when the file does not start that way, or when the block
+ * is larger than MAX_ENVELOPE_OCTETS.
  */
 export function parseEnvelope(head: Buffer, names: EnvelopeNames = DEFAULT_ENVELOPE_NAMES): ParsedEnvelope | null {
   const senderName = Buffer.from(`${names.sender}: <`, 'latin1');
@@ -460,7 +461,7 @@ export function parseEnvelope(head: Buffer, names: EnvelopeNames = DEFAULT_ENVEL
   let off = 0;
   let sender: Buffer | undefined;
   const recipients: Buffer[] = [];
-  while (off < head.length && off <= MAX_ENVELOPE_OCTETS) {
+  while (off < head.length) {
     const eol = head.indexOf(CRLF, off);
     if (eol < 0) break;
     const addr = envelopeValue(head.subarray(off, eol), sender === undefined ? senderName : recipientName);
@@ -468,6 +469,8 @@ export function parseEnvelope(head: Buffer, names: EnvelopeNames = DEFAULT_ENVEL
     if (sender === undefined) sender = addr;
     else recipients.push(addr);
     off = eol + 2;
+    // Larger than we ever write: taking part of it would archive the message with part of its envelope.
+    if (off > MAX_ENVELOPE_OCTETS) return null;
   }
   if (sender === undefined || recipients.length === 0) return null;
   return { sender, recipients, messageOffset: off };

@@ -11,13 +11,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { hostTag, sweepLeftovers } from './leftovers';
-import { DEFAULT_ENVELOPE_NAMES, EnvelopeNames, ParsedEnvelope, parseEnvelope } from './format';
+import { DEFAULT_ENVELOPE_NAMES, EnvelopeNames, MAX_ENVELOPE_OCTETS, ParsedEnvelope, parseEnvelope } from './format';
 
 export const FAILED_SUFFIX = '.err';
 const CLAIM_RE = /^\.(.+)\.([A-Za-z0-9_-]+)\.(\d+)\.sending$/;
-/** The envelope block is read in pieces of this size, up to MAX_ENVELOPE. */
+/** The envelope block is read in pieces of this size, up to one piece beyond the largest block. */
 const HEAD_CHUNK = 64 * 1024;
-const MAX_ENVELOPE = 4 * 1024 * 1024;
+const MAX_HEAD = MAX_ENVELOPE_OCTETS + HEAD_CHUNK;
 
 export interface SpoolEntry {
   name: string;
@@ -148,9 +148,9 @@ export class ClaimedFile {
       const parsed = parseEnvelope(head, names);
       // The envelope is complete once a line follows it that is not part of it.
       const complete = parsed && (head.indexOf('\r\n', parsed.messageOffset) >= 0 || head.length === size);
-      if (complete || n === 0 || head.length >= MAX_ENVELOPE) {
+      if (complete || n === 0 || head.length >= MAX_HEAD) {
         if (parsed) return { ok: true, envelope: { ...parsed, size } };
-        return { ok: false, why: `no valid ${names.sender}/${names.recipient} lines at its start` };
+        return { ok: false, why: `no valid ${names.sender}/${names.recipient} lines at its start, or more than ${MAX_ENVELOPE_OCTETS} bytes of them` };
       }
     }
   }

@@ -76,12 +76,21 @@ describe('spool reader', () => {
     assert.equal(String(env.recipients[2999]), 'recipient-number-2999@example.org');
   });
 
+  it('an envelope block larger than any the milter writes is no envelope, never a partial one', () => {
+    clear();
+    const rcpts = Array.from({ length: 30_000 }, (_, i) => `X-REAL-RCPTTO: <recipient-number-${i}@example.org>\r\n`).join('');
+    put('huge.eml', `X-REAL-MAILFROM: <a@example.com>\r\n${rcpts}Subject: x\r\n\r\nbody\r\n`);
+    const read = new SpoolReader(dir).claim('huge.eml')!.readEnvelope();
+    assert.equal(read.ok, false);
+    assert.match(read.ok ? '' : read.why, /or more than 1048576 bytes of them/);
+  });
+
   it('a file without envelope lines has no envelope', () => {
     clear();
     put('plain.eml', 'Subject: no envelope\r\n\r\nbody\r\n');
     put('empty.eml', '');
     const r = new SpoolReader(dir);
-    const why = { ok: false, why: 'no valid X-REAL-MAILFROM/X-REAL-RCPTTO lines at its start' };
+    const why = { ok: false, why: 'no valid X-REAL-MAILFROM/X-REAL-RCPTTO lines at its start, or more than 1048576 bytes of them' };
     assert.deepEqual(r.claim('plain.eml')!.readEnvelope(), why);
     assert.deepEqual(r.claim('empty.eml')!.readEnvelope(), why);
   });
