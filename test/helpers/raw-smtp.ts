@@ -111,7 +111,16 @@ export class RawSmtp {
   /** Writes and waits until the socket takes more (or closes): for floods. */
   async writeAll(data: Buffer): Promise<void> {
     if (this.ended || this.socket.write(data)) return;
-    await new Promise((resolve) => this.socket.once('drain', resolve).once('close', resolve));
+    const socket = this.socket;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        socket.off('drain', done);
+        socket.off('close', done);
+        resolve();
+      };
+      socket.on('drain', done);
+      socket.on('close', done);
+    });
   }
 
   write(data: string | Buffer): void {
