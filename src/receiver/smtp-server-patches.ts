@@ -16,10 +16,10 @@
 // 2. The greeting. smtp-server waits 100 ms before its 220 to catch "early
 //    talkers" (a spam-fighting trick). benno-smtp serves known exporters
 //    only, and the pause limited it to 10 connections a second per client.
-//    Until the client's first command line, the socket's idle timeout is
-//    options.firstCommandTimeout instead of socketTimeout: a client that
-//    connects and says nothing holds one of max_clients for seconds, not
-//    minutes (smtp-server answers the timeout with 421).
+//    A client must end its first command line within
+//    options.firstCommandTimeout of connecting, or it gets 421: a client
+//    that connects and says nothing holds one of max_clients for seconds,
+//    not for socketTimeout.
 // 3. AUTH before STARTTLS. Where a certificate is configured and AUTH in
 //    clear text is refused (538), smtp-server still lists AUTH in its EHLO
 //    reply, and a client that believes it sends its password in clear
@@ -96,7 +96,6 @@ export interface PatchOptions {
 
 interface ServerOptions extends PatchOptions {
   maxClients?: number;
-  socketTimeout?: number;
   hideSTARTTLS?: boolean;
   allowInsecureAuth?: boolean;
 }
@@ -104,11 +103,9 @@ interface ServerOptions extends PatchOptions {
 interface Socket {
   destroyed: boolean;
   destroy(): void;
-  setTimeout(ms: number): void;
   on(event: 'data', fn: (chunk: Buffer) => void): void;
   once(event: 'close', fn: () => void): void;
-  prependOnceListener(event: 'timeout', fn: () => void): void;
-  off(event: string, fn: (...args: never[]) => void): void;
+  off(event: 'data', fn: (chunk: Buffer) => void): void;
 }
 
 interface Connection {
@@ -237,26 +234,25 @@ export function patchSmtpServer(): void {
 }
 
 /**
- * Sets the socket's idle timeout to ms until the first line end arrives, then
- * back to socketTimeout. smtp-server's own timeout handler (421, close) stays.
+ * Gives the client ms from the greeting to its first line end; then it gets
+ * 421 and the connection closes. A deadline, not an idle timeout: a client
+ * that trickles a byte now and then without ending a line is cut off too.
  */
 function watchFirstCommand(connection: Connection, ms: number): void {
   const socket = connection._socket;
-  const options = connection._server.options;
-  socket.setTimeout(ms);
   const onData = (chunk: Buffer) => {
     if (!chunk.includes(0x0a)) return;
     socket.off('data', onData);
-    socket.off('timeout', onTimeout);
-    // smtp-server's default when socketTimeout is not set.
-    socket.setTimeout(options.socketTimeout || 60_000);
+    clearTimeout(deadline);
   };
-  const onTimeout = () => {
+  const deadline = setTimeout(() => {
     socket.off('data', onData);
     // A connection refused at its start (421, 554) is already closing: that was not this limit.
-    if (!connection._closing) options.onFirstCommandTimeout?.(connection.session);
-  };
+    if (connection._closing || socket.destroyed) return;
+    connection._server.options.onFirstCommandTimeout?.(connection.session);
+    connection.send(421, 'Timeout waiting for the first command - closing connection');
+  }, ms);
+  deadline.unref();
   socket.on('data', onData);
-  // Before smtp-server's handler, which closes the connection.
-  socket.prependOnceListener('timeout', onTimeout);
+  socket.once('close', () => clearTimeout(deadline));
 }

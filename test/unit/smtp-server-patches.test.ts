@@ -215,6 +215,15 @@ describe('smtp-server: first command', () => {
         await new Promise((r) => setTimeout(r, 600));
         assert.equal((await talker.client.command('NOOP')).code, 250);
         talker.client.destroy();
+        // A byte now and then, never a line end: still the first-command limit.
+        const trickler = await RawSmtp.open(port);
+        const t1 = Date.now();
+        const drip = setInterval(() => trickler.client.write('E'), 50);
+        const cut = await trickler.client.reply(10_000);
+        clearInterval(drip);
+        assert.match(cut.text, /^421 .*Timeout/);
+        assert.ok(Date.now() - t1 < 5000, `cut after ${Date.now() - t1} ms`);
+        trickler.client.destroy();
       },
     );
   });
