@@ -13,9 +13,12 @@ import { commandLine, fail, rejectRepeated, runMain } from './run';
 
 const PROGRAM = 'benno-smtp';
 
-const EPILOG = `Stores every message it receives unchanged as one file in the inbox; with
+const EPILOG = `Stores every message it receives as one file in the inbox; with
 envelope_header = true (the default) the SMTP envelope is written first as X-REAL-MAILFROM /
 X-REAL-RCPTTO lines, so a file sent by benno-milter2smtp arrives byte for byte as it left.
+A field in a message that carries an envelope or gateway name is renamed X-Untrusted-...,
+its value kept: the only change made to a message. Addresses are kept as the bytes sent;
+control, invisible and reordering characters in them are refused (501).
 The 250 after DATA comes only once the file is on disk; otherwise the client gets 451.
 
 Configuration keys (benno-smtp.conf(5)): ${CONFIG_KEYS.join(', ')}.

@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import { Subnet, SubnetError, parseSubnets } from '../ops/allowlist';
 import { LOG_LEVELS, LogLevel } from '../ops/log';
 import { EX_CONFIG, Fatal } from '../ops/sysexits';
-import { DEFAULT_ENVELOPE_NAMES, EnvelopeNames, isFieldName } from '../spool/format';
+import { DEFAULT_ENVELOPE_NAMES, DEFAULT_MAX_RECIPIENTS, EnvelopeNames, envelopeNamesProblem, isFieldName } from '../spool/format';
 
 export const DEFAULT_CONFIG_FILE = '/etc/benno-smtp/benno-smtp.conf';
 
@@ -25,8 +25,14 @@ export interface ReceiverConfig {
   authUsers?: string;
   hostname: string;
   maxClients: number;
+  /** Most connections at once from one client address. */
+  maxConnectionsPerClient: number;
   /** Seconds a client may stay silent. */
   timeout: number;
+  /** Seconds a client may take after the greeting before its first command (at most timeout). */
+  firstCommandTimeout: number;
+  /** Most recipients per message; at least the milter's --max-recipients, so that every file it writes can be sent here. */
+  maxRecipients: number;
   names: EnvelopeNames;
   logLevel: LogLevel;
 }
@@ -40,7 +46,11 @@ export const DEFAULTS: ReceiverConfig = {
   allowedClients: parseSubnets('127.0.0.0/8, ::1/128'),
   hostname: os.hostname(),
   maxClients: 100,
+  // Half of max_clients, as Postfix's smtpd_client_connection_count_limit is half its process limit.
+  maxConnectionsPerClient: 50,
   timeout: 300,
+  firstCommandTimeout: 10,
+  maxRecipients: DEFAULT_MAX_RECIPIENTS,
   names: DEFAULT_ENVELOPE_NAMES,
   logLevel: 'info',
 };
@@ -107,7 +117,10 @@ const KEYS: Record<string, Setter> = {
     c.hostname = v;
   },
   max_clients: (c, v) => (c.maxClients = parseInt(1, 100000)(v)),
+  max_connections_per_client: (c, v) => (c.maxConnectionsPerClient = parseInt(1, 100000)(v)),
   timeout: (c, v) => (c.timeout = parseInt(1, 3600)(v)),
+  first_command_timeout: (c, v) => (c.firstCommandTimeout = parseInt(1, 3600)(v)),
+  max_recipients: (c, v) => (c.maxRecipients = parseInt(1, 100000)(v)),
   sender_header: (c, v) => {
     if (!isFieldName(v)) throw new ValueError('not a header field name');
     c.names = { ...c.names, sender: v };
@@ -149,6 +162,12 @@ export function parseReceiverConfig(text: string, file: string): ReceiverConfig 
   });
   if (Boolean(config.tlsKey) !== Boolean(config.tlsCert)) {
     throw new Fatal(`${file}: tls_key and tls_cert go together`, EX_CONFIG);
+  }
+  // The two names are checked together, at the line of the later one.
+  const names = envelopeNamesProblem(config.names);
+  if (names) {
+    const key = (seen.get('sender_header') ?? 0) > (seen.get('recipient_header') ?? 0) ? 'sender_header' : 'recipient_header';
+    throw new Fatal(`${file}, line ${seen.get(key)}: bad ${key}: ${names}`, EX_CONFIG);
   }
   return config;
 }

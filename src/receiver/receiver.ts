@@ -2,36 +2,96 @@
 // file in the inbox, the SMTP envelope written back as X-REAL-* lines. The
 // 250 after DATA is sent only once the file is durable (same writer, same
 // rule as the milter); any doubt is a 451.
+//
+// The envelope lines are a trust boundary (see spool/format.ts): an address
+// is kept as the bytes sent, refused when it holds a character that could
+// split, hide or reorder text, and bounded in length and number; a field in
+// the message that carries one of our names is renamed. The rest is about
+// clients that take more than their share: idle connections, many
+// connections from one address, recipient floods, password guessing. Every
+// log line a client can cause is rate-limited per client address.
 
-import { Socket } from 'node:net';
-import { AllowList, plainAddress } from '../ops/allowlist';
 import * as fs from 'node:fs';
-import { SMTPServer, SMTPServerAuthentication, SMTPServerAuthenticationResponse, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
+import { Socket } from 'node:net';
+import {
+  SMTPServer,
+  SMTPServerAddress,
+  SMTPServerAuthentication,
+  SMTPServerAuthenticationResponse,
+  SMTPServerDataStream,
+  SMTPServerOptions,
+  SMTPServerSession,
+} from 'smtp-server';
 import type { ReceiverConfig } from '../config/benno-smtp-conf';
-import { Logger, printable } from '../ops/log';
-import { envelopeBlock } from '../spool/format';
+import { AllowList, plainAddress } from '../ops/allowlist';
+import { Logger } from '../ops/log';
+import { LogThrottle, heldBackNote } from '../ops/throttle';
+import { EnvelopeBuilder, EnvelopeProblem, HeaderGuard, MAX_ADDRESS_OCTETS, UNTRUSTED_PREFIX, reservedNames, unsafeCharacter, writtenAddress } from '../spool/format';
 import { SpoolFile, SpoolWriter } from '../spool/writer';
 import { AuthUsers } from './auth';
-import { patchSmtpServer } from './smtp-server-patches';
+import { AuthFailures, MAX_AUTH_FAILURES_PER_CONNECTION } from './auth-failures';
+import { PatchOptions, patchSmtpServer } from './smtp-server-patches';
 
-/** What a transaction's envelope was, in the client's order, duplicates kept (smtp-server merges them). */
+/**
+ * MAIL and RCPT commands one session may have refused before it is closed
+ * (421), as Postfix's smtpd_recipient_overshoot_limit. Each refusal costs
+ * little, but a client that goes on after a thousand is not delivering mail.
+ */
+export const MAX_REFUSED_ADDRESSES_PER_SESSION = 1000;
+
+/** One transaction, from MAIL on. */
 interface Transaction {
+  /** The envelope as it will be written: the client's order, duplicates kept (smtp-server merges them). */
+  envelope: EnvelopeBuilder;
+  /** The sender as written, for log lines. */
   from: string;
-  to: string[];
   /** The spool file while DATA is coming in. */
   file?: SpoolFile;
 }
 
-type Session = SMTPServerSession & { benno?: Transaction };
+/** What benno-smtp keeps per connection; smtp-server keeps the session object for the connection's life. */
+interface SessionState {
+  tx?: Transaction;
+  refusedAddresses: number;
+  authFailures: number;
+  /** Counted in perClient, so that closing takes it out again. */
+  counted: boolean;
+  /** Aborted when the connection closes: its password checks still waiting are dropped. */
+  closed: AbortController;
+}
+
+type Session = SMTPServerSession & { benno?: SessionState };
+
+function state(session: Session): SessionState {
+  return (session.benno ??= { refusedAddresses: 0, authFailures: 0, counted: false, closed: new AbortController() });
+}
 
 function smtpError(code: number, message: string): Error & { responseCode: number } {
   return Object.assign(new Error(message), { responseCode: code });
+}
+
+function clientOf(session: SMTPServerSession): string {
+  return plainAddress(session.remoteAddress).address;
+}
+
+/** An address as written, for a log line; one that is too long to store is cut (it was refused). */
+function loggedAddress(raw: Buffer): string {
+  const written = writtenAddress(raw);
+  if (written.length <= MAX_ADDRESS_OCTETS) return written.toString('utf8');
+  let cut = 100;
+  while (cut > 0 && (written[cut] & 0xc0) === 0x80) cut--; // not inside a UTF-8 sequence
+  return `${written.subarray(0, cut).toString('utf8')}... (${written.length} bytes)`;
 }
 
 export class Receiver {
   private readonly server: SMTPServer;
   private readonly allowed: AllowList;
   private readonly auth?: AuthUsers;
+  private readonly reserved: string[];
+  /** Open connections per client address. */
+  private readonly perClient = new Map<string, number>();
+  private readonly authFailures = new AuthFailures();
+  private readonly throttle = new LogThrottle();
   readonly writer: SpoolWriter;
 
   constructor(
@@ -41,9 +101,10 @@ export class Receiver {
     patchSmtpServer();
     this.allowed = new AllowList(config.allowedClients);
     this.writer = new SpoolWriter(config.inbox, { suffix: config.suffix });
+    this.reserved = reservedNames(config.names);
     if (config.authUsers) this.auth = AuthUsers.read(config.authUsers);
     const tls = config.tlsKey && config.tlsCert ? { key: fs.readFileSync(config.tlsKey), cert: fs.readFileSync(config.tlsCert) } : {};
-    this.server = new SMTPServer({
+    const options: SMTPServerOptions & PatchOptions = {
       name: config.hostname,
       banner: 'Benno MailArchiv receiver',
       secure: false,
@@ -52,8 +113,13 @@ export class Receiver {
       authOptional: !this.auth,
       allowInsecureAuth: !tls.key,
       size: config.maxSize || undefined,
-      maxClients: config.maxClients,
+      // max_clients is checked in onConnect, with the per-client limit, where it can be logged.
       socketTimeout: config.timeout * 1000,
+      firstCommandTimeout: Math.min(config.firstCommandTimeout, config.timeout) * 1000,
+      onFirstCommandTimeout: (session) => {
+        const client = clientOf(session);
+        this.throttled('info', `idle ${client}`, `client ${client}: no command within ${Math.min(config.firstCommandTimeout, config.timeout)} s of the greeting; closed (first_command_timeout)`);
+      },
       closeTimeout: 30_000,
       logger: false,
       hideENHANCEDSTATUSCODES: false,
@@ -62,24 +128,12 @@ export class Receiver {
       disableReverseLookup: true,
       onConnect: (session, cb) => this.onConnect(session, cb),
       onAuth: (auth, session, cb) => this.onAuth(auth, session, cb),
-      onMailFrom: (address, session: Session, cb) => {
-        session.benno = { from: address.address || '', to: [] };
-        cb();
-      },
-      onRcptTo: (address, session: Session, cb) => {
-        session.benno?.to.push(address.address);
-        cb();
-      },
+      onMailFrom: (address, session, cb) => this.onMailFrom(address, session, cb),
+      onRcptTo: (address, session, cb) => this.onRcptTo(address, session, cb),
       onData: (stream, session, cb) => this.onData(stream, session as Session, cb),
-      // A client gone in the middle of DATA: its data stream never ends, so drop the file here.
-      onClose: (session: Session) => {
-        const file = session.benno?.file;
-        if (!file) return;
-        session.benno!.file = undefined;
-        void file.discard();
-        this.log.warn(`client ${plainAddress(session.remoteAddress).address}: disconnected during DATA; nothing stored, the client keeps the message`);
-      },
-    });
+      onClose: (session) => this.onClose(session),
+    };
+    this.server = new SMTPServer(options);
     this.server.on('error', (err: Error) => this.log.warn(`smtp: ${err.message}`));
     // Replies to pipelined commands are separate writes; with Nagle the second
     // waits for the client's delayed ACK (40 ms a message on loopback).
@@ -120,57 +174,181 @@ export class Receiver {
     });
   }
 
-  private onConnect(session: SMTPServerSession, cb: (err?: Error) => void): void {
-    const client = plainAddress(session.remoteAddress);
-    if (this.allowed.allows(session.remoteAddress)) return cb();
-    this.log.warn(`refused client ${client.address}: not in allowed_clients; add its network there if it should deliver to the archive`);
-    cb(smtpError(554, 'Client not allowed to deliver to this archive'));
+  /** A line a client can cause: at most one a minute per key (what and which client). */
+  private throttled(level: 'warn' | 'info', key: string, line: string): void {
+    const held = this.throttle.admit(key);
+    if (held !== null) this.log[level](line + heldBackNote(held));
   }
 
-  private onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession, cb: (err: Error | null | undefined, response?: SMTPServerAuthenticationResponse) => void): void {
-    const ok = auth.username !== undefined && auth.password !== undefined && this.auth?.verify(auth.username, auth.password);
-    if (ok) return cb(null, { user: auth.username });
-    this.log.warn(`client ${plainAddress(session.remoteAddress).address}: authentication as ${printable(String(auth.username))} failed`);
-    cb(smtpError(535, 'Authentication credentials invalid'));
+  private get connections(): number {
+    return (this.server as unknown as { connections: Set<unknown> }).connections.size;
+  }
+
+  private onConnect(session: Session, cb: (err?: Error) => void): void {
+    const client = clientOf(session);
+    if (!this.allowed.allows(session.remoteAddress)) {
+      this.throttled('warn', `refused ${client}`, `refused client ${client}: not in allowed_clients; add its network there if it should deliver to the archive`);
+      return cb(smtpError(554, 'Client not allowed to deliver to this archive'));
+    }
+    const { maxClients, maxConnectionsPerClient } = this.config;
+    if (this.connections > maxClients) {
+      this.throttled('warn', 'max_clients', `max_clients (${maxClients}) reached: refused client ${client} with 421; raise max_clients if this is normal load`);
+      return cb(smtpError(421, `4.7.0 ${this.config.hostname} Too many connected clients, try again later`));
+    }
+    const open = this.perClient.get(client) ?? 0;
+    if (open >= maxConnectionsPerClient) {
+      this.throttled(
+        'warn',
+        `per-client ${client}`,
+        `client ${client}: more than ${maxConnectionsPerClient} connections at once; refused with 421; raise max_connections_per_client if this client needs more`,
+      );
+      return cb(smtpError(421, `4.7.0 ${this.config.hostname} Too many connections from ${client}, try again later`));
+    }
+    this.perClient.set(client, open + 1);
+    state(session).counted = true;
+    cb();
+  }
+
+  private onClose(session: Session): void {
+    const st = session.benno;
+    if (!st) return;
+    st.closed.abort();
+    if (st.counted) {
+      st.counted = false;
+      const client = clientOf(session);
+      const open = (this.perClient.get(client) ?? 1) - 1;
+      if (open > 0) this.perClient.set(client, open);
+      else this.perClient.delete(client);
+    }
+    // A client gone in the middle of DATA: its data stream never ends, so drop the file here.
+    const file = st.tx?.file;
+    if (!file) return;
+    st.tx!.file = undefined;
+    void file.discard();
+    this.log.warn(`client ${clientOf(session)}: disconnected during DATA; nothing stored, the client keeps the message`);
+  }
+
+  private onAuth(auth: SMTPServerAuthentication, session: Session, cb: (err: Error | null | undefined, response?: SMTPServerAuthenticationResponse) => void): void {
+    const users = this.auth!;
+    const st = state(session);
+    const client = clientOf(session);
+    const user = auth.username ?? '';
+    const urgent = this.authFailures.recent(client) === 0;
+    users.verify(user, auth.password ?? '', { urgent, signal: st.closed.signal }).then(
+      (ok) => {
+        if (ok && auth.username !== undefined) return cb(null, { user: auth.username });
+        st.authFailures++;
+        const { count, delayMs } = this.authFailures.record(client);
+        this.throttled(
+          'warn',
+          `auth ${client}`,
+          `client ${client}: authentication as ${user} failed; ${count} failure${count === 1 ? '' : 's'} from this address in the last 15 minutes, answered after ${delayMs / 1000} s`,
+        );
+        const last = st.authFailures >= MAX_AUTH_FAILURES_PER_CONNECTION;
+        const answer = last ? smtpError(421, '4.7.0 Too many failed authentication attempts') : smtpError(535, '5.7.8 Authentication credentials invalid');
+        setTimeout(() => cb(answer), delayMs).unref();
+      },
+      (err: Error) => {
+        if (err.name === 'AbortError') return; // the client went away while its check waited
+        this.log.error(`client ${client}: checking a password failed: ${err.message}`);
+        cb(smtpError(454, '4.7.0 Temporary authentication failure'));
+      },
+    );
+  }
+
+  private onMailFrom(address: SMTPServerAddress, session: Session, cb: (err?: Error) => void): void {
+    const st = state(session);
+    st.tx = undefined;
+    // The patched parser read the command as latin1: these are the bytes the client sent.
+    const raw = Buffer.from(address.address, 'latin1');
+    const bad = unsafeCharacter(raw);
+    if (bad) return this.refuse(session, 'sender', raw, `${bad} not allowed`, cb, smtpError(501, `5.1.7 Bad sender address syntax: ${bad} not allowed`));
+    const envelope = new EnvelopeBuilder(this.config.names, this.config.maxRecipients);
+    const problem = envelope.setSender(raw);
+    if (problem) return this.refuse(session, 'sender', raw, problem.text, cb, smtpError(501, `5.1.7 Bad sender address syntax: ${problem.text}`));
+    st.tx = { envelope, from: envelope.writtenSender.toString('utf8') };
+    cb();
+  }
+
+  private onRcptTo(address: SMTPServerAddress, session: Session, cb: (err?: Error) => void): void {
+    const tx = state(session).tx;
+    // smtp-server answers RCPT before an accepted MAIL itself; this is for safety only.
+    if (!tx) return cb(smtpError(503, '5.5.1 Error: need MAIL command'));
+    const raw = Buffer.from(address.address, 'latin1');
+    const bad = unsafeCharacter(raw);
+    if (bad) return this.refuse(session, 'recipient', raw, `${bad} not allowed`, cb, smtpError(501, `5.1.3 Bad recipient address syntax: ${bad} not allowed`));
+    const problem = tx.envelope.addRecipient(raw);
+    if (problem) return this.refuse(session, 'recipient', raw, reasonFor(problem), cb, refusalFor(problem));
+    // After this callback smtp-server's handler_RCPT looks for the address in
+    // session.envelope.rcptTo (case-insensitively, one by one) and adds it if
+    // it is not there: quadratic time and a second copy of every recipient.
+    // The envelope is ours (above, in the client's order, duplicates kept);
+    // smtp-server only needs the list not to be empty, for DATA. Emptying it
+    // here leaves it one entry long, and 10,000 recipients cost linear time.
+    session.envelope.rcptTo.length = 0;
+    cb();
+  }
+
+  /** Answers a refused MAIL or RCPT, logs it (rate-limited), and closes a session that has had too many. */
+  private refuse(session: Session, what: 'sender' | 'recipient', raw: Buffer, reason: string, cb: (err?: Error) => void, err: Error): void {
+    const st = state(session);
+    const client = clientOf(session);
+    if (++st.refusedAddresses > MAX_REFUSED_ADDRESSES_PER_SESSION) {
+      this.throttled('warn', `overshoot ${client}`, `client ${client}: more than ${MAX_REFUSED_ADDRESSES_PER_SESSION} addresses refused in one session; closed with 421`);
+      return cb(smtpError(421, '4.7.0 Too many refused addresses, closing connection'));
+    }
+    this.throttled('warn', `address ${client}`, `client ${client}: refused ${what} <${loggedAddress(raw)}>: ${reason}`);
+    cb(err);
   }
 
   private onData(stream: SMTPServerDataStream, session: Session, cb: (err?: Error | null, message?: string) => void): void {
     const started = process.hrtime.bigint();
-    const tx = (session.benno ??= { from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', to: session.envelope.rcptTo.map((r) => r.address) });
+    const tx = state(session).tx;
+    if (!tx) {
+      // smtp-server starts DATA only after an accepted RCPT; this is for safety only.
+      stream.resume();
+      return cb(smtpError(503, '5.5.1 Error: need MAIL command'));
+    }
     const file = this.writer.begin();
     tx.file = file;
-    if (this.config.envelopeHeader) {
-      file.write(envelopeBlock(this.config.names, Buffer.from(tx.from, 'utf8'), tx.to.map((t) => Buffer.from(t, 'utf8'))));
-    }
-    let failed: Error | null = null;
-    stream.on('data', (chunk: Buffer) => {
-      const wait = file.write(chunk);
+    if (this.config.envelopeHeader) file.write(tx.envelope.block());
+    const guard = new HeaderGuard(this.reserved, true);
+    const write = (bytes: Buffer) => {
+      const wait = file.write(bytes);
       if (wait) {
         stream.pause();
         wait.then(() => stream.resume());
       }
-    });
+    };
+    let failed: Error | null = null;
+    stream.on('data', (chunk: Buffer) => write(guard.push(chunk)));
     stream.on('error', (err: Error) => (failed = err));
     stream.on('end', () => {
       tx.file = undefined;
-      const client = plainAddress(session.remoteAddress).address;
+      state(session).tx = undefined;
+      const client = clientOf(session);
       if (stream.sizeExceeded || failed) {
         void file.discard();
         if (stream.sizeExceeded) {
-          this.log.warn(`client ${client}: message from=<${printable(tx.from)}> over max_size ${this.config.maxSize} bytes refused`);
+          this.log.warn(`client ${client}: message from=<${tx.from}> over max_size ${this.config.maxSize} bytes refused`);
           return cb(smtpError(552, `Message exceeds the archive's size limit of ${this.config.maxSize} bytes`));
         }
         return cb(smtpError(451, 'Message transfer failed, try again later'));
       }
+      // A message without an empty line is all header section: what the guard still holds is its end.
+      file.write(guard.end());
       file.commit().then(
         (done) => {
           const ms = Number(process.hrtime.bigint() - started) / 1e6;
-          this.log.info(`${done.name}: stored from=<${printable(tx.from)}> rcpts=${tx.to.length} size=${done.size} client=${client} ms=${ms.toFixed(1)}`);
+          this.log.info(`${done.name}: stored from=<${tx.from}> rcpts=${tx.envelope.recipientCount} size=${done.size} client=${client} ms=${ms.toFixed(1)}`);
+          if (guard.renamed > 0) {
+            this.log.warn(`${done.name}: ${guard.renamed} header field(s) with an envelope or gateway name renamed to ${UNTRUSTED_PREFIX}... (client ${client})`);
+          }
           cb(null, `Ok: stored as ${done.name}`);
         },
         (err: NodeJS.ErrnoException) => {
           this.log.error(
-            `client ${client}: storing a message from=<${printable(tx.from)}> failed: ${err.code ? `${err.code}: ` : ''}${err.message}; ` +
+            `client ${client}: storing a message from=<${tx.from}> failed: ${err.code ? `${err.code}: ` : ''}${err.message}; ` +
               `answered 451, the client keeps the message; check free space and write access to ${this.writer.dir}`,
           );
           cb(smtpError(451, 'Message archiving failed, try again later'));
@@ -178,4 +356,14 @@ export class Receiver {
       );
     });
   }
+}
+
+function reasonFor(problem: EnvelopeProblem): string {
+  return problem.kind === 'too-many-recipients' ? `${problem.text} (max_recipients)` : problem.text;
+}
+
+/** RFC 5321 4.5.3.1.10: too many recipients is 452, and the client sends the rest in another transaction. */
+function refusalFor(problem: EnvelopeProblem): Error {
+  if (problem.kind === 'address-too-long') return smtpError(501, `5.1.3 Bad recipient address syntax: ${problem.text}`);
+  return smtpError(452, '4.5.3 Too many recipients');
 }

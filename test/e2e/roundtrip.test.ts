@@ -13,7 +13,7 @@ import { Program, runToEnd, spoolFiles, startMilter, tempFiles } from '../helper
 import { removeTree, tempDir } from '../helpers/fs';
 import { Postfix, queuedAs, swaks } from '../helpers/postfix';
 import { EXPORT_BIN, freePort, inSpool, startReceiver } from '../helpers/smtp';
-import { submitRaw } from '../helpers/smtp-dialogue';
+import { submitRaw } from '../helpers/raw-smtp-client';
 import { parseEnvelope } from '../../src/spool/format';
 
 const b = (s: string) => Buffer.from(s, 'latin1');
@@ -146,7 +146,7 @@ describe('round trip: Postfix → milter spool → exporter → receiver inbox',
     const queued: string[] = [];
     for (const [sender, rcpts] of corpus) {
       const d = await submitRaw(smtpPort, sender, rcpts, data, ' SMTPUTF8');
-      assert.ok(d.queueId, d.replies.join('\n'));
+      assert.ok(d.queueId, d.replies.map((r) => r.text).join('\n'));
       queued.push(d.queueId);
     }
     for (const id of queued) await milter.waitForLine(new RegExp(`${id}: archived `), 60_000);

@@ -32,12 +32,13 @@ export function freePort(): Promise<number> {
 }
 
 /** Starts benno-smtp with the given configuration lines; resolves once it listens. */
-export async function startReceiver(dir: string, lines: string[]): Promise<{ program: Program; config: string }> {
+export async function startReceiver(dir: string, lines: string[], env: NodeJS.ProcessEnv = {}): Promise<{ program: Program; config: string }> {
   const config = path.join(dir, `benno-smtp-${Date.now()}-${Math.random().toString(36).slice(2)}.conf`);
   fs.writeFileSync(config, lines.join('\n') + '\n');
-  const program = run(SMTP_BIN, ['-c', config]);
+  const program = run(SMTP_BIN, ['-c', config], env);
   try {
-    await program.waitForLine(/ started: /);
+    // \b: outside the journal the line is "...: info: started: ", under it "<6>started: ".
+    await program.waitForLine(/\bstarted: /);
   } catch (err) {
     program.proc.kill('SIGKILL');
     throw err;
@@ -97,6 +98,8 @@ export class SmtpDouble {
   listen(): Promise<number> {
     // Clients killed mid-session (the kill tests) reset their connections; that is expected here.
     this.server.on('error', () => undefined);
+    // Replies to pipelined MAIL and RCPT are separate writes: without this the second waits 40 ms for a delayed ACK.
+    this.server.server.on('connection', (socket: net.Socket) => socket.setNoDelay(true));
     return new Promise((resolve) => {
       this.server.listen(0, '127.0.0.1', () => {
         this.port = (this.server.server.address() as net.AddressInfo).port;

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { DEFAULT_ENVELOPE_NAMES, envelopeBlock } from '../../src/spool/format';
 import { eventually, run, runToEnd, sha256, spoolFiles } from '../helpers/daemon';
 import { mountExt4, removeTree, tempDir } from '../helpers/fs';
-import { RawSmtpServer } from '../helpers/raw-smtp';
+import { RawSmtpServer } from '../helpers/raw-smtp-server';
 import { EXPORT2ARCHIVE_BIN, EXPORT_BIN, SmtpDouble, freePort, inSpool, startReceiver } from '../helpers/smtp';
 
 const b = (s: string) => Buffer.from(s, 'latin1');

@@ -50,6 +50,7 @@ describe('benno-smtp.conf', () => {
     assert.equal(c.envelopeHeader, true);
     assert.deepEqual(c.allowedClients.map((s) => `${s.address}/${s.prefix}`), ['127.0.0.0/8', '::1/128']);
     assert.equal(c.inbox, DEFAULTS.inbox);
+    assert.deepEqual([c.firstCommandTimeout, c.maxConnectionsPerClient, c.maxRecipients], [10, 50, 10_000]);
   });
 
   it('reads every key', () => {
@@ -67,6 +68,9 @@ describe('benno-smtp.conf', () => {
         'hostname = archive.example.org',
         'max_clients = 20',
         'timeout = 60',
+        'first_command_timeout = 5',
+        'max_connections_per_client = 8',
+        'max_recipients = 20000',
         'sender_header = X-Env-From',
         'recipient_header = X-Env-To',
         'log_level = debug',
@@ -79,6 +83,7 @@ describe('benno-smtp.conf', () => {
     assert.deepEqual(c.allowedClients.map((s) => `${s.family}:${s.address}/${s.prefix}`), ['ipv4:192.0.2.0/24', 'ipv6:2001:db8::/32', 'ipv4:10.1.2.3/32']);
     assert.deepEqual(c.names, { sender: 'X-Env-From', recipient: 'X-Env-To' });
     assert.equal(c.logLevel, 'debug');
+    assert.deepEqual([c.timeout, c.firstCommandTimeout, c.maxConnectionsPerClient, c.maxRecipients], [60, 5, 8, 20_000]);
   });
 
   const bad: [string, RegExp][] = [
@@ -93,6 +98,13 @@ describe('benno-smtp.conf', () => {
     ['tls_key = /k.pem', /tls_key and tls_cert go together/],
     ['inbox = /a\ninbox = /b', /f, line 2: "inbox" is already set on line 1/],
     ['just words', /expected "key = value"/],
+    ['first_command_timeout = 0', /bad first_command_timeout "0": use a whole number from 1 to 3600/],
+    ['max_connections_per_client = many', /bad max_connections_per_client "many": use a whole number/],
+    ['max_recipients = 0', /bad max_recipients "0": use a whole number from 1 to 100000/],
+    ['max_recipients = 100001', /use a whole number from 1 to 100000/],
+    ['sender_header = X-BENNO-GW', /f, line 1: bad sender_header: "X-BENNO-GW" is Benno's gateway header/],
+    ['recipient_header = X-Untrusted-To', /line 1: bad recipient_header: .*starts with X-Untrusted-/],
+    ['recipient_header = X-A\nsender_header = x-a', /f, line 2: bad sender_header: the sender and recipient header names must differ/],
   ];
   for (const [text, re] of bad) {
     it(`refuses ${JSON.stringify(text)} with exit 78`, () => {

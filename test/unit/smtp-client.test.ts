@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { ConnectError, SenderOptions, SmtpConnection } from '../../src/export/smtp-client';
 import { DataEncoder, ProtocolError, ReplyParser, replyText } from '../../src/export/smtp-codec';
-import { RawSmtpServer } from '../helpers/raw-smtp';
+import { RawSmtpServer } from '../helpers/raw-smtp-server';
 
 const b = (s: string) => Buffer.from(s, 'latin1');
 
