@@ -66,6 +66,22 @@ describe('round trip: Postfix → milter spool → exporter → receiver inbox',
     removeTree(work);
   });
 
+  /** Ships the spool to a fresh benno-smtp inbox and checks that every file arrived byte for byte under its name. */
+  async function exportAndCompare(inbox: string, before: Map<string, Buffer>): Promise<void> {
+    fs.mkdirSync(inbox);
+    const port = await freePort();
+    const rx = await startReceiver(work, [`listen = 127.0.0.1:${port}`, `inbox = ${inbox}`]);
+    try {
+      const r = await runToEnd(EXPORT_BIN, ['--host', '127.0.0.1', '--port', String(port), spool]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(inSpool(spool), [], 'every spool file was sent and removed');
+      assert.deepEqual(spoolFiles(inbox), [...before.keys()].sort());
+      for (const [name, content] of before) assert.ok(fs.readFileSync(path.join(inbox, name)).equals(content), `${name} is byte-identical`);
+    } finally {
+      await rx.program.stop();
+    }
+  }
+
   it('a corpus of awkward messages arrives in the inbox byte for byte', async () => {
     const queued: string[] = [];
     const viaSwaks = async (args: string[]) => {
@@ -118,19 +134,7 @@ describe('round trip: Postfix → milter spool → exporter → receiver inbox',
     // Names are content hashes: the receiver's file for the same bytes has the same name.
     for (const [name, content] of before) assert.equal(`${createHash('sha256').update(content).digest('hex')}.eml`, name);
 
-    const inbox = path.join(work, 'inbox');
-    fs.mkdirSync(inbox);
-    const port = await freePort();
-    const rx = await startReceiver(work, [`listen = 127.0.0.1:${port}`, `inbox = ${inbox}`]);
-    try {
-      const r = await runToEnd(EXPORT_BIN, ['--host', '127.0.0.1', '--port', String(port), spool]);
-      assert.equal(r.code, 0, r.stderr);
-      assert.deepEqual(inSpool(spool), [], 'every spool file was sent and removed');
-      assert.deepEqual(spoolFiles(inbox), [...before.keys()].sort());
-      for (const [name, content] of before) assert.ok(fs.readFileSync(path.join(inbox, name)).equals(content), `${name} is byte-identical`);
-    } finally {
-      await rx.program.stop();
-    }
+    await exportAndCompare(path.join(work, 'inbox'), before);
   });
 
   it('hostile but valid envelopes Postfix accepts travel to the inbox unchanged, forged fields stay renamed (issue 9)', async () => {
@@ -161,18 +165,6 @@ describe('round trip: Postfix → milter spool → exporter → receiver inbox',
       assert.ok(content.includes(b('\r\n\r\n.\r\n..\r\nbody\r\n')), 'the body as sent');
     }
 
-    const inbox = path.join(work, 'inbox-hostile');
-    fs.mkdirSync(inbox);
-    const port = await freePort();
-    const rx = await startReceiver(work, [`listen = 127.0.0.1:${port}`, `inbox = ${inbox}`]);
-    try {
-      const r = await runToEnd(EXPORT_BIN, ['--host', '127.0.0.1', '--port', String(port), spool]);
-      assert.equal(r.code, 0, r.stderr);
-      assert.deepEqual(inSpool(spool), [], 'every spool file was sent and removed');
-      assert.deepEqual(spoolFiles(inbox), [...before.keys()].sort());
-      for (const [name, content] of before) assert.ok(fs.readFileSync(path.join(inbox, name)).equals(content), `${name} is byte-identical`);
-    } finally {
-      await rx.program.stop();
-    }
+    await exportAndCompare(path.join(work, 'inbox-hostile'), before);
   });
 });
