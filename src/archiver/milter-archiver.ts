@@ -5,7 +5,7 @@
 import * as C from '../milter/constants';
 import { ACCEPT, MilterReply } from '../milter/codec';
 import type { MessageHandler, MilterOptions, MilterSession } from '../milter/session';
-import { CRLF, EnvelopeBuilder, EnvelopeNames, EnvelopeProblem, HeaderGuard, bareAddress, headerLine, reservedNames } from '../spool/format';
+import { CRLF, EnvelopeBuilder, EnvelopeNames, EnvelopeProblem, HeaderGuard, ReservedNames, bareAddress, headerLine, reservedNames } from '../spool/format';
 import type { SpoolFile, SpoolWriter } from '../spool/writer';
 import type { Logger } from '../ops/log';
 
@@ -88,7 +88,7 @@ class ArchiveHandler implements MessageHandler {
   constructor(
     private readonly session: MilterSession,
     private readonly config: ArchiverConfig,
-    private readonly reserved: string[],
+    private readonly reserved: ReservedNames,
   ) {
     this.envelope = new EnvelopeBuilder(config.names, config.maxRecipients);
     this.guard = new HeaderGuard(reserved, false);

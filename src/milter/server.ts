@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { AllowList, Subnet, plainAddress } from '../ops/allowlist';
+import { LogThrottle, heldBackNote } from '../ops/throttle';
 import { MessageHandler, MilterOptions, MilterSession, SessionLogger } from './session';
 import { SocketSpec, formatSocketSpec } from './socket-spec';
 
@@ -19,7 +20,7 @@ export interface ServerOptions {
   maxPerClient?: number;
 }
 
-/** One warning per this many milliseconds for each kind of refusal, so a flood cannot flood the log. */
+/** One warning per this many milliseconds for each kind of refusal and client, so a flood cannot flood the log. */
 const WARN_EVERY_MS = 10_000;
 
 export class MilterServer {
@@ -28,8 +29,7 @@ export class MilterServer {
   /** Open connections per TCP client address. */
   private readonly perClient = new Map<string, number>();
   private spec?: SocketSpec;
-  private lastLimitWarning = 0;
-  private readonly lastClientWarning = new Map<string, number>();
+  private readonly throttle = new LogThrottle(WARN_EVERY_MS);
   private sweeper?: NodeJS.Timeout;
   private allowed?: AllowList;
 
@@ -101,14 +101,14 @@ export class MilterServer {
   private accept(socket: net.Socket): void {
     const client = socket.remoteAddress ? plainAddress(socket.remoteAddress).address : null;
     if (this.allowed && client !== null && !this.allowed.allows(socket.remoteAddress!)) {
-      this.warnClient(client, `refused milter connection from ${client}: not in --allow`);
+      this.warn(`allow ${client}`, `refused milter connection from ${client}: not in --allow`);
       socket.destroy();
       return;
     }
     const perClient = this.options.maxPerClient ?? 0;
     if (client !== null && perClient > 0 && (this.perClient.get(client) ?? 0) >= perClient) {
-      this.warnClient(
-        client,
+      this.warn(
+        `per-client ${client}`,
         `client ${client} has ${perClient} milter connections open: refusing more from it (the MTA applies milter_default_action); ` +
           'raise --max-connections-per-client if this MTA runs more smtpd and cleanup processes',
       );
@@ -116,14 +116,11 @@ export class MilterServer {
       return;
     }
     if (this.sessions.size >= this.options.maxConnections) {
-      const now = Date.now();
-      if (now - this.lastLimitWarning > WARN_EVERY_MS) {
-        this.lastLimitWarning = now;
-        this.log.warn(
-          `connection limit of ${this.options.maxConnections} reached: refusing milter connections ` +
-            `(the MTA applies milter_default_action); raise --max-connections if this is normal load`,
-        );
-      }
+      this.warn(
+        'max-connections',
+        `connection limit of ${this.options.maxConnections} reached: refusing milter connections ` +
+          `(the MTA applies milter_default_action); raise --max-connections if this is normal load`,
+      );
       socket.destroy();
       return;
     }
@@ -139,13 +136,10 @@ export class MilterServer {
     };
   }
 
-  /** A warning about one client, at most once per WARN_EVERY_MS for it. */
-  private warnClient(client: string, message: string): void {
-    const now = Date.now();
-    if (now - (this.lastClientWarning.get(client) ?? 0) < WARN_EVERY_MS) return;
-    if (this.lastClientWarning.size > 10_000) this.lastClientWarning.clear();
-    this.lastClientWarning.set(client, now);
-    this.log.warn(message);
+  /** A warning a peer can cause: at most one per WARN_EVERY_MS for each key. */
+  private warn(key: string, message: string): void {
+    const held = this.throttle.admit(key);
+    if (held !== null) this.log.warn(message + heldBackNote(held));
   }
 
   /**

@@ -13,9 +13,22 @@
 export const UNSAFE_CHARACTER = /[\x00-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028\u2029\u202a-\u202e\u2060\u2066-\u2069\ufeff]/;
 const UNSAFE_GLOBAL = new RegExp(UNSAFE_CHARACTER.source, 'g');
 
-/** Whether a code point is in the unsafe set. */
+/** Whether a code point is in the unsafe set (the same set as UNSAFE_CHARACTER, without building a string). */
 export function isUnsafeCodePoint(cp: number): boolean {
-  return UNSAFE_CHARACTER.test(String.fromCodePoint(cp));
+  if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f)) return true;
+  if (cp < 0x61c) return false;
+  return (
+    cp === 0x61c ||
+    cp === 0x200b ||
+    cp === 0x200e ||
+    cp === 0x200f ||
+    cp === 0x2028 ||
+    cp === 0x2029 ||
+    (cp >= 0x202a && cp <= 0x202e) ||
+    cp === 0x2060 ||
+    (cp >= 0x2066 && cp <= 0x2069) ||
+    cp === 0xfeff
+  );
 }
 
 /** "\x{2028}": how an unsafe character is written wherever we write one (the style of RFC 6533). */

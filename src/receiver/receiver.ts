@@ -26,7 +26,7 @@ import type { ReceiverConfig } from '../config/benno-smtp-conf';
 import { AllowList, plainAddress } from '../ops/allowlist';
 import { Logger } from '../ops/log';
 import { LogThrottle, heldBackNote } from '../ops/throttle';
-import { EnvelopeBuilder, EnvelopeProblem, HeaderGuard, MAX_ADDRESS_OCTETS, UNTRUSTED_PREFIX, reservedNames, unsafeCharacter, writtenAddress } from '../spool/format';
+import { EnvelopeBuilder, EnvelopeProblem, HeaderGuard, MAX_ADDRESS_OCTETS, ReservedNames, reservedNames, unsafeCharacter, writtenAddress } from '../spool/format';
 import { SpoolFile, SpoolWriter } from '../spool/writer';
 import { AuthUsers } from './auth';
 import { AuthFailures, MAX_AUTH_FAILURES_PER_CONNECTION } from './auth-failures';
@@ -87,7 +87,7 @@ export class Receiver {
   private readonly server: SMTPServer;
   private readonly allowed: AllowList;
   private readonly auth?: AuthUsers;
-  private readonly reserved: string[];
+  private readonly reserved: ReservedNames;
   /** Open connections per client address. */
   private readonly perClient = new Map<string, number>();
   private readonly authFailures = new AuthFailures();
@@ -340,10 +340,9 @@ export class Receiver {
       file.commit().then(
         (done) => {
           const ms = Number(process.hrtime.bigint() - started) / 1e6;
-          this.log.info(`${done.name}: stored from=<${tx.from}> rcpts=${tx.envelope.recipientCount} size=${done.size} client=${client} ms=${ms.toFixed(1)}`);
-          if (guard.renamed > 0) {
-            this.log.warn(`${done.name}: ${guard.renamed} header field(s) with an envelope or gateway name renamed to ${UNTRUSTED_PREFIX}... (client ${client})`);
-          }
+          // One line per message, as the milter's: renamed=N says fields carrying our names became X-Untrusted-....
+          const renamed = guard.renamed > 0 ? ` renamed=${guard.renamed} (fields carrying our envelope names)` : '';
+          this.log.info(`${done.name}: stored from=<${tx.from}> rcpts=${tx.envelope.recipientCount} size=${done.size} client=${client} ms=${ms.toFixed(1)}${renamed}`);
           cb(null, `Ok: stored as ${done.name}`);
         },
         (err: NodeJS.ErrnoException) => {

@@ -71,13 +71,20 @@ export function envelopeNamesProblem(names: EnvelopeNames): string | null {
   return null;
 }
 
+/** Field names no message may carry, lower case, ready for HeaderGuard. */
+export interface ReservedNames {
+  bytes: Buffer[];
+  longest: number;
+}
+
 /**
  * The field names no message may carry: the configured envelope names, the
  * default ones (Benno's own configuration lists them), and the gateway name.
  */
-export function reservedNames(names: EnvelopeNames): string[] {
+export function reservedNames(names: EnvelopeNames): ReservedNames {
   const all = [names.sender, names.recipient, DEFAULT_ENVELOPE_NAMES.sender, DEFAULT_ENVELOPE_NAMES.recipient, GATEWAY_NAME];
-  return [...new Set(all.map((n) => n.toLowerCase()))];
+  const bytes = [...new Set(all.map((n) => n.toLowerCase()))].map((n) => Buffer.from(n, 'latin1'));
+  return { bytes, longest: Math.max(...bytes.map((n) => n.length)) };
 }
 
 const LT = 0x3c;
@@ -135,6 +142,12 @@ export function writtenAddress(address: Buffer): Buffer {
   const parts: Buffer[] = [];
   let copied = 0;
   for (let i = 0; i < address.length; ) {
+    const c = address[i];
+    // Printable ASCII, nearly every byte of every address: nothing to decode.
+    if (c >= 0x20 && c < 0x7f) {
+      i++;
+      continue;
+    }
     const ch = utf8At(address, i);
     if (ch && !isUnsafeCodePoint(ch.cp)) {
       i += ch.length;
@@ -158,6 +171,10 @@ export function writtenAddress(address: Buffer): Buffer {
  */
 export function unsafeCharacter(address: Buffer): string | null {
   for (let i = 0; i < address.length; ) {
+    if (address[i] >= 0x20 && address[i] < 0x7f) {
+      i++;
+      continue;
+    }
     const ch = utf8At(address, i);
     if (ch && isUnsafeCodePoint(ch.cp)) return codePointName(ch.cp);
     i += ch ? ch.length : 1;
@@ -286,6 +303,7 @@ export function toCrlf(b: Buffer): Buffer {
 const CR = 0x0d;
 const LF = 0x0a;
 const PREFIX = Buffer.from(UNTRUSTED_PREFIX, 'latin1');
+const EMPTY = Buffer.alloc(0);
 
 /**
  * Rule 2: renames fields that carry one of our names, in a stream of header
@@ -303,7 +321,7 @@ export class HeaderGuard {
   private readonly names: Buffer[];
   private readonly longest: number;
   /** Bytes of a line start not yet decided on; null when not at a line start. */
-  private held: Buffer | null = Buffer.alloc(0);
+  private held: Buffer | null = EMPTY;
   /** The line start being decided came after CRLF (or is the first line): an empty line there ends the section. */
   private afterCrlf = true;
   private pendingCr = false;
@@ -314,11 +332,11 @@ export class HeaderGuard {
   renamed = 0;
 
   constructor(
-    reserved: string[],
+    reserved: ReservedNames,
     private readonly endAtEmptyLine: boolean,
   ) {
-    this.names = reserved.map((n) => Buffer.from(n.toLowerCase(), 'latin1'));
-    this.longest = Math.max(...this.names.map((n) => n.length));
+    this.names = reserved.bytes;
+    this.longest = reserved.longest;
   }
 
   /** True once the header section has ended; from then on push() returns its input. */
@@ -330,6 +348,7 @@ export class HeaderGuard {
   push(chunk: Buffer): Buffer {
     if (this.ended || chunk.length === 0) return chunk;
     this.changed = false;
+    // Filled only when something changes; an untouched chunk is returned as it is.
     const out: Buffer[] = [];
     let from = 0; // start of the chunk's bytes not yet in out
     let i = 0;
@@ -343,6 +362,11 @@ export class HeaderGuard {
         continue;
       }
       if (this.held !== null) {
+        // The common case first: nothing held, and the line plainly not one of ours.
+        if (this.held.length === 0 && this.plainLine(chunk, i)) {
+          this.held = null;
+          continue;
+        }
         out.push(chunk.subarray(from, i));
         from = i;
         if (this.decide(chunk, i, out)) return Buffer.concat(out);
@@ -372,7 +396,7 @@ export class HeaderGuard {
   }
 
   private startLine(afterCrlf: boolean): void {
-    this.held = Buffer.alloc(0);
+    this.held = EMPTY;
     this.afterCrlf = afterCrlf;
   }
 
@@ -421,20 +445,31 @@ export class HeaderGuard {
     return true;
   }
 
+  /**
+   * True when the line starting at chunk[i] can be passed on at once: the
+   * chunk holds enough of it to see that it is neither an empty line nor
+   * one of our fields. (Without allocating: this runs for every header line.)
+   */
+  private plainLine(chunk: Buffer, i: number): boolean {
+    const c = chunk[i];
+    if (c === CR || c === LF || chunk.length - i <= this.longest) return false;
+    return this.classify(chunk, i, this.longest + 1) === 'no';
+  }
+
   /** 'ours' when the bytes start with one of our names and a colon or blank; 'more' when they might. */
-  private classify(view: Buffer): 'ours' | 'more' | 'no' {
+  private classify(buf: Buffer, at = 0, length = buf.length - at): 'ours' | 'more' | 'no' {
     let more = false;
     for (const name of this.names) {
-      const n = Math.min(view.length, name.length);
+      const n = Math.min(length, name.length);
       let same = true;
       for (let k = 0; k < n && same; k++) {
-        let c = view[k];
+        let c = buf[at + k];
         if (c >= 0x41 && c <= 0x5a) c |= 0x20;
         same = c === name[k];
       }
       if (!same) continue;
-      if (view.length <= name.length) more = true;
-      else if (view[name.length] === 0x3a || isBlank(view[name.length])) return 'ours';
+      if (length <= name.length) more = true;
+      else if (buf[at + name.length] === 0x3a || isBlank(buf[at + name.length])) return 'ours';
     }
     return more ? 'more' : 'no';
   }

@@ -5,6 +5,7 @@ import {
   EnvelopeBuilder,
   HeaderGuard,
   MAX_ADDRESS_OCTETS,
+  ReservedNames,
   MAX_ENVELOPE_OCTETS,
   bareAddress,
   envelopeBlock,
@@ -239,7 +240,8 @@ describe('spool format: strict envelope reading', () => {
 });
 
 /** The guard's rule on a whole buffer, written the simple way. */
-function reference(input: Buffer, names: string[], endAtEmptyLine: boolean): Buffer {
+function reference(input: Buffer, reserved: ReservedNames, endAtEmptyLine: boolean): Buffer {
+  const names = reserved.bytes.map((n) => n.toString('latin1'));
   const s = input.toString('latin1');
   let end = s.length;
   if (endAtEmptyLine) {
@@ -267,7 +269,7 @@ function reference(input: Buffer, names: string[], endAtEmptyLine: boolean): Buf
   return Buffer.from(out + s.slice(last), 'latin1');
 }
 
-function guarded(input: Buffer, names: string[], endAtEmptyLine: boolean, cuts: number[]): Buffer {
+function guarded(input: Buffer, names: ReservedNames, endAtEmptyLine: boolean, cuts: number[]): Buffer {
   const g = new HeaderGuard(names, endAtEmptyLine);
   const parts: Buffer[] = [];
   let from = 0;

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { describe, it } from 'node:test';
 import { createLogger, printable } from '../../src/ops/log';
+import { UNSAFE_CHARACTER, isUnsafeCodePoint } from '../../src/ops/text';
 
 function capture(journal: boolean, level: 'info' | 'debug' = 'info') {
   const stream = new PassThrough();
@@ -40,5 +41,12 @@ describe('logging', () => {
     log.info(`${queueId}: archived`);
     await new Promise((r) => setImmediate(r));
     assert.deepEqual(lines, ['<6>ABC\\x{0A}<3>FORGED: archiving failed\\x{0D}\\x{0A}X: archived']);
+  });
+
+  it('the fast check of a code point agrees with the definition, for every code point', () => {
+    for (let cp = 0; cp <= 0x10ffff; cp++) {
+      if (cp >= 0xd800 && cp <= 0xdfff) continue;
+      if (isUnsafeCodePoint(cp) !== UNSAFE_CHARACTER.test(String.fromCodePoint(cp))) assert.fail(`U+${cp.toString(16)}`);
+    }
   });
 });
