@@ -269,7 +269,7 @@ const TRANSPORT_TITLE: Record<Transport, string> = {
  * A network namespace joined to this one by a veth pair, so that a milter
  * is reached over TCP with a real network's MTU instead of loopback's.
  */
-function makeNetns(): { prefix: string[]; address: string; remove: () => void } {
+function makeNetns(): { prefix: string[]; address: string; mta: string; remove: () => void } {
   const ns = `benno-bench-${process.pid}`;
   const host = `bb${process.pid % 100000}h`;
   const sh = (...argv: string[]) => execFileSync(argv[0], argv.slice(1));
@@ -288,6 +288,8 @@ function makeNetns(): { prefix: string[]; address: string; remove: () => void } 
   return {
     prefix: ['ip', 'netns', 'exec', ns],
     address: '10.231.0.2',
+    /** Where Postfix connects from: the one MTA the milter allows, as in production. */
+    mta: '10.231.0.1',
     remove: () => {
       execFileSync('ip', ['link', 'del', host]);
       execFileSync('ip', ['netns', 'del', ns]);
@@ -306,9 +308,10 @@ async function benchB(transport: Transport): Promise<string[]> {
   const host = netns?.address ?? '127.0.0.1';
   const spec = (name: string, port: number) => (transport === 'unix' ? `unix:${path.join(base, `${name}.sock`)}` : `inet:${port}@${host}`);
   const specs = { benno: spec('benno', 22711), peer: spec('peer', 22712), bare: spec('bare', 22713) };
-  const milter = await startMilter(['-p', specs.benno, '-o', spools.benno], {}, prefix);
+  const allow = netns ? ['--allow', netns.mta] : [];
+  const milter = await startMilter(['-p', specs.benno, '-o', spools.benno, ...allow], {}, prefix);
   // The same daemon told to skip every message: the protocol cost alone, no file.
-  const bare = await startMilter(['-p', specs.bare, '-o', spools.bare, '--skip-daemon', 'postfix.test.invalid'], {}, prefix);
+  const bare = await startMilter(['-p', specs.bare, '-o', spools.bare, '--skip-daemon', 'postfix.test.invalid', ...allow], {}, prefix);
   // Postfix reaches a unix socket through group postfix, as in production.
   if (transport === 'unix') for (const s of [specs.benno, specs.bare]) execFileSync('chgrp', ['postfix', (milterTarget(s) as { path: string }).path]);
   const peer = await startPeer(specs.peer, spools.peer, prefix);
