@@ -4,7 +4,7 @@
 
 import * as fs from 'node:fs';
 import { Fatal } from '../ops/sysexits';
-import { DEFAULT_ENVELOPE_NAMES, EnvelopeNames, isFieldName } from '../spool/format';
+import { DEFAULT_ENVELOPE_NAMES, EnvelopeNames, envelopeNamesProblem, isFieldName } from '../spool/format';
 import type { SenderOptions, StartTls } from './smtp-client';
 
 export const DEFAULT_PORT = 2500;
@@ -83,6 +83,9 @@ export function checkExportSettings(raw: RawExportSettings, exitCode: number, na
   const names = { sender: raw.senderHeader ?? DEFAULT_ENVELOPE_NAMES.sender, recipient: raw.recipientHeader ?? DEFAULT_ENVELOPE_NAMES.recipient };
   if (!isFieldName(names.sender)) bad('senderHeader', `"${names.sender}" is not a header field name`);
   if (!isFieldName(names.recipient)) bad('recipientHeader', `"${names.recipient}" is not a header field name`);
+  // The same rule for the pair as the milter and benno-smtp apply (distinct, not the gateway name or the rename prefix).
+  const pairProblem = envelopeNamesProblem(names);
+  if (pairProblem) bad('recipientHeader', pairProblem);
   return {
     host: raw.host,
     port: int('port', raw.port, DEFAULT_PORT, 1, 65535),

@@ -6,8 +6,6 @@
 import * as winston from 'winston';
 import { printable } from './text';
 
-export { printable };
-
 export type Logger = Pick<winston.Logger, 'error' | 'warn' | 'info' | 'debug'>;
 
 export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;

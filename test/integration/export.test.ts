@@ -194,6 +194,9 @@ describe('benno-milter2smtp against an SMTP double', () => {
     const missing = await runToEnd(EXPORT_BIN, ['--host', '127.0.0.1', path.join(work, 'nope')]);
     assert.equal(missing.code, 66);
     assert.match(missing.stderr.trim(), /^benno-milter2smtp: .*nope: no such file or directory$/);
+    const sameNames = await runToEnd(EXPORT_BIN, ['--host', 'x', '--sender-header', 'X-Env', '--recipient-header', 'x-env', work]);
+    assert.equal(sameNames.code, 64);
+    assert.match(sameNames.stderr.trim(), /^benno-milter2smtp: bad --recipient-header: the sender and recipient header names must differ$/);
   });
 });
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { describe, it } from 'node:test';
-import { createLogger, printable } from '../../src/ops/log';
-import { UNSAFE_CHARACTER, isUnsafeCodePoint } from '../../src/ops/text';
+import { createLogger } from '../../src/ops/log';
+import { UNSAFE_CHARACTER, isUnsafeCodePoint, printable } from '../../src/ops/text';
 
 function capture(journal: boolean, level: 'info' | 'debug' = 'info') {
   const stream = new PassThrough();
