@@ -4,12 +4,12 @@
 // With --watch it keeps running and ships each new file as it arrives.
 
 import * as fs from 'node:fs';
-import { DefaultFileError, readDefaultFile } from '../config/default-file';
+import { DefaultFileError, readDefaultFile } from '../ops/default-file';
 import { exportRun, runExport } from '../export/run';
 import { ExportSettings, RawExportSettings, checkExportSettings } from '../export/settings';
-import { runDaemon } from '../ops/daemon';
+import { runDaemon } from './daemon';
 import { LOG_LEVELS, LogLevel, Logger, createLogger } from '../ops/log';
-import { EX_CONFIG, EX_DATAERR, EX_OK, Fatal } from '../ops/sysexits';
+import { EX_CONFIG, EX_DATAERR, EX_OK, Fatal } from './sysexits';
 import { SpoolReader } from '../spool/reader';
 import { commandLine, rejectRepeated, runMain } from './run';
 

@@ -4,13 +4,13 @@
 
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as os from 'node:os';
-import { DefaultFileError } from '../config/default-file';
-import { EX_CONFIG, EX_OK, EX_UNAVAILABLE, EX_USAGE, Fatal } from '../ops/sysexits';
-import { diagnose, gatherFacts } from '../setup/doctor';
-import { DEFAULT_FILE, OVERRIDE_FILE, milterSettings } from '../setup/milter-settings';
-import { readPostfixConfig } from '../setup/postfix-config';
-import { SetupError, planPostfixSetup, shellLine, univentionAllowNote, univentionCommands } from '../setup/postfix-setup';
-import { statusReport } from '../setup/status';
+import { DefaultFileError } from '../ops/default-file';
+import { EX_CONFIG, EX_OK, EX_UNAVAILABLE, EX_USAGE, Fatal } from './sysexits';
+import { diagnose, gatherFacts } from '../admin/doctor';
+import { DEFAULT_FILE, OVERRIDE_FILE, milterSettings } from '../admin/milter-settings';
+import { readPostfixConfig } from '../admin/postfix-config';
+import { SetupError, planPostfixSetup, shellLine, univentionAllowNote, univentionCommands } from '../admin/postfix-setup';
+import { statusReport } from '../admin/status';
 import { commandLine, runMain } from './run';
 
 const PROGRAM = 'benno-milter-admin';

@@ -3,12 +3,12 @@
 // hand over to the milter server, the archiver and the spool writer.
 
 import * as os from 'node:os';
-import { archiverFactory, archiverMilterOptions } from '../archiver/milter-archiver';
+import { archiverFactory, archiverMilterOptions } from '../milter-app/archiver';
 import { MilterServer } from '../milter/server';
 import { SocketSpec, SocketSpecError, formatSocketSpec, parseSocketSpec } from '../milter/socket-spec';
-import { runDaemon } from '../ops/daemon';
+import { runDaemon } from './daemon';
 import { LOG_LEVELS, LogLevel, createLogger } from '../ops/log';
-import { EX_CANTCREAT, EX_IOERR, EX_OSERR, EX_UNAVAILABLE, EX_USAGE, Fatal } from '../ops/sysexits';
+import { EX_CANTCREAT, EX_IOERR, EX_OSERR, EX_UNAVAILABLE, EX_USAGE, Fatal } from './sysexits';
 import { Subnet, isLoopback, parseSubnets } from '../ops/allowlist';
 import { DEFAULT_ENVELOPE_NAMES, DEFAULT_MAX_RECIPIENTS, MAX_FIELD_NAME, envelopeNamesProblem, isFieldName } from '../spool/format';
 import { SpoolWriter } from '../spool/writer';

@@ -4,7 +4,7 @@
 import { runExport } from '../export/run';
 import { RawExportSettings, checkExportSettings } from '../export/settings';
 import { LOG_LEVELS, LogLevel, createLogger } from '../ops/log';
-import { EX_USAGE } from '../ops/sysexits';
+import { EX_USAGE } from './sysexits';
 import { DEFAULT_ENVELOPE_NAMES } from '../spool/format';
 import { commandLine, fail, rejectRepeated, runMain } from './run';
 

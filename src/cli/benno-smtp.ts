@@ -2,11 +2,11 @@
 // benno-smtp: the archive host's SMTP receiver (port 2500) → Benno inbox.
 
 import * as os from 'node:os';
-import { CONFIG_KEYS, DEFAULT_CONFIG_FILE, readReceiverConfig } from '../config/benno-smtp-conf';
-import { runDaemon } from '../ops/daemon';
+import { CONFIG_KEYS, DEFAULT_CONFIG_FILE, readReceiverConfig } from '../receiver/config';
+import { runDaemon } from './daemon';
 import { isLoopback } from '../ops/allowlist';
 import { createLogger } from '../ops/log';
-import { EX_CANTCREAT, EX_CONFIG, EX_IOERR, EX_OK, EX_OSERR, EX_UNAVAILABLE, EX_USAGE, Fatal } from '../ops/sysexits';
+import { EX_CANTCREAT, EX_CONFIG, EX_IOERR, EX_OK, EX_OSERR, EX_UNAVAILABLE, EX_USAGE, Fatal } from './sysexits';
 import { hashPassword } from '../receiver/auth';
 import { Receiver } from '../receiver/receiver';
 import { commandLine, fail, rejectRepeated, runMain } from './run';

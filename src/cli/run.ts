@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import yargs, { Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { EX_SOFTWARE, EX_USAGE, Fatal } from '../ops/sysexits';
+import { EX_SOFTWARE, EX_USAGE, Fatal } from './sysexits';
 
 export function packageVersion(): string {
   const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8'));

@@ -1,9 +1,9 @@
 // What benno-milter2smtp and benno-export2archive share: one export run with
 // a progress bar on a terminal, the summary line, and the exit code.
 
-import { EX_DATAERR, EX_NOINPUT, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE, Fatal } from '../ops/sysexits';
+import { EX_DATAERR, EX_NOINPUT, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE, Fatal } from '../cli/sysexits';
 import * as fs from 'node:fs';
-import { writeExportStatus } from '../setup/status';
+import { writeExportStatus } from '../admin/status';
 import { ExportConfig, ExportSummary, InputError, exportSpool } from './exporter';
 
 /** Below this many files a progress bar is noise. */

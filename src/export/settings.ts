@@ -3,7 +3,7 @@
 // needs. Secrets are read from files, never taken from the command line.
 
 import * as fs from 'node:fs';
-import { Fatal } from '../ops/sysexits';
+import { Fatal } from '../cli/sysexits';
 import { DEFAULT_ENVELOPE_NAMES, EnvelopeNames, envelopeNamesProblem, isFieldName } from '../spool/format';
 import type { SenderOptions, StartTls } from './smtp-client';
 

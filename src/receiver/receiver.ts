@@ -22,7 +22,7 @@ import {
   SMTPServerOptions,
   SMTPServerSession,
 } from 'smtp-server';
-import type { ReceiverConfig } from '../config/benno-smtp-conf';
+import type { ReceiverConfig } from './config';
 import { AllowList, plainAddress } from '../ops/allowlist';
 import { Logger } from '../ops/log';
 import { LogThrottle, heldBackNote } from '../ops/throttle';

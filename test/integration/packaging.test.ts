@@ -7,8 +7,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, it } from 'node:test';
-import { CONFIG_KEYS, parseReceiverConfig } from '../../src/config/benno-smtp-conf';
-import { parseDefaultFile } from '../../src/config/default-file';
+import { CONFIG_KEYS, parseReceiverConfig } from '../../src/receiver/config';
+import { parseDefaultFile } from '../../src/ops/default-file';
 import { ROOT } from '../helpers/daemon';
 
 const execFileP = promisify(execFile);

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DEFAULTS, parseReceiverConfig } from '../../src/config/benno-smtp-conf';
-import { parseDefaultFile } from '../../src/config/default-file';
-import { Fatal } from '../../src/ops/sysexits';
+import { DEFAULTS, parseReceiverConfig } from '../../src/receiver/config';
+import { parseDefaultFile } from '../../src/ops/default-file';
+import { Fatal } from '../../src/cli/sysexits';
 import { isLoopback } from '../../src/ops/allowlist';
 
 describe('/etc/default/benno-milter', () => {

@@ -6,11 +6,11 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
-import { DoctorFacts, FileFacts, diagnose } from '../../src/setup/doctor';
-import { MilterSettings, UNIT_DEFAULTS, parseOverride, skippedDaemons } from '../../src/setup/milter-settings';
-import { PostfixConfig, milterList, parsePostfixConfig } from '../../src/setup/postfix-config';
-import { SetupError, planPostfixSetup, postfixEndpoint, shellLine, univentionAllowNote, univentionCommands } from '../../src/setup/postfix-setup';
-import { EXPORT_STATUS_FILE, readExportStatus, spoolBacklog, statusReport, writeExportStatus } from '../../src/setup/status';
+import { DoctorFacts, FileFacts, diagnose } from '../../src/admin/doctor';
+import { MilterSettings, UNIT_DEFAULTS, parseOverride, skippedDaemons } from '../../src/admin/milter-settings';
+import { PostfixConfig, milterList, parsePostfixConfig } from '../../src/admin/postfix-config';
+import { SetupError, planPostfixSetup, postfixEndpoint, shellLine, univentionAllowNote, univentionCommands } from '../../src/admin/postfix-setup';
+import { EXPORT_STATUS_FILE, readExportStatus, spoolBacklog, statusReport, writeExportStatus } from '../../src/admin/status';
 import { ROOT } from '../helpers/daemon';
 import { removeTree, tempDir } from '../helpers/fs';
 

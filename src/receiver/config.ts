@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { Subnet, SubnetError, parseSubnets } from '../ops/allowlist';
 import { LOG_LEVELS, LogLevel } from '../ops/log';
-import { EX_CONFIG, Fatal } from '../ops/sysexits';
+import { EX_CONFIG, Fatal } from '../cli/sysexits';
 import { DEFAULT_ENVELOPE_NAMES, DEFAULT_MAX_RECIPIENTS, EnvelopeNames, envelopeNamesProblem, isFieldName } from '../spool/format';
 
 export const DEFAULT_CONFIG_FILE = '/etc/benno-smtp/benno-smtp.conf';

@@ -4,7 +4,7 @@
 // applies them.
 
 import * as fs from 'node:fs';
-import { parseDefaultFile, readDefaultFile } from '../config/default-file';
+import { parseDefaultFile, readDefaultFile } from '../ops/default-file';
 
 export interface MilterSettings {
   socketType: string;

@@ -2,9 +2,9 @@
 // receiver: pid file, readiness and stop notifications to systemd, SIGTERM /
 // SIGINT handling with a bounded drain, and one clear line for fatal errors.
 
-import { Logger } from './log';
-import { sdNotify } from './notify';
-import { removePidFile, writePidFile } from './pidfile';
+import { Logger } from '../ops/log';
+import { sdNotify } from '../ops/notify';
+import { removePidFile, writePidFile } from '../ops/pidfile';
 import { EX_CANTCREAT, EX_OK, EX_SOFTWARE, Fatal } from './sysexits';
 
 export interface Service {
