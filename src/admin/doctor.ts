@@ -12,7 +12,7 @@ import { MilterSettings, milterOptionValues, skippedDaemons } from './milter-set
 import { isLoopback } from '../ops/allowlist';
 import { parseSocketSpec } from '../milter/socket-spec';
 import { chrooted, postfixEndpoint, SetupError } from './postfix-setup';
-import { ExportStatus, readExportStatus, spoolBacklog } from './status';
+import { ExportStatus, readExportStatus, spoolBacklog } from '../spool/status';
 
 export interface Finding {
   level: 'error' | 'warning';
@@ -300,7 +300,7 @@ export async function gatherFacts(postfix: PostfixConfig | null, settings: Milte
       }
     },
     archiveReachable: host ? await reachable(host, Number(settings.vars.get('BENNOPORT') || 2500)) : undefined,
-    oldestSpoolAge: host ? spoolBacklog(settings.spoolDir)?.oldestSeconds ?? null : null,
+    oldestSpoolAge: host ? spoolBacklog(settings.spoolDir, settings.suffix)?.oldestSeconds ?? null : null,
     lastExport: host ? readExportStatus(settings.spoolDir) : null,
   };
 }

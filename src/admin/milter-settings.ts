@@ -5,11 +5,14 @@
 
 import * as fs from 'node:fs';
 import { parseDefaultFile, readDefaultFile } from '../ops/default-file';
+import { DEFAULT_SPOOL_DIR, DEFAULT_SUFFIX } from '../spool/names';
 
 export interface MilterSettings {
   socketType: string;
   socket: string;
   spoolDir: string;
+  /** Suffix of spool file names: the milter's --suffix, else the exporter's SUFFIX, else the default. */
+  suffix: string;
   milterArgs: string;
   /** Every variable of the default file (BENNOHOST, ...). */
   vars: Map<string, string>;
@@ -18,7 +21,7 @@ export interface MilterSettings {
 export const UNIT_DEFAULTS = {
   SOCKET_TYPE: 'local',
   SOCKET: '/var/spool/postfix/benno-milter/benno-milter.sock',
-  SPOOLDIR: '/srv/benno/inbox',
+  SPOOLDIR: DEFAULT_SPOOL_DIR,
   MILTERARGS: '',
 };
 
@@ -44,7 +47,9 @@ export function milterSettings(defaultFile = DEFAULT_FILE, overrideFile = OVERRI
   const override = fs.existsSync(overrideFile) ? parseOverride(fs.readFileSync(overrideFile, 'utf8')) : new Map<string, string>();
   const vars = readDefaultFile(defaultFile);
   const pick = (key: keyof typeof UNIT_DEFAULTS) => vars.get(key) || override.get(key) || UNIT_DEFAULTS[key];
-  return { socketType: pick('SOCKET_TYPE'), socket: pick('SOCKET'), spoolDir: pick('SPOOLDIR'), milterArgs: pick('MILTERARGS'), vars };
+  const milterArgs = pick('MILTERARGS');
+  const suffix = milterOptionValues(milterArgs, '--suffix').pop() ?? vars.get('SUFFIX') ?? DEFAULT_SUFFIX;
+  return { socketType: pick('SOCKET_TYPE'), socket: pick('SOCKET'), spoolDir: pick('SPOOLDIR'), suffix, milterArgs, vars };
 }
 
 export { parseDefaultFile };

@@ -1,100 +1,12 @@
 // `benno-milter-admin status`: what waits in the spool, and how the last
-// export went. The exporter leaves its result in the spool directory as a
-// dot file, which neither Benno nor the exporter itself picks up.
+// export went (spool/status.ts counts and reads them).
 
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import type { RefusedFile } from '../export/exporter';
 import { printable } from '../ops/text';
-import { FAILED_SUFFIX } from '../spool/reader';
-
-export const EXPORT_STATUS_FILE = '.benno-export-status.json';
-
-export interface Backlog {
-  count: number;
-  bytes: number;
-  /** Age of the oldest waiting file, in seconds; null when none waits. */
-  oldestSeconds: number | null;
-  /** Files set aside as .err. */
-  failed: number;
-}
-
-export interface ExportStatus {
-  time: string;
-  host: string;
-  exitCode: number;
-  sent: number;
-  deferred: number;
-  /** Files the archive host refused (kept, tried again at every run); absent in files of older versions. */
-  refused?: number;
-  /** The first of them, with the host's answer. */
-  refusedFiles?: RefusedFile[];
-  failed: number;
-  seconds: number;
-}
+import { FAILED_SUFFIX } from '../spool/names';
+import { ExportStatus, readExportStatus, spoolBacklog } from '../spool/status';
 
 /** How many refused files the status report names. */
 const SHOWN_REFUSALS = 5;
-
-export function spoolBacklog(dir: string, suffix = '.eml', now = Date.now()): Backlog | null {
-  let names: string[];
-  try {
-    names = fs.readdirSync(dir);
-  } catch {
-    return null;
-  }
-  const b: Backlog = { count: 0, bytes: 0, oldestSeconds: null, failed: 0 };
-  for (const name of names) {
-    if (name.startsWith('.')) continue;
-    if (name.endsWith(FAILED_SUFFIX)) {
-      b.failed++;
-      continue;
-    }
-    if (!name.endsWith(suffix)) continue;
-    try {
-      // Only regular files are spool files; the exporter skips anything else.
-      const st = fs.lstatSync(path.join(dir, name));
-      if (!st.isFile()) continue;
-      b.count++;
-      b.bytes += st.size;
-      const age = (now - st.mtimeMs) / 1000;
-      if (b.oldestSeconds === null || age > b.oldestSeconds) b.oldestSeconds = age;
-    } catch {
-      // sent meanwhile
-    }
-  }
-  return b;
-}
-
-/**
- * Written under a temp name and renamed; the temp file is created with
- * O_EXCL and O_NOFOLLOW, so that a link planted under its name in the spool
- * cannot make the exporter write somewhere else.
- */
-export function writeExportStatus(dir: string, status: ExportStatus): void {
-  const tmp = path.join(dir, `${EXPORT_STATUS_FILE}.${process.pid}`);
-  fs.rmSync(tmp, { force: true });
-  const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o640);
-  try {
-    fs.writeSync(fd, `${JSON.stringify(status)}\n`);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, path.join(dir, EXPORT_STATUS_FILE));
-}
-
-export function readExportStatus(dir: string): ExportStatus | null {
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(path.join(dir, EXPORT_STATUS_FILE), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
-    if (!fs.fstatSync(fd).isFile()) return null;
-    return JSON.parse(fs.readFileSync(fd, 'utf8')) as ExportStatus;
-  } catch {
-    return null;
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
-  }
-}
 
 function human(seconds: number): string {
   if (seconds < 120) return `${Math.round(seconds)} s`;
@@ -103,9 +15,10 @@ function human(seconds: number): string {
 }
 
 /** The status report, one fact a line. */
-export function statusReport(spoolDir: string, bennoHost: string | undefined, now = Date.now()): string[] {
+export function statusReport(spool: { dir: string; suffix: string }, bennoHost: string | undefined, now = Date.now()): string[] {
+  const spoolDir = spool.dir;
   const lines: string[] = [];
-  const b = spoolBacklog(spoolDir, '.eml', now);
+  const b = spoolBacklog(spoolDir, spool.suffix, now);
   if (!b) return [`spool ${spoolDir}: cannot be read`];
   lines.push(
     `spool ${spoolDir}: ${b.count} file(s) waiting, ${b.bytes} bytes` + (b.oldestSeconds !== null ? `, oldest ${human(b.oldestSeconds)}` : ''),

@@ -10,6 +10,7 @@ import { ExportSettings, RawExportSettings, checkExportSettings } from '../expor
 import { runDaemon } from './daemon';
 import { LOG_LEVELS, LogLevel, Logger, createLogger } from '../ops/log';
 import { EX_CONFIG, EX_DATAERR, EX_OK, Fatal } from './sysexits';
+import { DEFAULT_SPOOL_DIR } from '../spool/names';
 import { SpoolReader } from '../spool/reader';
 import { commandLine, rejectRepeated, runMain } from './run';
 
@@ -33,7 +34,7 @@ const VARIABLES: Record<keyof RawExportSettings, string> = {
   recipientHeader: 'RECIPIENTHEADER',
 };
 
-const EPILOG = `Variables read from the default file: SPOOLDIR (default /srv/benno/inbox),
+const EPILOG = `Variables read from the default file: SPOOLDIR (default ${DEFAULT_SPOOL_DIR}),
 BENNOHOST (the archive host; unset: do nothing), BENNOPORT (2500), BENNOSTARTTLS
 (require|opportunistic|off), BENNOCAFILE, BENNOEHLO, BENNOUSER and BENNOPASSWORDFILE (AUTH),
 BENNOALLOWPLAINAUTH (yes: AUTH without TLS; default no), BENNOCONNECTIONS, BENNOTIMEOUT.
@@ -156,7 +157,7 @@ async function main(): Promise<void> {
 
   const raw = Object.fromEntries(Object.entries(VARIABLES).map(([key, variable]) => [key, vars.get(variable) || undefined])) as unknown as RawExportSettings;
   const settings = checkExportSettings({ ...raw, host }, EX_CONFIG, (key) => `${VARIABLES[key]} in ${a.config}`);
-  const spoolDir = vars.get('SPOOLDIR') || '/srv/benno/inbox';
+  const spoolDir = vars.get('SPOOLDIR') || DEFAULT_SPOOL_DIR;
   const log = createLogger({ program: PROGRAM, level: a['log-level'] as LogLevel });
   for (const warning of settings.warnings) log.warn(warning);
 

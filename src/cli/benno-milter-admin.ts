@@ -120,7 +120,7 @@ async function main(): Promise<void> {
   }
   if (command === 'status') {
     const settings = settingsOrFail(a['default-file']);
-    for (const line of statusReport(settings.spoolDir, settings.vars.get('BENNOHOST'))) process.stdout.write(`${line}\n`);
+    for (const line of statusReport({ dir: settings.spoolDir, suffix: settings.suffix }, settings.vars.get('BENNOHOST'))) process.stdout.write(`${line}\n`);
     return;
   }
   usage(command ? `unknown command "${command}"` : 'name a command: setup, doctor or status');

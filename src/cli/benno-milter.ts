@@ -11,6 +11,7 @@ import { LOG_LEVELS, LogLevel, createLogger } from '../ops/log';
 import { EX_CANTCREAT, EX_IOERR, EX_OSERR, EX_UNAVAILABLE, EX_USAGE, Fatal } from './sysexits';
 import { Subnet, isLoopback, parseSubnets } from '../ops/allowlist';
 import { DEFAULT_ENVELOPE_NAMES, DEFAULT_MAX_RECIPIENTS, MAX_FIELD_NAME, envelopeNamesProblem, isFieldName } from '../spool/format';
+import { DEFAULT_SPOOL_DIR, DEFAULT_SUFFIX, suffixProblem } from '../spool/names';
 import { SpoolWriter } from '../spool/writer';
 import { commandLine, fail, rejectRepeated, runMain } from './run';
 
@@ -68,9 +69,9 @@ function parseArgs(): Args {
       default: 'local:/var/spool/postfix/benno-milter/benno-milter.sock',
       describe: 'socket to listen on (forms below)',
     })
-    .option('spool', { alias: 'o', type: 'string', default: '/srv/benno/inbox', describe: 'spool directory: the Benno inbox' })
+    .option('spool', { alias: 'o', type: 'string', default: DEFAULT_SPOOL_DIR, describe: 'spool directory: the Benno inbox' })
     .option('pidfile', { alias: 'l', type: 'string', describe: 'write the process id to this file' })
-    .option('suffix', { type: 'string', default: '.eml', describe: 'suffix of spool file names' })
+    .option('suffix', { type: 'string', default: DEFAULT_SUFFIX, describe: 'suffix of spool file names' })
     .option('sender-header', { type: 'string', default: DEFAULT_ENVELOPE_NAMES.sender, describe: 'header line for MAIL FROM' })
     .option('recipient-header', { type: 'string', default: DEFAULT_ENVELOPE_NAMES.recipient, describe: 'header line for each RCPT TO' })
     .option('skip-daemon', {
@@ -129,8 +130,8 @@ function checkArgs(a: Args): Checked {
     throw err;
   }
   if (a.spool === '') usage('--spool must name a directory');
-  if (!/^[A-Za-z0-9._-]*$/.test(a.suffix)) usage(`bad --suffix "${a.suffix}": letters, digits, '.', '_' and '-' only`);
-  if (a.suffix === '.tmp') usage('--suffix .tmp is reserved for files being written');
+  const suffix = suffixProblem(a.suffix);
+  if (suffix) usage(`bad --suffix ${suffix}`);
   for (const key of ['sender-header', 'recipient-header'] as const) {
     if (!isFieldName(a[key])) usage(`bad --${key} "${a[key]}": not a header field name of at most ${MAX_FIELD_NAME} characters`);
   }

@@ -6,6 +6,7 @@ import { RawExportSettings, checkExportSettings } from '../export/settings';
 import { LOG_LEVELS, LogLevel, createLogger } from '../ops/log';
 import { EX_USAGE } from './sysexits';
 import { DEFAULT_ENVELOPE_NAMES } from '../spool/format';
+import { DEFAULT_SUFFIX } from '../spool/names';
 import { commandLine, fail, rejectRepeated, runMain } from './run';
 
 const PROGRAM = 'benno-milter2smtp';
@@ -59,7 +60,7 @@ async function main(): Promise<void> {
     .option('user', { type: 'string', describe: 'AUTH user name' })
     .option('password-file', { type: 'string', describe: 'file holding the AUTH password (first line)' })
     .option('allow-plain-auth', { type: 'boolean', default: false, describe: 'send the AUTH password even without TLS (a trusted network only)' })
-    .option('suffix', { type: 'string', default: '.eml', describe: 'suffix of spool files in a directory' })
+    .option('suffix', { type: 'string', default: DEFAULT_SUFFIX, describe: 'suffix of spool files in a directory' })
     .option('sender-header', { type: 'string', default: DEFAULT_ENVELOPE_NAMES.sender, describe: 'envelope line for MAIL FROM' })
     .option('recipient-header', { type: 'string', default: DEFAULT_ENVELOPE_NAMES.recipient, describe: 'envelope line for RCPT TO' })
     .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'least severity logged' })

@@ -13,6 +13,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Logger } from '../ops/log';
 import { EnvelopeNames, writtenAddress } from '../spool/format';
+import { isDotName } from '../spool/names';
+import type { RefusedFile } from '../spool/status';
 import { ClaimedFile, SpoolReader, fileKind } from '../spool/reader';
 import { ConnectError, SendOutcome, SenderOptions, SmtpConnection } from './smtp-client';
 
@@ -28,12 +30,6 @@ export interface ExportConfig extends SenderOptions {
   progress?: (finished: number, total: number) => void;
   /** Log each sent file at debug instead of info (a progress display shows them). */
   quietSuccess?: boolean;
-}
-
-/** A file the archive host would not take, and why. */
-export interface RefusedFile {
-  name: string;
-  reason: string;
 }
 
 /** How many refused files a summary names. */
@@ -103,7 +99,7 @@ export function collect(paths: string[], suffix: string, log: Logger): WorkItem[
       for (const e of reader.list(skipped(reader.dir))) items.push({ reader, name: e.name });
     } else if (st.isFile()) {
       const name = path.basename(p);
-      if (name.startsWith('.')) throw new InputError(`${p}: a temp or claimed file, not a spool file`);
+      if (isDotName(name)) throw new InputError(`${p}: a temp or claimed file, not a spool file`);
       items.push({ reader: readerFor(path.dirname(p)), name });
     } else {
       throw new InputError(`${p}: not a regular file (${fileKind(st)})`);

@@ -3,7 +3,7 @@
 
 import { EX_DATAERR, EX_NOINPUT, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE, Fatal } from '../cli/sysexits';
 import * as fs from 'node:fs';
-import { writeExportStatus } from '../admin/status';
+import { writeExportStatus } from '../spool/status';
 import { ExportConfig, ExportSummary, InputError, exportSpool } from './exporter';
 
 /** Below this many files a progress bar is noise. */

@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import { Fatal } from '../cli/sysexits';
 import { DEFAULT_ENVELOPE_NAMES, EnvelopeNames, envelopeNamesProblem, isFieldName } from '../spool/format';
+import { DEFAULT_SUFFIX, suffixProblem } from '../spool/names';
 import type { SenderOptions, StartTls } from './smtp-client';
 
 export const DEFAULT_PORT = 2500;
@@ -78,8 +79,9 @@ export function checkExportSettings(raw: RawExportSettings, exitCode: number, na
   }
   const allowPlainAuth = raw.allowPlainAuth === undefined || raw.allowPlainAuth === '' ? false : raw.allowPlainAuth;
   if (!['yes', 'no', true, false].includes(allowPlainAuth)) bad('allowPlainAuth', `"${allowPlainAuth}": use yes or no`);
-  const suffix = raw.suffix ?? '.eml';
-  if (!/^[A-Za-z0-9._-]*$/.test(suffix)) bad('suffix', `"${suffix}": letters, digits, '.', '_' and '-' only`);
+  const suffix = raw.suffix ?? DEFAULT_SUFFIX;
+  const suffixBad = suffixProblem(suffix);
+  if (suffixBad) bad('suffix', suffixBad);
   const names = { sender: raw.senderHeader ?? DEFAULT_ENVELOPE_NAMES.sender, recipient: raw.recipientHeader ?? DEFAULT_ENVELOPE_NAMES.recipient };
   if (!isFieldName(names.sender)) bad('senderHeader', `"${names.sender}" is not a header field name`);
   if (!isFieldName(names.recipient)) bad('recipientHeader', `"${names.recipient}" is not a header field name`);

@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import { Subnet, SubnetError, parseSubnets } from '../ops/allowlist';
 import { LOG_LEVELS, LogLevel } from '../ops/log';
 import { EX_CONFIG, Fatal } from '../cli/sysexits';
+import { DEFAULT_SPOOL_DIR, DEFAULT_SUFFIX, suffixProblem } from '../spool/names';
 import { DEFAULT_ENVELOPE_NAMES, DEFAULT_MAX_RECIPIENTS, EnvelopeNames, envelopeNamesProblem, isFieldName } from '../spool/format';
 
 export const DEFAULT_CONFIG_FILE = '/etc/benno-smtp/benno-smtp.conf';
@@ -39,9 +40,9 @@ export interface ReceiverConfig {
 
 export const DEFAULTS: ReceiverConfig = {
   listen: { host: '0.0.0.0', port: 2500 },
-  inbox: '/srv/benno/inbox',
+  inbox: DEFAULT_SPOOL_DIR,
   envelopeHeader: true,
-  suffix: '.eml',
+  suffix: DEFAULT_SUFFIX,
   maxSize: 256 * 1024 * 1024,
   allowedClients: parseSubnets('127.0.0.0/8, ::1/128'),
   hostname: os.hostname(),
@@ -97,7 +98,8 @@ const KEYS: Record<string, Setter> = {
   inbox: (c, v) => (c.inbox = absolutePath(v)),
   envelope_header: (c, v) => (c.envelopeHeader = parseBool(v)),
   suffix: (c, v) => {
-    if (!/^[A-Za-z0-9._-]*$/.test(v)) throw new ValueError("letters, digits, '.', '_' and '-' only");
+    const problem = suffixProblem(v);
+    if (problem) throw new ValueError(problem);
     c.suffix = v;
   },
   max_size: (c, v) => (c.maxSize = parseSize(v)),

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { processAlive } from '../ops/processes';
+import type { Owner } from './names';
 
 const DAY_MS = 24 * 3600 * 1000;
 
@@ -17,28 +18,23 @@ export function hostTag(): string {
 }
 
 /**
- * Calls act(path, match) for each abandoned file whose name matches re
- * (owner(match) tells host and pid) and returns their names. A file another
- * process dealt with meanwhile (ENOENT) is skipped.
+ * Calls act(path, name) for each abandoned file whose name owner() recognises
+ * (it tells host and pid, or null for names of other kinds) and returns their
+ * names. A file another process dealt with meanwhile (ENOENT) is skipped.
  */
-export function sweepLeftovers(
-  dir: string,
-  re: RegExp,
-  owner: (m: RegExpExecArray) => { host: string; pid: number },
-  act: (full: string, m: RegExpExecArray) => void,
-): string[] {
+export function sweepLeftovers(dir: string, owner: (name: string) => Owner | null, act: (full: string, name: string) => void): string[] {
   const ours = hostTag();
   const dayAgo = Date.now() - DAY_MS;
   const done: string[] = [];
   for (const name of fs.readdirSync(dir)) {
-    const m = re.exec(name);
-    if (!m) continue;
-    const { host, pid } = owner(m);
+    const who = owner(name);
+    if (!who) continue;
+    const { host, pid } = who;
     const full = path.join(dir, name);
     try {
       const abandoned = (host === ours && pid !== process.pid && !processAlive(pid)) || fs.lstatSync(full).mtimeMs < dayAgo;
       if (!abandoned) continue;
-      act(full, m);
+      act(full, name);
       done.push(name);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;

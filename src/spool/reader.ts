@@ -11,10 +11,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { hostTag, sweepLeftovers } from './leftovers';
+import { DEFAULT_SUFFIX, claimName, failedName, isWaitingName, parseClaimName } from './names';
 import { DEFAULT_ENVELOPE_NAMES, EnvelopeNames, MAX_ENVELOPE_OCTETS, ParsedEnvelope, parseEnvelope } from './format';
 
-export const FAILED_SUFFIX = '.err';
-const CLAIM_RE = /^\.(.+)\.([A-Za-z0-9_-]+)\.(\d+)\.sending$/;
 /** The envelope block is read in pieces of this size, up to one piece beyond the largest block. */
 const HEAD_CHUNK = 64 * 1024;
 const MAX_HEAD = MAX_ENVELOPE_OCTETS + HEAD_CHUNK;
@@ -32,7 +31,7 @@ export class SpoolReader {
 
   constructor(
     dir: string,
-    readonly suffix = '.eml',
+    readonly suffix = DEFAULT_SUFFIX,
   ) {
     this.dir = path.resolve(dir);
   }
@@ -46,7 +45,7 @@ export class SpoolReader {
   list(skipped?: (name: string, what: string) => void): SpoolEntry[] {
     const out: SpoolEntry[] = [];
     for (const name of fs.readdirSync(this.dir)) {
-      if (name.startsWith('.') || !name.endsWith(this.suffix)) continue;
+      if (!isWaitingName(name, this.suffix)) continue;
       const full = path.join(this.dir, name);
       try {
         const st = fs.lstatSync(full);
@@ -61,7 +60,7 @@ export class SpoolReader {
 
   /** Claims a waiting file; null if another exporter was faster. */
   claim(name: string): ClaimedFile | null {
-    const claimed = path.join(this.dir, `.${name}.${this.host}.${process.pid}.sending`);
+    const claimed = path.join(this.dir, claimName(name, { host: this.host, pid: process.pid }));
     try {
       fs.renameSync(path.join(this.dir, name), claimed);
     } catch (err) {
@@ -73,12 +72,9 @@ export class SpoolReader {
 
   /** Puts back files claimed by exporters that died (see leftovers.ts); returns their names. */
   recoverStale(): string[] {
-    return sweepLeftovers(
-      this.dir,
-      CLAIM_RE,
-      (m) => ({ host: m[2], pid: Number(m[3]) }),
-      (full, m) => fs.renameSync(full, path.join(this.dir, m[1])),
-    ).map((entry) => CLAIM_RE.exec(entry)![1]);
+    return sweepLeftovers(this.dir, parseClaimName, (full, name) => fs.renameSync(full, path.join(this.dir, parseClaimName(name)!.name))).map(
+      (name) => parseClaimName(name)!.name,
+    );
   }
 }
 
@@ -181,7 +177,7 @@ export class ClaimedFile {
   /** Not a spool file: renamed to <name>.err, never retried. Returns the new name. */
   fail(): string {
     this.close();
-    const failed = this.name + FAILED_SUFFIX;
+    const failed = failedName(this.name);
     fs.renameSync(this.path, path.join(this.dir, failed));
     return failed;
   }

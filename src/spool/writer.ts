@@ -17,6 +17,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { hostTag, sweepLeftovers } from './leftovers';
+import { DEFAULT_SUFFIX, finalName, tempName, tempOwner } from './names';
 
 const fsp = {
   writev: promisify(fs.writev),
@@ -43,7 +44,6 @@ export interface CommittedFile {
   size: number;
 }
 
-const TEMP_RE = /^\.(.+)\.(\d+)\.(\d+)\.tmp$/;
 const MAX_IOV = 1024;
 
 /** fsync(2) of a directory, shared by every rename that happened before it started. */
@@ -114,7 +114,7 @@ export class SpoolWriter {
 
   constructor(dir: string, options: SpoolWriterOptions = {}) {
     this.dir = path.resolve(dir);
-    this.suffix = options.suffix ?? '.eml';
+    this.suffix = options.suffix ?? DEFAULT_SUFFIX;
     this.fileMode = options.fileMode ?? 0o640;
     this.bufferBytes = options.bufferBytes ?? 256 * 1024;
     this.highWaterBytes = options.highWaterBytes ?? 1024 * 1024;
@@ -138,17 +138,12 @@ export class SpoolWriter {
 
   /** Removes temp files left by crashed processes (see leftovers.ts). */
   cleanStale(): { removed: string[] } {
-    const removed = sweepLeftovers(
-      this.dir,
-      TEMP_RE,
-      (m) => ({ host: m[1], pid: Number(m[2]) }),
-      (full) => fs.unlinkSync(full),
-    );
+    const removed = sweepLeftovers(this.dir, tempOwner, (full) => fs.unlinkSync(full));
     return { removed };
   }
 
   begin(): SpoolFile {
-    const name = `.${this.host}.${process.pid}.${++this.seq}.tmp`;
+    const name = tempName({ host: this.host, pid: process.pid }, ++this.seq);
     return new SpoolFile(this, path.join(this.dir, name));
   }
 
@@ -266,7 +261,7 @@ export class SpoolFile {
       if (this.cfg.sync && !oneWrite) await fsp.fdatasync(fd);
       this.fd = null;
       fs.closeSync(fd);
-      const name = this.hash.digest('hex') + this.writer.suffix;
+      const name = finalName(this.hash.digest('hex'), this.writer.suffix);
       this.writer.rename(this.tempPath, name);
       await this.writer.syncDirectory();
       return { name, size: this.size };

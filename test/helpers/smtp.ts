@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { SMTPServer, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
-import { EXPORT_STATUS_FILE } from '../../src/admin/status';
+import { EXPORT_STATUS_FILE } from '../../src/spool/names';
 import { Program, ROOT, run } from './daemon';
 
 export const SMTP_BIN = path.join(ROOT, 'dist', 'src', 'cli', 'benno-smtp.js');

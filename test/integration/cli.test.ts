@@ -35,6 +35,7 @@ describe('benno-milter command line', () => {
     ['a relative socket path', ['-p', 'local:milter.sock'], /^benno-milter: socket path in "local:milter.sock" must be absolute$/],
     ['a bad header name', ['--sender-header', 'X Bad'], /^benno-milter: bad --sender-header "X Bad": not a header field name of at most 64 characters$/],
     ['a suffix with a slash', ['--suffix', '../x'], /^benno-milter: bad --suffix/],
+    ['the suffix of set-aside files', ['--suffix', '.err'], /^benno-milter: bad --suffix "\.err": names ending in \.err are reserved for files set aside by the exporter$/],
     ['a bad socket mode', ['--socket-mode', '999'], /^benno-milter: bad --socket-mode "999"/],
     ['a non-numeric limit', ['--max-connections', 'lots'], /^benno-milter: bad --max-connections/],
     ['an option given twice', ['-o', '/a', '-o', '/b'], /^benno-milter: --spool given more than once$/],

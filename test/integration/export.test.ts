@@ -73,7 +73,7 @@ describe('benno-milter2smtp against an SMTP double', () => {
     assert.deepEqual(seven.to, [`rcpt${i}@example.org`]);
     assert.match(r.stderr, /summary: sent=20 deferred=0 refused=0 failed=0 skipped=0 bytes=\d+ seconds=[\d.]+ to 127\.0\.0\.1:\d+/);
     assert.equal(r.stderr.split('\n').filter((l) => / sent to 127\.0\.0\.1/.test(l)).length, 20, 'one line per file');
-    const { readExportStatus } = await import('../../src/admin/status');
+    const { readExportStatus } = await import('../../src/spool/status');
     assert.deepEqual({ ...readExportStatus(spool)!, time: 't', seconds: 0 }, {
       time: 't',
       host: `127.0.0.1:${double.port}`,
@@ -688,12 +688,13 @@ describe('benno-milter2smtp on the wire (raw SMTP recorder)', () => {
       assert.deepEqual(cmds.slice(i + 1, i + 3), ['RCPT TO:<last@x.org>', 'RSET'], cmds.join(' | '));
     }
 
-    const { readExportStatus, statusReport } = await import('../../src/admin/status');
+    const { readExportStatus } = await import('../../src/spool/status');
+    const { statusReport } = await import('../../src/admin/status');
     const status = readExportStatus(spool)!;
     assert.equal(status.exitCode, 65);
     assert.equal(status.refused, 2);
     assert.deepEqual(status.refusedFiles!.map((f) => f.name).sort(), [dataRefused.name, rcptRefused.name].sort());
-    const report = statusReport(spool, '127.0.0.1');
+    const report = statusReport({ dir: spool, suffix: '.eml' }, '127.0.0.1');
     const at = report.indexOf('2 file(s) the archive host refused in the last export (kept in the spool, tried again at every run):');
     assert.ok(at >= 0, report.join('\n'));
     assert.deepEqual(report.slice(at + 1).sort(), [

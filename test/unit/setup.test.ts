@@ -10,7 +10,9 @@ import { DoctorFacts, FileFacts, diagnose } from '../../src/admin/doctor';
 import { MilterSettings, UNIT_DEFAULTS, parseOverride, skippedDaemons } from '../../src/admin/milter-settings';
 import { PostfixConfig, milterList, parsePostfixConfig } from '../../src/admin/postfix-config';
 import { SetupError, planPostfixSetup, postfixEndpoint, shellLine, univentionAllowNote, univentionCommands } from '../../src/admin/postfix-setup';
-import { EXPORT_STATUS_FILE, readExportStatus, spoolBacklog, statusReport, writeExportStatus } from '../../src/admin/status';
+import { statusReport } from '../../src/admin/status';
+import { EXPORT_STATUS_FILE } from '../../src/spool/names';
+import { readExportStatus, spoolBacklog, writeExportStatus } from '../../src/spool/status';
 import { ROOT } from '../helpers/daemon';
 import { removeTree, tempDir } from '../helpers/fs';
 
@@ -26,6 +28,7 @@ const localSettings = (extra: Partial<MilterSettings> = {}): MilterSettings => (
   socketType: UNIT_DEFAULTS.SOCKET_TYPE,
   socket: UNIT_DEFAULTS.SOCKET,
   spoolDir: UNIT_DEFAULTS.SPOOLDIR,
+  suffix: '.eml',
   milterArgs: '',
   vars: new Map(),
   ...extra,
@@ -268,12 +271,12 @@ describe('settings and status', () => {
       const backlog = spoolBacklog(dir, '.eml', now)!;
       assert.deepEqual({ ...backlog, oldestSeconds: Math.round(backlog.oldestSeconds!) }, { count: 2, bytes: 200, oldestSeconds: 7200, failed: 1 });
       writeExportStatus(dir, { time: new Date(now - 600_000).toISOString(), host: 'archive:2500', exitCode: 75, sent: 3, deferred: 2, failed: 0, seconds: 1.5 });
-      assert.deepEqual(statusReport(dir, 'archive', now), [
+      assert.deepEqual(statusReport({ dir, suffix: '.eml' }, 'archive', now), [
         `spool ${dir}: 2 file(s) waiting, 200 bytes, oldest 2.0 h`,
         '1 file(s) set aside as *.err (not spool files, or refused by the archive host under an older version): look at them; rename one back without .err to send it again',
         'last export to archive:2500: 10 min ago, exit 75, sent 3, deferred 2, refused 0, failed 0, 1.5 s',
       ]);
-      assert.equal(statusReport(dir, undefined, now).at(-1), 'BENNOHOST is not set: the milter writes into the archive inbox directly, nothing is exported');
+      assert.equal(statusReport({ dir, suffix: '.eml' }, undefined, now).at(-1), 'BENNOHOST is not set: the milter writes into the archive inbox directly, nothing is exported');
     } finally {
       removeTree(dir);
     }
@@ -286,7 +289,7 @@ describe('settings and status', () => {
       const refusedFiles = Array.from({ length: 7 }, (_, i) => ({ name: `${i}.eml`, reason: `550 5.1.1 no such user ${i}` }));
       refusedFiles[1].reason = '554 evil\x1b[2J\nforged line';
       writeExportStatus(dir, { time: new Date(now - 60_000).toISOString(), host: 'archive:2500', exitCode: 65, sent: 1, deferred: 0, refused: 9, refusedFiles, failed: 0, seconds: 0.5 });
-      assert.deepEqual(statusReport(dir, 'archive', now).slice(1), [
+      assert.deepEqual(statusReport({ dir, suffix: '.eml' }, 'archive', now).slice(1), [
         'last export to archive:2500: 60 s ago, exit 65, sent 1, deferred 0, refused 9, failed 0, 0.5 s',
         '9 file(s) the archive host refused in the last export (kept in the spool, tried again at every run):',
         '  0.eml: 550 5.1.1 no such user 0',
@@ -298,7 +301,7 @@ describe('settings and status', () => {
       ]);
       // A status file of an older version has no refused fields.
       writeExportStatus(dir, { time: new Date(now - 60_000).toISOString(), host: 'archive:2500', exitCode: 0, sent: 1, deferred: 0, failed: 0, seconds: 0.5 });
-      assert.deepEqual(statusReport(dir, 'archive', now).slice(1), ['last export to archive:2500: 60 s ago, exit 0, sent 1, deferred 0, refused 0, failed 0, 0.5 s']);
+      assert.deepEqual(statusReport({ dir, suffix: '.eml' }, 'archive', now).slice(1), ['last export to archive:2500: 60 s ago, exit 0, sent 1, deferred 0, refused 0, failed 0, 0.5 s']);
     } finally {
       removeTree(dir);
     }
