@@ -2,15 +2,15 @@
 // benno-milter: the milter daemon. Thin: parse the command line, check it,
 // hand over to the milter server, the archiver and the spool writer.
 
-import * as os from 'node:os';
 import { archiverFactory, archiverMilterOptions } from '../milter-app/archiver';
 import { MilterServer } from '../milter/server';
 import { SocketSpec, SocketSpecError, formatSocketSpec, parseSocketSpec } from '../milter/socket-spec';
 import { runDaemon } from './daemon';
 import { LOG_LEVELS, LogLevel, createLogger } from '../ops/log';
-import { EX_CANTCREAT, EX_IOERR, EX_OSERR, EX_UNAVAILABLE, EX_USAGE, Fatal } from './sysexits';
+import { EX_USAGE } from './sysexits';
+import { listenOrExit, prepareSpool } from './start';
 import { Subnet, isLoopback, parseSubnets } from '../ops/allowlist';
-import { DEFAULT_ENVELOPE_NAMES, DEFAULT_MAX_RECIPIENTS, MAX_FIELD_NAME, envelopeNamesProblem, isFieldName } from '../spool/format';
+import { DEFAULT_ENVELOPE_NAMES, DEFAULT_MAX_RECIPIENTS, MAX_FIELD_NAME, envelopeNamesProblem, gatewayNameProblem, isFieldName } from '../spool/format';
 import { DEFAULT_SPOOL_DIR, DEFAULT_SUFFIX, suffixProblem } from '../spool/names';
 import { SpoolWriter } from '../spool/writer';
 import { commandLine, fail, rejectRepeated, runMain } from './run';
@@ -44,6 +44,7 @@ interface Args {
   'sender-header': string;
   'recipient-header': string;
   'skip-daemon': string[];
+  gateway?: string;
   'socket-mode': string;
   allow: string[];
   'max-headers': number;
@@ -79,6 +80,10 @@ function parseArgs(): Args {
       array: true,
       default: [] as string[],
       describe: 'accept without archiving when the {daemon_name} macro is NAME (repeatable); for the smtpd that re-injects mail after a content filter such as Amavis',
+    })
+    .option('gateway', {
+      type: 'string',
+      describe: 'multi-import: write "X-BENNO-GW: NAME" after the envelope lines of every file, for Benno\'s container rules',
     })
     .option('socket-mode', { type: 'string', default: '0660', describe: 'mode of a unix socket (octal)' })
     .option('allow', {
@@ -119,7 +124,7 @@ const ANYONE: Subnet[] = [
 function checkArgs(a: Args): Checked {
   const usage = (m: string) => fail(PROGRAM, m, EX_USAGE);
   rejectRepeated(PROGRAM, a as unknown as Record<string, unknown>, [
-    'socket', 'spool', 'pidfile', 'suffix', 'sender-header', 'recipient-header', 'socket-mode', 'max-headers', 'max-message-size', 'max-recipients',
+    'socket', 'spool', 'pidfile', 'suffix', 'gateway', 'sender-header', 'recipient-header', 'socket-mode', 'max-headers', 'max-message-size', 'max-recipients',
     'max-connections', 'max-connections-per-client', 'timeout', 'negotiation-timeout', 'shutdown-timeout', 'log-level',
   ]);
   let socket: SocketSpec;
@@ -134,6 +139,10 @@ function checkArgs(a: Args): Checked {
   if (suffix) usage(`bad --suffix ${suffix}`);
   for (const key of ['sender-header', 'recipient-header'] as const) {
     if (!isFieldName(a[key])) usage(`bad --${key} "${a[key]}": not a header field name of at most ${MAX_FIELD_NAME} characters`);
+  }
+  if (a.gateway !== undefined) {
+    const gateway = gatewayNameProblem(a.gateway);
+    if (gateway) usage(`bad --gateway ${gateway}`);
   }
   const namesProblem = envelopeNamesProblem({ sender: a['sender-header'], recipient: a['recipient-header'] });
   if (namesProblem) usage(`bad --sender-header/--recipient-header: ${namesProblem}`);
@@ -166,22 +175,6 @@ function checkArgs(a: Args): Checked {
   return { socket, socketMode: parseInt(a['socket-mode'], 8), allow, allowAny };
 }
 
-function spoolProblem(err: NodeJS.ErrnoException, dir: string): Fatal {
-  const user = os.userInfo().username;
-  switch (err.code) {
-    case 'ENOENT':
-      return new Fatal(`spool directory ${dir} does not exist; create it (owner ${user}, mode 0750) or pass -o`, EX_CANTCREAT);
-    case 'ENOTDIR':
-      return new Fatal(`spool directory ${dir} is not a directory`, EX_CANTCREAT);
-    case 'EACCES':
-    case 'EPERM':
-    case 'EROFS':
-      return new Fatal(`cannot create files in spool directory ${dir} as user ${user} (${err.code})`, EX_CANTCREAT);
-    default:
-      return new Fatal(`spool directory ${dir}: ${err.code ?? ''} ${err.message}`, EX_IOERR);
-  }
-}
-
 async function main(): Promise<void> {
   // fsync runs on libuv's thread pool; four threads would serialise a busy MTA's messages.
   process.env.UV_THREADPOOL_SIZE ??= '16';
@@ -199,6 +192,7 @@ async function main(): Promise<void> {
       maxHeaders: args['max-headers'],
       maxMessageBytes: args['max-message-size'],
       maxRecipients: args['max-recipients'],
+      gateway: args.gateway,
       log,
     }),
     log,
@@ -213,23 +207,8 @@ async function main(): Promise<void> {
   await runDaemon(
     {
       async start() {
-        try {
-          await writer.check();
-          const { removed } = writer.cleanStale();
-          if (removed.length > 0) log.info(`removed ${removed.length} temp file(s) left by an earlier process in ${writer.dir}`);
-        } catch (err) {
-          throw spoolProblem(err as NodeJS.ErrnoException, writer.dir);
-        }
-        try {
-          await server.listen(checked.socket);
-        } catch (err) {
-          const e = err as NodeJS.ErrnoException;
-          const where = formatSocketSpec(checked.socket);
-          if (e.code === 'EADDRINUSE' || /another process/.test(e.message)) {
-            throw new Fatal(`cannot listen on ${where}: ${e.message.replace(/^listen /, '')}`, EX_UNAVAILABLE);
-          }
-          throw new Fatal(`cannot listen on ${where}: ${e.message}`, EX_OSERR);
-        }
+        await prepareSpool(writer, { noun: 'spool directory', elsewhere: 'pass -o' }, log);
+        await listenOrExit(() => server.listen(checked.socket), formatSocketSpec(checked.socket));
         const skip = args['skip-daemon'].length ? `, skipping daemon_name ${args['skip-daemon'].join(',')}` : '';
         if (checked.allowAny && checked.socket.kind === 'inet' && !isLoopback(checked.socket.host)) {
           log.warn(
@@ -237,7 +216,8 @@ async function main(): Promise<void> {
               'name the MTAs with --allow instead, or firewall the port',
           );
         }
-        return `listening on ${server.address}, spool ${writer.dir}${skip}`;
+        const gateway = args.gateway ? `, gateway ${args.gateway}` : '';
+        return `listening on ${server.address}, spool ${writer.dir}${skip}${gateway}`;
       },
       async stop() {
         await server.close(args['shutdown-timeout'] * 1000);

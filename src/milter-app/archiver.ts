@@ -5,7 +5,7 @@
 import * as C from '../milter/constants';
 import { ACCEPT, MilterReply } from '../milter/codec';
 import type { MessageHandler, MilterOptions, MilterSession } from '../milter/session';
-import { CRLF, EnvelopeBuilder, EnvelopeNames, EnvelopeProblem, HeaderGuard, ReservedNames, bareAddress, headerLine, reservedNames } from '../spool/format';
+import { CRLF, EnvelopeBuilder, EnvelopeNames, EnvelopeProblem, HeaderGuard, ReservedNames, bareAddress, gatewayLine, headerLine, reservedNames } from '../spool/format';
 import type { SpoolFile, SpoolWriter } from '../spool/writer';
 import type { Logger } from '../ops/log';
 
@@ -49,6 +49,8 @@ export interface ArchiverConfig {
   maxMessageBytes: number;
   /** Most recipients of one message. */
   maxRecipients: number;
+  /** Multi-import: the X-BENNO-GW name written after the envelope lines of every file. */
+  gateway?: string;
   log: Logger;
 }
 
@@ -58,7 +60,8 @@ export function archiverMilterOptions(timeouts: Pick<MilterOptions, 'timeoutMs' 
 
 export function archiverFactory(config: ArchiverConfig): (session: MilterSession) => MessageHandler {
   const reserved = reservedNames(config.names);
-  return (session) => new ArchiveHandler(session, config, reserved);
+  const gateway = config.gateway === undefined ? null : gatewayLine(config.gateway);
+  return (session) => new ArchiveHandler(session, config, reserved, gateway);
 }
 
 /** A limit the message passed: refused for good with this reply. */
@@ -89,6 +92,7 @@ class ArchiveHandler implements MessageHandler {
     private readonly session: MilterSession,
     private readonly config: ArchiverConfig,
     private readonly reserved: ReservedNames,
+    private readonly gateway: Buffer | null,
   ) {
     this.envelope = new EnvelopeBuilder(config.names, config.maxRecipients);
     this.guard = new HeaderGuard(reserved, false);
@@ -199,7 +203,7 @@ class ArchiveHandler implements MessageHandler {
     if (this.skippedFor !== null || this.refusal !== null) return null;
     if (!this.file) {
       this.file = this.config.writer.begin();
-      this.file.write(this.envelope.block());
+      this.file.write(this.gateway ? Buffer.concat([this.envelope.block(), this.gateway]) : this.envelope.block());
     }
     return this.file;
   }

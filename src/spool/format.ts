@@ -2,6 +2,7 @@
 //
 //   X-REAL-MAILFROM: <sender>          (null sender: <>)
 //   X-REAL-RCPTTO: <recipient>         (one line per recipient, SMTP order)
+//   X-BENNO-GW: <gateway>              (optional: multi-import, see GatewayGate)
 //   <message headers as received>
 //   <empty line>
 //   <body as received>
@@ -20,7 +21,11 @@
 // 2. A field inside the message whose name is one of ours (any case, any
 //    spacing before the colon, at any line start of the header section) is
 //    renamed with UNTRUSTED_PREFIX, its value kept (HeaderGuard). This is the
-//    only change the milter and benno-smtp make to message bytes.
+//    only change the milter and benno-smtp make to message bytes, besides
+//    the gateway line they add.
+// 3. The gateway line is ours only right after the envelope lines, written
+//    by the milter (--gateway), or kept by benno-smtp from a client it
+//    trusts. Anywhere else an X-BENNO-GW field is renamed by rule 2.
 //
 // Bounds: an address is at most MAX_ADDRESS_OCTETS as written, a field name at
 // most MAX_FIELD_NAME characters (so an envelope line stays within RFC 5322's
@@ -42,6 +47,22 @@ export const DEFAULT_ENVELOPE_NAMES: EnvelopeNames = {
 
 /** Benno's multi-import header: which gateway or tenant a message came through. */
 export const GATEWAY_NAME = 'X-BENNO-GW';
+
+/** Longest gateway name. */
+export const MAX_GATEWAY_NAME = 64;
+
+/** Why a gateway name cannot be used, or null: one token that container rules can match. */
+export function gatewayNameProblem(name: string): string | null {
+  if (name.length === 0 || name.length > MAX_GATEWAY_NAME || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) {
+    return `"${name}" is not a gateway name: 1 to ${MAX_GATEWAY_NAME} letters, digits, '.', '_' or '-', starting with a letter or digit`;
+  }
+  return null;
+}
+
+/** The gateway line that follows the envelope lines (multi-import: container rules match it). */
+export function gatewayLine(name: string): Buffer {
+  return Buffer.from(`${GATEWAY_NAME}: ${name}\r\n`, 'latin1');
+}
 
 /** Put before the name of a field in a message that carries one of our names. */
 export const UNTRUSTED_PREFIX = 'X-Untrusted-';
@@ -473,6 +494,73 @@ export class HeaderGuard {
     }
     return more ? 'more' : 'no';
   }
+}
+
+/** Longest leading gateway line benno-smtp keeps (RFC 5322's line length). */
+const MAX_GATEWAY_LINE = 1000;
+const GATEWAY_PREFIX = Buffer.from(`${GATEWAY_NAME.toLowerCase()}:`, 'latin1');
+
+/**
+ * The start of a message from a client benno-smtp trusts (rule 3): a gateway
+ * line the message starts with is kept, as our exporter sends the milter's;
+ * a message without one gets the configured one, if any, in its place.
+ * Everything else goes through the guard, which renames any other X-BENNO-GW
+ * field. Holds at most one line.
+ */
+export class GatewayGate {
+  /** Bytes of the first line not yet decided on; null once decided. */
+  private head: Buffer | null = EMPTY;
+  /** The value of the gateway line the message got (kept or added); null when none. */
+  gateway: Buffer | null = null;
+
+  constructor(
+    private readonly guard: HeaderGuard,
+    private readonly fallback: string | null,
+  ) {}
+
+  push(chunk: Buffer): Buffer {
+    if (this.head === null) return this.guard.push(chunk);
+    const head = this.head.length === 0 ? chunk : Buffer.concat([this.head, chunk]);
+    const out = this.decide(head, false);
+    if (out === null) this.head = Buffer.from(head);
+    return out ?? EMPTY;
+  }
+
+  /** Ends the header section: what is held, through the guard. */
+  end(): Buffer {
+    const head = this.head;
+    if (head === null) return this.guard.end();
+    return Buffer.concat([this.decide(head, true)!, this.guard.end()]);
+  }
+
+  /** The bytes to write once the first line is decided; null while it is not. */
+  private decide(head: Buffer, final: boolean): Buffer | null {
+    const n = Math.min(head.length, GATEWAY_PREFIX.length);
+    let same = true;
+    for (let k = 0; k < n && same; k++) same = (head[k] >= 0x41 && head[k] <= 0x5a ? head[k] | 0x20 : head[k]) === GATEWAY_PREFIX[k];
+    if (same) {
+      const lf = head.indexOf(LF);
+      if (lf >= 0 && lf < MAX_GATEWAY_LINE && n === GATEWAY_PREFIX.length) {
+        this.head = null;
+        this.gateway = Buffer.from(trimBlanks(head.subarray(GATEWAY_PREFIX.length, head[lf - 1] === CR ? lf - 1 : lf)));
+        return Buffer.concat([head.subarray(0, lf + 1), this.guard.push(head.subarray(lf + 1))]);
+      }
+      if (!final && head.length < MAX_GATEWAY_LINE) return null;
+    }
+    // No gateway line of its own (or none we keep, which the guard renames): the configured one goes first.
+    this.head = null;
+    const added = this.fallback === null ? EMPTY : gatewayLine(this.fallback);
+    if (this.fallback !== null) this.gateway = Buffer.from(this.fallback, 'latin1');
+    return Buffer.concat([added, this.guard.push(head)]);
+  }
+}
+
+function trimBlanks(b: Buffer): Buffer {
+  let from = 0;
+  let to = b.length;
+  while (from < to && isBlank(b[from])) from++;
+  while (to > from && isBlank(b[to - 1])) to--;
+  return b.subarray(from, to);
 }
 
 export interface ParsedEnvelope {

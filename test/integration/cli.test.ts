@@ -36,6 +36,7 @@ describe('benno-milter command line', () => {
     ['a bad header name', ['--sender-header', 'X Bad'], /^benno-milter: bad --sender-header "X Bad": not a header field name of at most 64 characters$/],
     ['a suffix with a slash', ['--suffix', '../x'], /^benno-milter: bad --suffix/],
     ['the suffix of set-aside files', ['--suffix', '.err'], /^benno-milter: bad --suffix "\.err": names ending in \.err are reserved for files set aside by the exporter$/],
+    ['a gateway name that is no single token', ['--gateway', 'a b'], /^benno-milter: bad --gateway "a b" is not a gateway name: 1 to 64 letters, digits, '\.', '_' or '-', starting with a letter or digit$/],
     ['a bad socket mode', ['--socket-mode', '999'], /^benno-milter: bad --socket-mode "999"/],
     ['a non-numeric limit', ['--max-connections', 'lots'], /^benno-milter: bad --max-connections/],
     ['an option given twice', ['-o', '/a', '-o', '/b'], /^benno-milter: --spool given more than once$/],

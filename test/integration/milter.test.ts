@@ -897,3 +897,29 @@ describe('benno-milter TCP exposure (issue 9)', () => {
     }
   });
 });
+
+describe('benno-milter --gateway (multi-import, issue 10)', () => {
+  it('writes "X-BENNO-GW: NAME" right after the envelope lines; a field of that name in the message is renamed', async () => {
+    const work = tempDir();
+    const socketPath = path.join(work, 'm.sock');
+    const milter = await startMilter(['-p', `unix:${socketPath}`, '-o', work, '--gateway', 'tenant-a.example']);
+    try {
+      await milter.waitForLine(/started: listening on .*, gateway tenant-a\.example/);
+      const c = await MilterClient.open({ path: socketPath });
+      const m = hostile(1, { headers: [['X-BENNO-GW', ' other-tenant'], ['Subject', ' hi']] });
+      assert.equal((await c.sendMessage(m)).type, 'accept');
+      await c.quit();
+      const file = onlyFile(work);
+      const env = parseEnvelope(file)!;
+      assert.deepEqual(env.recipients.map(String), ['rcpt1@example.org'], 'the gateway line ends the envelope block');
+      assert.equal(
+        file.toString('latin1', env.messageOffset),
+        'X-BENNO-GW: tenant-a.example\r\nX-Untrusted-X-BENNO-GW: other-tenant\r\nSubject: hi\r\n\r\nbody of message 1\r\n',
+      );
+      await milter.waitForLine(/HOSTILE1: archived .* renamed=1 /);
+    } finally {
+      await milter.stop();
+      removeTree(work);
+    }
+  });
+});

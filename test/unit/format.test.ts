@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import {
   DEFAULT_ENVELOPE_NAMES,
   EnvelopeBuilder,
+  GatewayGate,
   HeaderGuard,
   MAX_ADDRESS_OCTETS,
   ReservedNames,
@@ -10,6 +11,8 @@ import {
   bareAddress,
   envelopeBlock,
   envelopeNamesProblem,
+  gatewayLine,
+  gatewayNameProblem,
   headerLine,
   isFieldName,
   parseEnvelope,
@@ -331,5 +334,53 @@ describe('spool format: HeaderGuard', () => {
       const got = guarded(input, names, endAtEmptyLine, cuts);
       assert.equal(got.toString('latin1'), want.toString('latin1'), `${JSON.stringify(text)} cut at ${cuts} (endAtEmptyLine=${endAtEmptyLine})`);
     }
+  });
+});
+
+describe('spool format: the gateway line (multi-import)', () => {
+  const names = reservedNames(DEFAULT_ENVELOPE_NAMES);
+  /** The gate's output for input cut at each offset in turn, all of them required to agree. */
+  const gated = (input: Buffer, fallback: string | null) => {
+    const outs = new Set<string>();
+    let gateway: string | null = null;
+    let renamed = 0;
+    for (let cut = 0; cut <= input.length; cut++) {
+      const guard = new HeaderGuard(names, true);
+      const gate = new GatewayGate(guard, fallback);
+      const out = Buffer.concat([gate.push(input.subarray(0, cut)), gate.push(input.subarray(cut)), gate.end()]);
+      outs.add(out.toString('latin1'));
+      gateway = gate.gateway === null ? null : gate.gateway.toString('latin1');
+      renamed = guard.renamed;
+    }
+    assert.equal(outs.size, 1, 'the same bytes wherever the input is cut');
+    return { out: [...outs][0], gateway, renamed };
+  };
+
+  it('names are one token of letters, digits, dot, dash and underscore', () => {
+    for (const good of ['mx1', 'tenant-a.example.org', 'A_1']) assert.equal(gatewayNameProblem(good), null, good);
+    for (const bad of ['', '-x', 'a b', 'a:b', 'ä', 'x'.repeat(65), 'a\r\nX-REAL-RCPTTO: <x>']) assert.match(gatewayNameProblem(bad)!, /is not a gateway name/, bad);
+    assert.equal(gatewayLine('mx1').toString('latin1'), 'X-BENNO-GW: mx1\r\n');
+  });
+
+  it('a trusted client keeps the gateway line it starts with; a later one is renamed', () => {
+    const r = gated(b('X-BENNO-GW: mx1\r\nSubject: hi\r\nx-benno-gw: forged\r\n\r\nX-BENNO-GW: body\r\n'), 'fallback');
+    assert.equal(r.out, 'X-BENNO-GW: mx1\r\nSubject: hi\r\nX-Untrusted-x-benno-gw: forged\r\n\r\nX-BENNO-GW: body\r\n');
+    assert.equal(r.gateway, 'mx1');
+    assert.equal(r.renamed, 1);
+  });
+
+  it('a message without a gateway line gets the configured one first, or none', () => {
+    const input = b('Subject: hi\r\n\r\nbody\r\n');
+    assert.deepEqual(gated(input, 'tenant-a'), { out: 'X-BENNO-GW: tenant-a\r\nSubject: hi\r\n\r\nbody\r\n', gateway: 'tenant-a', renamed: 0 });
+    assert.deepEqual(gated(input, null), { out: 'Subject: hi\r\n\r\nbody\r\n', gateway: null, renamed: 0 });
+    assert.equal(gated(b('\r\nbody only\r\n'), 'gw').out, 'X-BENNO-GW: gw\r\n\r\nbody only\r\n');
+  });
+
+  it('a first line that only looks like one is renamed, and the configured one goes first', () => {
+    const spaced = gated(b('X-BENNO-GW : mx1\r\nSubject: hi\r\n\r\n'), 'gw');
+    assert.equal(spaced.out, 'X-BENNO-GW: gw\r\nX-Untrusted-X-BENNO-GW : mx1\r\nSubject: hi\r\n\r\n');
+    const long = `X-BENNO-GW: ${'x'.repeat(1000)}\r\n\r\n`;
+    assert.equal(gated(b(long), null).out, `X-Untrusted-${long}`);
+    assert.equal(gated(b('X-BENNO-G'), null).out, 'X-BENNO-G');
   });
 });
