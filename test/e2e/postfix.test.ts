@@ -12,9 +12,9 @@ import { Program, spoolFiles, startMilter, tempFiles } from '../helpers/daemon';
 import { mountTmpfs, removeTree, tempDir } from '../helpers/fs';
 import { Postfix, queuedAs, swaks } from '../helpers/postfix';
 import { submitRaw } from '../helpers/raw-smtp-client';
+import { b } from '../helpers/bytes';
 
 const execFileP = promisify(execFile);
-const b = (s: string) => Buffer.from(s, 'latin1');
 
 /**
  * What the milter must have written for a queued message: postcat's view with

@@ -15,8 +15,7 @@ import { Postfix, queuedAs, swaks } from '../helpers/postfix';
 import { EXPORT_BIN, freePort, inSpool, startReceiver } from '../helpers/smtp';
 import { submitRaw } from '../helpers/raw-smtp-client';
 import { parseEnvelope } from '../../src/spool/format';
-
-const b = (s: string) => Buffer.from(s, 'latin1');
+import { b } from '../helpers/bytes';
 
 /** Submits a message with nodemailer's client (which speaks SMTPUTF8 for UTF-8 addresses). */
 function submit(port: number, from: string, to: string[], message: Buffer | Readable): Promise<string> {

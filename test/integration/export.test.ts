@@ -12,8 +12,7 @@ import { eventually, run, runToEnd, sha256, spoolFiles } from '../helpers/daemon
 import { mountExt4, removeTree, tempDir } from '../helpers/fs';
 import { RawSmtpServer } from '../helpers/raw-smtp-server';
 import { EXPORT2ARCHIVE_BIN, EXPORT_BIN, SmtpDouble, freePort, inSpool, startReceiver } from '../helpers/smtp';
-
-const b = (s: string) => Buffer.from(s, 'latin1');
+import { b, u } from '../helpers/bytes';
 
 function spoolMessage(i: number, extra = ''): Buffer {
   return b(
@@ -582,8 +581,7 @@ describe('benno-smtp with STARTTLS and AUTH', () => {
 
 /** A spool file as the milter writes it: the envelope block from the format module, then the message. */
 function writeSpoolFile(dir: string, sender: string, recipients: string[], message: Buffer): { name: string; content: Buffer } {
-  const utf8 = (s: string) => Buffer.from(s, 'utf8');
-  const content = Buffer.concat([envelopeBlock(DEFAULT_ENVELOPE_NAMES, utf8(sender), recipients.map(utf8)), message]);
+  const content = Buffer.concat([envelopeBlock(DEFAULT_ENVELOPE_NAMES, u(sender), recipients.map(u)), message]);
   const name = `${sha256(content)}.eml`;
   fs.writeFileSync(path.join(dir, name), content);
   return { name, content };
@@ -624,16 +622,15 @@ describe('benno-milter2smtp on the wire (raw SMTP recorder)', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(inSpool(spool), []);
     const size = message.length;
-    const utf8 = (s: string) => Buffer.from(s, 'utf8');
     assert.deepEqual(mailAndRcpts(), [
-      utf8(`MAIL FROM:<${sender}> SIZE=${size} BODY=8BITMIME SMTPUTF8`),
-      utf8('RCPT TO:<"a b @ c"@x.org>'),
-      utf8('RCPT TO:<"<>"@x.org>'),
-      utf8('RCPT TO:<jürgen@bücher.example>'),
-      utf8('RCPT TO:<a@[IPv6:::1]>'),
-      utf8(`RCPT TO:<${long}>`),
+      u(`MAIL FROM:<${sender}> SIZE=${size} BODY=8BITMIME SMTPUTF8`),
+      u('RCPT TO:<"a b @ c"@x.org>'),
+      u('RCPT TO:<"<>"@x.org>'),
+      u('RCPT TO:<jürgen@bücher.example>'),
+      u('RCPT TO:<a@[IPv6:::1]>'),
+      u(`RCPT TO:<${long}>`),
       // As the spool file holds it: the line separator written as an escape (spool/format.ts).
-      utf8('RCPT TO:<line\\x{2028}sep@x.org>'),
+      u('RCPT TO:<line\\x{2028}sep@x.org>'),
     ]);
     assert.equal(server.messages.length, 1);
     assert.deepEqual(server.messages[0].data, file.content.subarray(file.content.indexOf('Subject:')));
@@ -642,7 +639,7 @@ describe('benno-milter2smtp on the wire (raw SMTP recorder)', () => {
     server.clear();
     writeSpoolFile(spool, sender, ['"<>"@x.org'], message);
     assert.equal((await exportTo([spool])).code, 0);
-    assert.deepEqual(mailAndRcpts(), [utf8(`MAIL FROM:<${sender}> SIZE=${size} BODY=8BITMIME`), utf8('RCPT TO:<"<>"@x.org>')]);
+    assert.deepEqual(mailAndRcpts(), [u(`MAIL FROM:<${sender}> SIZE=${size} BODY=8BITMIME`), u('RCPT TO:<"<>"@x.org>')]);
   });
 
   it('without PIPELINING, one command at a time; without ESMTP (EHLO refused), HELO and no parameters', async () => {
