@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { DEFAULT_ENVELOPE_NAMES, envelopeBlock } from '../../src/spool/format';
 import { eventually, run, runToEnd, sha256, spoolFiles } from '../helpers/daemon';
 import { mountExt4, removeTree, tempDir } from '../helpers/fs';
+import { RawSmtp } from '../helpers/raw-smtp-client';
 import { RawSmtpServer } from '../helpers/raw-smtp-server';
 import { EXPORT2ARCHIVE_BIN, EXPORT_BIN, SmtpDouble, freePort, inSpool, startReceiver } from '../helpers/smtp';
 import { b, u } from '../helpers/bytes';
@@ -338,30 +339,16 @@ describe('benno-smtp receiver', () => {
     fs.mkdirSync(inbox);
     const port = await freePort();
     const rx = await startReceiver(work, [`listen = 127.0.0.1:${port}`, `inbox = ${inbox}`]);
-    const net = await import('node:net');
     try {
-      const replies = await new Promise<string[]>((resolve, reject) => {
-        const lines: string[] = [];
-        const script = ['EHLO client.example', 'FOO bar', 'RCPT TO:<a@example.org>', 'MAIL FROM:a@example.com', 'MAIL FROM:<a@example.com>', 'RCPT TO:<>', 'DATA', 'QUIT'];
-        const s = net.connect(port, '127.0.0.1');
-        let buffer = '';
-        s.on('data', (d: Buffer) => {
-          buffer += d.toString();
-          let nl: number;
-          while ((nl = buffer.indexOf('\r\n')) >= 0) {
-            const line = buffer.slice(0, nl);
-            buffer = buffer.slice(nl + 2);
-            lines.push(line);
-            if (/^\d{3} /.test(line) && script.length > 0) s.write(`${script.shift()}\r\n`);
-          }
-        });
-        s.on('close', () => resolve(lines.filter((l) => /^\d{3} /.test(l))));
-        s.on('error', reject);
-      });
+      const script = ['EHLO client.example', 'FOO bar', 'RCPT TO:<a@example.org>', 'MAIL FROM:a@example.com', 'MAIL FROM:<a@example.com>', 'RCPT TO:<>', 'DATA', 'QUIT'];
+      const { client, greeting } = await RawSmtp.open(port);
+      const replies = [greeting];
+      for (const line of script) replies.push(await client.command(line));
+      await client.closed;
       assert.deepEqual(
-        replies.map((l) => l.slice(0, 3)),
+        replies.map((r) => String(r.code)),
         ['220', '250', '500', '503', '501', '250', '501', '503', '221'],
-        replies.join('\n'),
+        replies.map((r) => r.text).join('\n'),
       );
       assert.deepEqual(fs.readdirSync(inbox), []);
     } finally {
@@ -374,22 +361,12 @@ describe('benno-smtp receiver', () => {
     fs.mkdirSync(inbox);
     const port = await freePort();
     const rx = await startReceiver(work, [`listen = 127.0.0.1:${port}`, `inbox = ${inbox}`]);
-    const net = await import('node:net');
     try {
-      await new Promise<void>((resolve, reject) => {
-        const s = net.connect(port, '127.0.0.1');
-        let sent = false;
-        s.on('data', (d: Buffer) => {
-          const text = d.toString();
-          if (/^220 /m.test(text) && !sent) s.write('EHLO x\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n');
-          if (/^354 /m.test(text)) {
-            sent = true;
-            s.write(`Subject: cut\r\n\r\n${'y'.repeat(600_000)}\r\n`, () => s.destroy());
-          }
-        });
-        s.on('close', () => resolve());
-        s.on('error', reject);
-      });
+      const { client } = await RawSmtp.open(port);
+      for (const line of ['EHLO x', 'MAIL FROM:<a@example.com>', 'RCPT TO:<b@example.org>']) assert.equal((await client.command(line)).code, 250);
+      assert.equal((await client.command('DATA')).code, 354);
+      await client.writeAll(b(`Subject: cut\r\n\r\n${'y'.repeat(600_000)}\r\n`));
+      client.destroy();
       await rx.program.waitForLine(/client 127\.0\.0\.1: disconnected during DATA; nothing stored/);
       await eventually(() => fs.readdirSync(inbox).length === 0, 'the temp file is removed');
     } finally {
