@@ -11,10 +11,10 @@ import { parseEnvelope } from '../../src/spool/format';
 import { Program, spoolFiles, startMilter, tempFiles } from '../helpers/daemon';
 import { mountTmpfs, removeTree, tempDir } from '../helpers/fs';
 import { Postfix, queuedAs, swaks } from '../helpers/postfix';
-import { submitRaw } from '../helpers/raw-smtp-client';
+import { submit } from '../helpers/raw-smtp-client';
+import { b } from '../helpers/bytes';
 
 const execFileP = promisify(execFile);
-const b = (s: string) => Buffer.from(s, 'latin1');
 
 /**
  * What the milter must have written for a queued message: postcat's view with
@@ -101,7 +101,7 @@ describe('benno-milter behind a real Postfix', () => {
         'X-Bar: baz\nX-REAL-MAILFROM: <boss@victim.example>\r\nX-BENNO-GW: other-tenant\r\nSubject: forged\r\n\r\n' +
         'X-REAL-RCPTTO: <in the body, where no reader looks for headers>\r\n',
     );
-    const d = await submitRaw(smtpPort, b('real-sender@example.com'), [b('real@example.org')], data);
+    const d = await submit(smtpPort, b('real-sender@example.com'), [b('real@example.org')], data, { asIs: true });
     assert.ok(d.queueId, d.replies.map((r) => r.text).join('\n'));
     const file = await spoolFileFor(milter, spool, d.queueId);
     const env = parseEnvelope(file)!;
@@ -120,7 +120,7 @@ describe('benno-milter behind a real Postfix', () => {
   it('addresses Postfix accepts are archived with their bytes; what could split or disguise a line is escaped (issue 9)', async () => {
     const sender = b('"a> X-REAL-RCPTTO: <e"@x.org');
     const rcpts = [b('"a b @ c"@example.org'), Buffer.from('r\u2028x\u202e@example.org', 'utf8'), b('c\x01ontrol@example.org'), b('x'.repeat(880) + '@example.org')];
-    const d = await submitRaw(smtpPort, sender, rcpts, b('Subject: addresses\r\n\r\nbody\r\n'), ' SMTPUTF8');
+    const d = await submit(smtpPort, sender, rcpts, b('Subject: addresses\r\n\r\nbody\r\n'), { mailParams: ' SMTPUTF8', asIs: true });
     assert.ok(d.queueId, d.replies.map((r) => r.text).join('\n'));
     const file = await spoolFileFor(milter, spool, d.queueId);
     const env = parseEnvelope(file)!;
@@ -130,7 +130,7 @@ describe('benno-milter behind a real Postfix', () => {
   });
 
   it('an address over 900 bytes that Postfix accepts is refused with 554 by the milter: not accepted unarchived (issue 9)', async () => {
-    const d = await submitRaw(smtpPort, b('s@example.com'), [b('y'.repeat(1000) + '@example.org')], b('Subject: long\r\n\r\nbody\r\n'));
+    const d = await submit(smtpPort, b('s@example.com'), [b('y'.repeat(1000) + '@example.org')], b('Subject: long\r\n\r\nbody\r\n'), { asIs: true });
     assert.equal(d.queueId, undefined);
     assert.ok(d.replies.some((r) => r.text.startsWith('554 5.1.3 Message refused by the archive: an address longer than 900 bytes')), d.replies.map((r) => r.text).join('\n'));
   });

@@ -8,30 +8,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { Program, runToEnd, spoolFiles, startMilter, tempFiles } from '../helpers/daemon';
 import { removeTree, tempDir } from '../helpers/fs';
 import { Postfix, queuedAs, swaks } from '../helpers/postfix';
 import { EXPORT_BIN, freePort, inSpool, startReceiver } from '../helpers/smtp';
-import { submitRaw } from '../helpers/raw-smtp-client';
+import { submit } from '../helpers/raw-smtp-client';
 import { parseEnvelope } from '../../src/spool/format';
-
-const b = (s: string) => Buffer.from(s, 'latin1');
-
-/** Submits a message with nodemailer's client (which speaks SMTPUTF8 for UTF-8 addresses). */
-function submit(port: number, from: string, to: string[], message: Buffer | Readable): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const c = new SMTPConnection({ host: '127.0.0.1', port, ignoreTLS: true, logger: false } as SMTPConnection.Options);
-    c.once('error', reject);
-    c.connect(() =>
-      c.send({ from, to, use8BitMime: true } as SMTPConnection.Envelope, message, (err, info) => {
-        c.quit();
-        if (err) return reject(err);
-        resolve(queuedAs(String(info.response)));
-      }),
-    );
-  });
-}
+import { b } from '../helpers/bytes';
 
 /** A binary "attachment": every byte value except CR and LF, in CRLF-terminated lines. */
 function binaryBody(): Buffer {
@@ -113,14 +96,17 @@ describe('round trip: Postfix → milter spool → exporter → receiver inbox',
       '--from', 'binary@example.com', '--to', 'r@example.org',
       '--data', data('binary.eml', Buffer.concat([b('Subject: binary attachment\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n'), binaryBody()])),
     ]);
-    queued.push(await submit(smtpPort, 'jürgen@bücher.example', ['müller@straße.example', 'ascii@example.org'], b('Subject: UTF-8 addresses\r\n\r\nhallo\r\n')));
+    const utf8 = await submit(smtpPort, 'jürgen@bücher.example', ['müller@straße.example', 'ascii@example.org'], b('Subject: UTF-8 addresses\r\n\r\nhallo\r\n'), {
+      mailParams: ' BODY=8BITMIME SMTPUTF8',
+    });
+    queued.push(queuedAs(utf8.final.text));
     // 30 MB, streamed
     const line = b(`${'z'.repeat(98)}\r\n`);
     const big = Readable.from((function* () {
       yield b('Subject: thirty megabytes\r\n\r\n');
       for (let i = 0; i < 30 * 1024 * 1024 / line.length; i++) yield line;
     })());
-    queued.push(await submit(smtpPort, 'big@example.com', ['r@example.org'], big));
+    queued.push(queuedAs((await submit(smtpPort, 'big@example.com', ['r@example.org'], big, { mailParams: ' BODY=8BITMIME', timeoutMs: 120_000 })).final.text));
     // no final newline: Postfix's sendmail, which adds the line end Postfix stores
     await postfix.sendmail(['-f', 'local@example.com', 'r@example.org'], b('Subject: no final newline\n\nlast line without newline'));
     await postfix.kickPickup();
@@ -149,7 +135,7 @@ describe('round trip: Postfix → milter spool → exporter → receiver inbox',
     const data = b('X-REAL-RCPTTO: <ceo@victim.example>\r\nx-benno-gw: other\r\nSubject: hostile envelope\r\n\r\n..\r\n...\r\nbody\r\n');
     const queued: string[] = [];
     for (const [sender, rcpts] of corpus) {
-      const d = await submitRaw(smtpPort, sender, rcpts, data, ' SMTPUTF8');
+      const d = await submit(smtpPort, sender, rcpts, data, { mailParams: ' SMTPUTF8', asIs: true });
       assert.ok(d.queueId, d.replies.map((r) => r.text).join('\n'));
       queued.push(d.queueId);
     }

@@ -11,38 +11,23 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { Program, readWhole, run, sha256, spoolFiles, startMilter, tempFiles } from '../helpers/daemon';
 import { removeTree, tempDir } from '../helpers/fs';
 import { Postfix } from '../helpers/postfix';
+import { submit } from '../helpers/raw-smtp-client';
 import { EXPORT_BIN, freePort, inSpool, startReceiver } from '../helpers/smtp';
 
 const MESSAGES = Number(process.env.BENNO_CRASH_MESSAGES ?? 5000);
 
-function send(port: number, messageId: string): Promise<'accepted' | 'retry'> {
-  return new Promise((resolve) => {
-    const c = new SMTPConnection({ host: '127.0.0.1', port, ignoreTLS: true, logger: false, connectionTimeout: 10_000, socketTimeout: 30_000 } as SMTPConnection.Options);
-    let done = false;
-    const finish = (r: 'accepted' | 'retry') => {
-      if (done) return;
-      done = true;
-      c.close();
-      resolve(r);
-    };
-    c.on('error', () => finish('retry'));
-    c.connect(() => {
-      const body = `Message-ID: <${messageId}@crash.test>\r\nDate: Mon, 23 Nov 2026 12:00:00 +0000\r\nFrom: <sender@crash.test>\r\nTo: <rcpt@crash.test>\r\nSubject: ${messageId}\r\n\r\nbody of ${messageId}\r\n`;
-      c.send({ from: 'sender@crash.test', to: ['rcpt@crash.test'] } as SMTPConnection.Envelope, Buffer.from(body), (err) => {
-        if (err) {
-          const code = (err as { responseCode?: number }).responseCode ?? 0;
-          assert.ok(code === 0 || code < 500, `permanent failure for ${messageId}: ${err.message}`);
-          finish('retry');
-        } else {
-          finish('accepted');
-        }
-      });
-    });
-  });
+/** One message as an MTA sends it; 4xx and a lost connection mean "try again", 5xx fails the test. */
+async function send(port: number, messageId: string): Promise<'accepted' | 'retry'> {
+  const body = `Message-ID: <${messageId}@crash.test>\r\nDate: Mon, 23 Nov 2026 12:00:00 +0000\r\nFrom: <sender@crash.test>\r\nTo: <rcpt@crash.test>\r\nSubject: ${messageId}\r\n\r\nbody of ${messageId}\r\n`;
+  const d = await submit(port, 'sender@crash.test', ['rcpt@crash.test'], Buffer.from(body)).catch(() => null);
+  if (!d) return 'retry';
+  if (d.final.code === 250) return 'accepted';
+  const refusal = d.refusal ?? d.final;
+  assert.ok(refusal.code < 500, `permanent failure for ${messageId}: ${refusal.text}`);
+  return 'retry';
 }
 
 /** Keeps killing `current()` with SIGKILL every interval and starting it again with `restart`. */

@@ -10,34 +10,21 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { readWhole, runToEnd, sha256, spoolFiles, startMilter, tempFiles } from '../helpers/daemon';
 import { mountTmpfs, removeTree, tempDir } from '../helpers/fs';
 import { Postfix } from '../helpers/postfix';
+import { submit } from '../helpers/raw-smtp-client';
 import { EXPORT_BIN, freePort, inSpool, startReceiver } from '../helpers/smtp';
 
 const MESSAGES = 200;
 const SIZE = 40 * 1024;
 
-function send(port: number, i: number): Promise<{ ok: boolean; code: number }> {
-  return new Promise((resolve) => {
-    const c = new SMTPConnection({ host: '127.0.0.1', port, ignoreTLS: true, logger: false } as SMTPConnection.Options);
-    let done = false;
-    const finish = (ok: boolean, code = 0) => {
-      if (done) return;
-      done = true;
-      c.close();
-      resolve({ ok, code });
-    };
-    c.on('error', () => finish(false));
-    c.connect(() =>
-      c.send(
-        { from: 'full@disk.test', to: ['rcpt@disk.test'] } as SMTPConnection.Envelope,
-        Buffer.from(`Message-ID: <d${i}@disk.test>\r\nDate: Mon, 23 Nov 2026 12:00:00 +0000\r\nSubject: ${i}\r\n\r\n${'y'.repeat(SIZE)}\r\n`),
-        (err) => finish(!err, (err as { responseCode?: number } | null)?.responseCode ?? 0),
-      ),
-    );
-  });
+/** One message; ok, or the code of the refusal (0: the connection failed). */
+async function send(port: number, i: number): Promise<{ ok: boolean; code: number }> {
+  const message = Buffer.from(`Message-ID: <d${i}@disk.test>\r\nDate: Mon, 23 Nov 2026 12:00:00 +0000\r\nSubject: ${i}\r\n\r\n${'y'.repeat(SIZE)}\r\n`);
+  const d = await submit(port, 'full@disk.test', ['rcpt@disk.test'], message).catch(() => null);
+  if (!d) return { ok: false, code: 0 };
+  return d.final.code === 250 ? { ok: true, code: 0 } : { ok: false, code: (d.refusal ?? d.final).code };
 }
 
 /** Moves whole files out of dir into store, as the archive's importer does. */

@@ -1,5 +1,6 @@
-// A bare SMTP client for tests that must send exact bytes (bare CR, bytes
-// that are not UTF-8, pipelined floods) and see every reply as it comes.
+// A bare SMTP client for tests and benchmarks: exact bytes (bare CR, bytes
+// that are not UTF-8, pipelined floods), every reply as it comes, and submit(),
+// the one way a test hands a message to an SMTP server.
 
 import * as net from 'node:net';
 import * as tls from 'node:tls';
@@ -149,15 +150,24 @@ export class RawSmtp {
   }
 
   /**
-   * Sends a message after DATA's 354 (dot-stuffing is the caller's), returns
-   * the final reply. A message that ends in CRLF is stored as it is.
+   * Sends a message after DATA's 354, in one piece or as it comes from an
+   * iterable (backpressure respected), and returns the final reply. Sent as
+   * it is unless `stuff`: dot-stuffing is then done here (RFC 5321 4.5.2).
+   * A message that ends in CRLF is stored as it is; otherwise CRLF is added.
    */
-  async data(message: Buffer): Promise<Reply> {
-    const go = await this.command('DATA');
+  async data(message: Buffer | Iterable<Buffer> | AsyncIterable<Buffer>, options: { stuff?: boolean; timeoutMs?: number } = {}): Promise<Reply> {
+    const go = await this.command('DATA', options.timeoutMs);
     if (go.code !== 354) return go;
-    const crlf = message.length >= 2 && message[message.length - 2] === 0x0d && message[message.length - 1] === 0x0a;
-    this.write(Buffer.concat([message, Buffer.from(crlf ? '.\r\n' : '\r\n.\r\n')]));
-    return this.reply();
+    const stuffer = new DotStuffer();
+    let tail = Buffer.alloc(0);
+    for await (const chunk of Buffer.isBuffer(message) ? [message] : message) {
+      if (chunk.length === 0) continue;
+      tail = Buffer.concat([tail, chunk.subarray(-2)]).subarray(-2);
+      await this.writeAll(options.stuff ? stuffer.push(chunk) : chunk);
+    }
+    const crlf = tail.length === 2 && tail[0] === 0x0d && tail[1] === 0x0a;
+    this.write(crlf ? '.\r\n' : '\r\n.\r\n');
+    return this.reply(options.timeoutMs);
   }
 
   end(): void {
@@ -174,25 +184,81 @@ export function plainToken(user: string, password: string): string {
   return Buffer.from(`\0${user}\0${password}`, 'utf8').toString('base64');
 }
 
+/** Doubles a dot that starts a line, across the pieces of one message. */
+class DotStuffer {
+  private lineStart = true;
+
+  push(chunk: Buffer): Buffer {
+    const parts: Buffer[] = [];
+    let from = 0;
+    for (let i = 0; i < chunk.length; i++) {
+      if (chunk[i] === 0x2e && (i === 0 ? this.lineStart : chunk[i - 1] === 0x0a)) {
+        parts.push(chunk.subarray(from, i), DOT);
+        from = i;
+      }
+    }
+    this.lineStart = chunk[chunk.length - 1] === 0x0a;
+    if (parts.length === 0) return chunk;
+    parts.push(chunk.subarray(from));
+    return Buffer.concat(parts);
+  }
+}
+
+const DOT = Buffer.from('.');
+
 export interface Submission {
   /** Every reply, the greeting first. */
   replies: Reply[];
   /** The queue id from "250 ... queued as X", if the server said so. */
   queueId?: string;
+  /** The reply to the message: 250 when it was accepted. */
+  final: Reply;
+  /** The first reply that refused something (4xx, 5xx), if any. */
+  refusal?: Reply;
+}
+
+export interface SubmitOptions {
+  /** What follows MAIL FROM:<sender>, e.g. " SMTPUTF8" for an address that is not ASCII. */
+  mailParams?: string;
+  /** Send the message exactly as given, already dot-stuffed; by default it is dot-stuffed here. */
+  asIs?: boolean;
+  /** How long to wait for each reply (default 30 s). */
+  timeoutMs?: number;
+  /** Connect from this local address. */
+  localAddress?: string;
 }
 
 /**
- * One message with exactly these bytes (a quoted local part with "<", a raw
- * 8-bit byte) where a client library would refuse or rewrite them: EHLO,
- * MAIL FROM:<sender>, one RCPT TO:<r> each, DATA (already dot-stuffed), QUIT.
+ * The one SMTP submission of the tests and benchmarks: EHLO, MAIL
+ * FROM:<sender>, one RCPT TO:<r> each, DATA, QUIT, with exactly these
+ * address bytes (a string is UTF-8), so also where a client library would
+ * refuse or rewrite them (a quoted local part with "<", a raw 8-bit byte).
+ * Every command is sent whatever the replies before it; a refusal shows in
+ * the result, not as an error. Rejects only when the connection fails or a
+ * reply does not come in time; the connection is closed either way.
  */
-export async function submitRaw(port: number, sender: Buffer, recipients: Buffer[], data: Buffer, mailParams = ''): Promise<Submission> {
-  const { client, greeting } = await RawSmtp.open(port);
-  const angle = (verb: string, addr: Buffer, params = '') => Buffer.concat([Buffer.from(`${verb}:<`), addr, Buffer.from(`>${params}`)]);
-  const replies = [greeting, await client.command('EHLO test.invalid'), await client.command(angle('MAIL FROM', sender, mailParams))];
-  for (const r of recipients) replies.push(await client.command(angle('RCPT TO', r)));
-  replies.push(await client.data(data), await client.command('QUIT'));
-  client.end();
-  const queued = replies.map((r) => /queued as ([0-9A-Za-z]+)/.exec(r.text)).find(Boolean);
-  return { replies, queueId: queued?.[1] };
+export async function submit(
+  port: number,
+  sender: string | Buffer,
+  recipients: (string | Buffer)[],
+  message: Buffer | Iterable<Buffer> | AsyncIterable<Buffer>,
+  options: SubmitOptions = {},
+): Promise<Submission> {
+  const { timeoutMs } = options;
+  const client = await RawSmtp.connect(port, { localAddress: options.localAddress });
+  try {
+    const angle = (verb: string, addr: string | Buffer, params = '') =>
+      Buffer.concat([Buffer.from(`${verb}:<`), typeof addr === 'string' ? Buffer.from(addr, 'utf8') : addr, Buffer.from(`>${params}`)]);
+    const replies = [await client.reply(timeoutMs), await client.command('EHLO test.invalid', timeoutMs)];
+    replies.push(await client.command(angle('MAIL FROM', sender, options.mailParams), timeoutMs));
+    for (const r of recipients) replies.push(await client.command(angle('RCPT TO', r), timeoutMs));
+    const final = await client.data(message, { stuff: !options.asIs, timeoutMs });
+    replies.push(final, await client.command('QUIT', timeoutMs));
+    client.end();
+    const queued = /queued as ([0-9A-Za-z]+)/.exec(final.text);
+    return { replies, queueId: final.code === 250 ? queued?.[1] : undefined, final, refusal: replies.find((r) => r.code >= 400) };
+  } catch (err) {
+    client.destroy();
+    throw err;
+  }
 }

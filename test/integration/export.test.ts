@@ -10,10 +10,10 @@ import { after, before, describe, it } from 'node:test';
 import { DEFAULT_ENVELOPE_NAMES, envelopeBlock } from '../../src/spool/format';
 import { eventually, run, runToEnd, sha256, spoolFiles } from '../helpers/daemon';
 import { mountExt4, removeTree, tempDir } from '../helpers/fs';
+import { RawSmtp } from '../helpers/raw-smtp-client';
 import { RawSmtpServer } from '../helpers/raw-smtp-server';
 import { EXPORT2ARCHIVE_BIN, EXPORT_BIN, SmtpDouble, freePort, inSpool, startReceiver } from '../helpers/smtp';
-
-const b = (s: string) => Buffer.from(s, 'latin1');
+import { b, u } from '../helpers/bytes';
 
 function spoolMessage(i: number, extra = ''): Buffer {
   return b(
@@ -339,30 +339,16 @@ describe('benno-smtp receiver', () => {
     fs.mkdirSync(inbox);
     const port = await freePort();
     const rx = await startReceiver(work, [`listen = 127.0.0.1:${port}`, `inbox = ${inbox}`]);
-    const net = await import('node:net');
     try {
-      const replies = await new Promise<string[]>((resolve, reject) => {
-        const lines: string[] = [];
-        const script = ['EHLO client.example', 'FOO bar', 'RCPT TO:<a@example.org>', 'MAIL FROM:a@example.com', 'MAIL FROM:<a@example.com>', 'RCPT TO:<>', 'DATA', 'QUIT'];
-        const s = net.connect(port, '127.0.0.1');
-        let buffer = '';
-        s.on('data', (d: Buffer) => {
-          buffer += d.toString();
-          let nl: number;
-          while ((nl = buffer.indexOf('\r\n')) >= 0) {
-            const line = buffer.slice(0, nl);
-            buffer = buffer.slice(nl + 2);
-            lines.push(line);
-            if (/^\d{3} /.test(line) && script.length > 0) s.write(`${script.shift()}\r\n`);
-          }
-        });
-        s.on('close', () => resolve(lines.filter((l) => /^\d{3} /.test(l))));
-        s.on('error', reject);
-      });
+      const script = ['EHLO client.example', 'FOO bar', 'RCPT TO:<a@example.org>', 'MAIL FROM:a@example.com', 'MAIL FROM:<a@example.com>', 'RCPT TO:<>', 'DATA', 'QUIT'];
+      const { client, greeting } = await RawSmtp.open(port);
+      const replies = [greeting];
+      for (const line of script) replies.push(await client.command(line));
+      await client.closed;
       assert.deepEqual(
-        replies.map((l) => l.slice(0, 3)),
+        replies.map((r) => String(r.code)),
         ['220', '250', '500', '503', '501', '250', '501', '503', '221'],
-        replies.join('\n'),
+        replies.map((r) => r.text).join('\n'),
       );
       assert.deepEqual(fs.readdirSync(inbox), []);
     } finally {
@@ -375,22 +361,12 @@ describe('benno-smtp receiver', () => {
     fs.mkdirSync(inbox);
     const port = await freePort();
     const rx = await startReceiver(work, [`listen = 127.0.0.1:${port}`, `inbox = ${inbox}`]);
-    const net = await import('node:net');
     try {
-      await new Promise<void>((resolve, reject) => {
-        const s = net.connect(port, '127.0.0.1');
-        let sent = false;
-        s.on('data', (d: Buffer) => {
-          const text = d.toString();
-          if (/^220 /m.test(text) && !sent) s.write('EHLO x\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n');
-          if (/^354 /m.test(text)) {
-            sent = true;
-            s.write(`Subject: cut\r\n\r\n${'y'.repeat(600_000)}\r\n`, () => s.destroy());
-          }
-        });
-        s.on('close', () => resolve());
-        s.on('error', reject);
-      });
+      const { client } = await RawSmtp.open(port);
+      for (const line of ['EHLO x', 'MAIL FROM:<a@example.com>', 'RCPT TO:<b@example.org>']) assert.equal((await client.command(line)).code, 250);
+      assert.equal((await client.command('DATA')).code, 354);
+      await client.writeAll(b(`Subject: cut\r\n\r\n${'y'.repeat(600_000)}\r\n`));
+      client.destroy();
       await rx.program.waitForLine(/client 127\.0\.0\.1: disconnected during DATA; nothing stored/);
       await eventually(() => fs.readdirSync(inbox).length === 0, 'the temp file is removed');
     } finally {
@@ -582,8 +558,7 @@ describe('benno-smtp with STARTTLS and AUTH', () => {
 
 /** A spool file as the milter writes it: the envelope block from the format module, then the message. */
 function writeSpoolFile(dir: string, sender: string, recipients: string[], message: Buffer): { name: string; content: Buffer } {
-  const utf8 = (s: string) => Buffer.from(s, 'utf8');
-  const content = Buffer.concat([envelopeBlock(DEFAULT_ENVELOPE_NAMES, utf8(sender), recipients.map(utf8)), message]);
+  const content = Buffer.concat([envelopeBlock(DEFAULT_ENVELOPE_NAMES, u(sender), recipients.map(u)), message]);
   const name = `${sha256(content)}.eml`;
   fs.writeFileSync(path.join(dir, name), content);
   return { name, content };
@@ -624,16 +599,15 @@ describe('benno-milter2smtp on the wire (raw SMTP recorder)', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(inSpool(spool), []);
     const size = message.length;
-    const utf8 = (s: string) => Buffer.from(s, 'utf8');
     assert.deepEqual(mailAndRcpts(), [
-      utf8(`MAIL FROM:<${sender}> SIZE=${size} BODY=8BITMIME SMTPUTF8`),
-      utf8('RCPT TO:<"a b @ c"@x.org>'),
-      utf8('RCPT TO:<"<>"@x.org>'),
-      utf8('RCPT TO:<jürgen@bücher.example>'),
-      utf8('RCPT TO:<a@[IPv6:::1]>'),
-      utf8(`RCPT TO:<${long}>`),
+      u(`MAIL FROM:<${sender}> SIZE=${size} BODY=8BITMIME SMTPUTF8`),
+      u('RCPT TO:<"a b @ c"@x.org>'),
+      u('RCPT TO:<"<>"@x.org>'),
+      u('RCPT TO:<jürgen@bücher.example>'),
+      u('RCPT TO:<a@[IPv6:::1]>'),
+      u(`RCPT TO:<${long}>`),
       // As the spool file holds it: the line separator written as an escape (spool/format.ts).
-      utf8('RCPT TO:<line\\x{2028}sep@x.org>'),
+      u('RCPT TO:<line\\x{2028}sep@x.org>'),
     ]);
     assert.equal(server.messages.length, 1);
     assert.deepEqual(server.messages[0].data, file.content.subarray(file.content.indexOf('Subject:')));
@@ -642,7 +616,7 @@ describe('benno-milter2smtp on the wire (raw SMTP recorder)', () => {
     server.clear();
     writeSpoolFile(spool, sender, ['"<>"@x.org'], message);
     assert.equal((await exportTo([spool])).code, 0);
-    assert.deepEqual(mailAndRcpts(), [utf8(`MAIL FROM:<${sender}> SIZE=${size} BODY=8BITMIME`), utf8('RCPT TO:<"<>"@x.org>')]);
+    assert.deepEqual(mailAndRcpts(), [u(`MAIL FROM:<${sender}> SIZE=${size} BODY=8BITMIME`), u('RCPT TO:<"<>"@x.org>')]);
   });
 
   it('without PIPELINING, one command at a time; without ESMTP (EHLO refused), HELO and no parameters', async () => {

@@ -13,8 +13,7 @@ import { MILTER_BIN, Program, eventually, runToEnd, sha256, spoolFiles, startMil
 import { parseEnvelope } from '../../src/spool/format';
 import { freePort } from '../helpers/smtp';
 import { mountExt4, mountTmpfs, removeTree, tempDir } from '../helpers/fs';
-
-const b = (s: string) => Buffer.from(s, 'latin1');
+import { b } from '../helpers/bytes';
 
 /** The spool file a message must produce, spelled out independently of src/spool/format. */
 function expected(msg: TestMessage, sender: string, rcpts: string[]): Buffer {

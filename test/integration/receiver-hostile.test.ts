@@ -13,9 +13,8 @@ import { removeTree, tempDir } from '../helpers/fs';
 import { RawSmtp, Reply, plainToken } from '../helpers/raw-smtp-client';
 import { SMTP_BIN, freePort, startReceiver } from '../helpers/smtp';
 import { parseEnvelope } from '../../src/spool/format';
+import { b, u } from '../helpers/bytes';
 
-const b = (s: string) => Buffer.from(s, 'latin1');
-const u = (s: string) => Buffer.from(s, 'utf8');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 type Receiver = Awaited<ReturnType<typeof startReceiver>>;

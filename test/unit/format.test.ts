@@ -21,8 +21,7 @@ import {
   unsafeCharacter,
   writtenAddress,
 } from '../../src/spool/format';
-
-const b = (s: string) => Buffer.from(s, 'latin1');
+import { b } from '../helpers/bytes';
 
 describe('spool format: addresses', () => {
   const cases: [string, string][] = [

@@ -10,8 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { ConnectError, SenderOptions, SmtpConnection } from '../../src/export/smtp-client';
 import { DataEncoder, ProtocolError, ReplyParser, replyText } from '../../src/export/smtp-codec';
 import { RawSmtpServer } from '../helpers/raw-smtp-server';
-
-const b = (s: string) => Buffer.from(s, 'latin1');
+import { b } from '../helpers/bytes';
 
 /** RFC 5321 4.5.2 the obvious way: one byte at a time over the whole message. */
 function reference(message: Buffer): Buffer {
