@@ -8,7 +8,7 @@ import { Subnet, SubnetError, parseSubnets } from '../ops/allowlist';
 import { LOG_LEVELS, LogLevel } from '../ops/log';
 import { EX_CONFIG, Fatal } from '../cli/sysexits';
 import { DEFAULT_SPOOL_DIR, DEFAULT_SUFFIX, suffixProblem } from '../spool/names';
-import { DEFAULT_ENVELOPE_NAMES, DEFAULT_MAX_RECIPIENTS, EnvelopeNames, envelopeNamesProblem, isFieldName } from '../spool/format';
+import { DEFAULT_ENVELOPE_NAMES, DEFAULT_MAX_RECIPIENTS, EnvelopeNames, envelopeNamesProblem, gatewayNameProblem, isFieldName } from '../spool/format';
 
 export const DEFAULT_CONFIG_FILE = '/etc/benno-smtp/benno-smtp.conf';
 
@@ -35,6 +35,8 @@ export interface ReceiverConfig {
   /** Most recipients per message; at least the milter's --max-recipients, so that every file it writes can be sent here. */
   maxRecipients: number;
   names: EnvelopeNames;
+  /** Multi-import: the X-BENNO-GW name given to messages whose client sent none. */
+  gateway?: string;
   logLevel: LogLevel;
 }
 
@@ -130,6 +132,11 @@ const KEYS: Record<string, Setter> = {
   recipient_header: (c, v) => {
     if (!isFieldName(v)) throw new ValueError('not a header field name');
     c.names = { ...c.names, recipient: v };
+  },
+  gateway: (c, v) => {
+    const problem = gatewayNameProblem(v);
+    if (problem) throw new ValueError(problem.replace(/^"[^"]*" /, ''));
+    c.gateway = v;
   },
   log_level: (c, v) => {
     if (!(LOG_LEVELS as readonly string[]).includes(v)) throw new ValueError(`use ${LOG_LEVELS.join(', ')}`);

@@ -26,7 +26,7 @@ import type { ReceiverConfig } from './config';
 import { AllowList, plainAddress } from '../ops/allowlist';
 import { Logger } from '../ops/log';
 import { LogThrottle, heldBackNote } from '../ops/throttle';
-import { EnvelopeBuilder, EnvelopeProblem, HeaderGuard, MAX_ADDRESS_OCTETS, ReservedNames, reservedNames, unsafeCharacter, writtenAddress } from '../spool/format';
+import { EnvelopeBuilder, EnvelopeProblem, GatewayGate, HeaderGuard, MAX_ADDRESS_OCTETS, ReservedNames, reservedNames, unsafeCharacter, writtenAddress } from '../spool/format';
 import { SpoolFile, SpoolWriter } from '../spool/writer';
 import { AuthUsers } from './auth';
 import { AuthFailures, MAX_AUTH_FAILURES_PER_CONNECTION } from './auth-failures';
@@ -313,6 +313,8 @@ export class Receiver {
     tx.file = file;
     if (this.config.envelopeHeader) file.write(tx.envelope.block());
     const guard = new HeaderGuard(this.reserved, true);
+    // Every client that gets this far is trusted (allowed_clients, and AUTH where required): its leading gateway line stays.
+    const gate = new GatewayGate(guard, this.config.gateway ?? null);
     const write = (bytes: Buffer) => {
       const wait = file.write(bytes);
       if (wait) {
@@ -321,7 +323,7 @@ export class Receiver {
       }
     };
     let failed: Error | null = null;
-    stream.on('data', (chunk: Buffer) => write(guard.push(chunk)));
+    stream.on('data', (chunk: Buffer) => write(gate.push(chunk)));
     stream.on('error', (err: Error) => (failed = err));
     stream.on('end', () => {
       tx.file = undefined;
@@ -336,13 +338,16 @@ export class Receiver {
         return cb(smtpError(451, 'Message transfer failed, try again later'));
       }
       // A message without an empty line is all header section: what the guard still holds is its end.
-      file.write(guard.end());
+      file.write(gate.end());
       file.commit().then(
         (done) => {
           const ms = Number(process.hrtime.bigint() - started) / 1e6;
           // One line per message, as the milter's: renamed=N says fields carrying our names became X-Untrusted-....
           const renamed = guard.renamed > 0 ? ` renamed=${guard.renamed} (fields carrying our envelope names)` : '';
-          this.log.info(`${done.name}: stored from=<${tx.from}> rcpts=${tx.envelope.recipientCount} size=${done.size} client=${client} ms=${ms.toFixed(1)}${renamed}`);
+          const gateway = gate.gateway ? ` gateway=${gate.gateway.toString('utf8')}` : '';
+          this.log.info(
+            `${done.name}: stored from=<${tx.from}> rcpts=${tx.envelope.recipientCount} size=${done.size} client=${client} ms=${ms.toFixed(1)}${gateway}${renamed}`,
+          );
           cb(null, `Ok: stored as ${done.name}`);
         },
         (err: NodeJS.ErrnoException) => {

@@ -50,10 +50,10 @@ describe('round trip: Postfix → milter spool → exporter → receiver inbox',
   });
 
   /** Ships the spool to a fresh benno-smtp inbox and checks that every file arrived byte for byte under its name. */
-  async function exportAndCompare(inbox: string, before: Map<string, Buffer>): Promise<void> {
+  async function exportAndCompare(inbox: string, before: Map<string, Buffer>, receiverLines: string[] = []): Promise<void> {
     fs.mkdirSync(inbox);
     const port = await freePort();
-    const rx = await startReceiver(work, [`listen = 127.0.0.1:${port}`, `inbox = ${inbox}`]);
+    const rx = await startReceiver(work, [`listen = 127.0.0.1:${port}`, `inbox = ${inbox}`, ...receiverLines]);
     try {
       const r = await runToEnd(EXPORT_BIN, ['--host', '127.0.0.1', '--port', String(port), spool]);
       assert.equal(r.code, 0, r.stderr);
@@ -152,5 +152,21 @@ describe('round trip: Postfix → milter spool → exporter → receiver inbox',
     }
 
     await exportAndCompare(path.join(work, 'inbox-hostile'), before);
+  });
+
+  it("multi-import: the milter's X-BENNO-GW line reaches the inbox as written, though benno-smtp has a gateway of its own (issue 10)", async () => {
+    for (const n of spoolFiles(spool)) fs.unlinkSync(path.join(spool, n));
+    await milter.stop();
+    milter = await startMilter(['-p', `inet:${milterPort}@127.0.0.1`, '-o', spool, '--gateway', 'mx1.example']);
+    const r = await swaks(['--server', `127.0.0.1:${smtpPort}`, '--from', 'gw@example.com', '--to', 'r@example.org', '--header', 'X-BENNO-GW: forged']);
+    assert.equal(r.code, 0, r.output);
+    await milter.waitForLine(new RegExp(`${queuedAs(r.output)}: archived .* renamed=1 `), 60_000);
+    const names = spoolFiles(spool);
+    const before = new Map(names.map((n) => [n, fs.readFileSync(path.join(spool, n))]));
+    const [content] = before.values();
+    const env = parseEnvelope(content)!;
+    assert.equal(content.toString('latin1', env.messageOffset, env.messageOffset + 25), 'X-BENNO-GW: mx1.example\r\n');
+    assert.ok(content.includes(b('\r\nX-Untrusted-X-BENNO-GW: forged\r\n')), "the sender's field renamed");
+    await exportAndCompare(path.join(work, 'inbox-gateway'), before, ['gateway = archive-default']);
   });
 });

@@ -8,9 +8,9 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { spoolFiles } from '../helpers/daemon';
+import { runToEnd, spoolFiles } from '../helpers/daemon';
 import { removeTree, tempDir } from '../helpers/fs';
-import { RawSmtp, Reply, plainToken } from '../helpers/raw-smtp-client';
+import { RawSmtp, Reply, plainToken, submit } from '../helpers/raw-smtp-client';
 import { SMTP_BIN, freePort, startReceiver } from '../helpers/smtp';
 import { parseEnvelope } from '../../src/spool/format';
 import { b, u } from '../helpers/bytes';
@@ -481,5 +481,45 @@ describe('benno-smtp: AUTH', () => {
     } finally {
       await rx.program.stop();
     }
+  });
+});
+
+describe('benno-smtp: X-BENNO-GW (multi-import, issue 10)', () => {
+  const store = async (port: number, message: string) => {
+    const r = await submit(port, 'a@example.com', ['b@example.org'], b(message));
+    assert.equal(r.final.code, 250, r.final.text);
+  };
+  const ENVELOPE = 'X-REAL-MAILFROM: <a@example.com>\r\nX-REAL-RCPTTO: <b@example.org>\r\n';
+
+  it('gateway = NAME: a message without a gateway line gets one right after the envelope lines; the log names it', async () => {
+    const { rx, port, inbox } = await receiver('gw-set', ['gateway = tenant-b']);
+    try {
+      await store(port, 'Subject: hi\r\nX-BENNO-GW: forged\r\n\r\nbody\r\n');
+      assert.equal(stored(inbox).toString('latin1'), `${ENVELOPE}X-BENNO-GW: tenant-b\r\nSubject: hi\r\nX-Untrusted-X-BENNO-GW: forged\r\n\r\nbody\r\n`);
+      await rx.program.waitForLine(/stored from=<a@example\.com> rcpts=1 .* gateway=tenant-b renamed=1 /);
+    } finally {
+      await rx.program.stop();
+    }
+  });
+
+  it('a trusted client keeps the gateway line its message starts with, with or without gateway = NAME', async () => {
+    for (const lines of [['gateway = tenant-b'], []]) {
+      const { rx, port, inbox } = await receiver(`gw-keep-${lines.length}`, lines);
+      try {
+        await store(port, 'X-BENNO-GW: mx1.example\r\nSubject: hi\r\n\r\nbody\r\n');
+        assert.equal(stored(inbox).toString('latin1'), `${ENVELOPE}X-BENNO-GW: mx1.example\r\nSubject: hi\r\n\r\nbody\r\n`);
+        await rx.program.waitForLine(/stored from=<a@example\.com> rcpts=1 .* gateway=mx1\.example/);
+      } finally {
+        await rx.program.stop();
+      }
+    }
+  });
+
+  it('a bad gateway name stops benno-smtp at start with the line (exit 78)', async () => {
+    const conf = path.join(work, 'gw-bad.conf');
+    fs.writeFileSync(conf, 'listen = 127.0.0.1:1\ngateway = a b\n');
+    const r = await runToEnd(SMTP_BIN, ['-c', conf, '--check']);
+    assert.equal(r.code, 78);
+    assert.equal(r.stderr.trim(), `benno-smtp: ${conf}, line 2: bad gateway "a b": is not a gateway name: 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit`);
   });
 });
