@@ -140,6 +140,15 @@ export function macroName(name: string): string {
   return name.length > 2 && name.startsWith('{') && name.endsWith('}') ? name.slice(1, -1) : name;
 }
 
+/** Commands that carry nothing: one object each, shared by every decode. */
+const BARE_COMMANDS = new Map<number, Readonly<MilterCommand>>([
+  [C.SMFIC_DATA, { type: 'data' }],
+  [C.SMFIC_EOH, { type: 'eoh' }],
+  [C.SMFIC_ABORT, { type: 'abort' }],
+  [C.SMFIC_QUIT, { type: 'quit' }],
+  [C.SMFIC_QUIT_NC, { type: 'quit_nc' }],
+]);
+
 export function decodeCommand(packet: Packet): MilterCommand {
   const { cmd, data } = packet;
   const what = C.commandName(cmd);
@@ -196,18 +205,11 @@ export function decodeCommand(packet: Packet): MilterCommand {
       return { type: 'eom', chunk: data };
     case C.SMFIC_UNKNOWN:
       return { type: 'unknown', command: data.length > 0 && data[data.length - 1] === 0 ? data.subarray(0, -1) : data };
-    case C.SMFIC_DATA:
-      return { type: 'data' };
-    case C.SMFIC_EOH:
-      return { type: 'eoh' };
-    case C.SMFIC_ABORT:
-      return { type: 'abort' };
-    case C.SMFIC_QUIT:
-      return { type: 'quit' };
-    case C.SMFIC_QUIT_NC:
-      return { type: 'quit_nc' };
-    default:
+    default: {
+      const bare = BARE_COMMANDS.get(cmd);
+      if (bare) return bare;
       throw new MilterProtocolError(`unknown ${what}`);
+    }
   }
 }
 
@@ -305,6 +307,11 @@ const REPLY_CMD: Record<Exclude<MilterReply['type'], 'replycode'>, number> = {
   discard: C.SMFIR_DISCARD,
 };
 
+/** The replies that carry nothing, by command byte, for the MTA side. */
+const BARE_REPLIES = new Map<number, MilterReply>(
+  (Object.entries(REPLY_CMD) as [Exclude<MilterReply['type'], 'replycode'>, number][]).map(([type, cmd]) => [cmd, { type }]),
+);
+
 const FIXED_REPLIES = new Map<number, Buffer>(
   Object.values(REPLY_CMD).map((cmd) => [cmd, encodePacket(cmd)]),
 );
@@ -331,21 +338,11 @@ export function decodeReply(packet: Packet):
       if (c.type !== 'optneg') throw new MilterProtocolError('bad SMFIR_OPTNEG');
       return c;
     }
-    case C.SMFIR_CONTINUE:
-      return CONTINUE;
-    case C.SMFIR_ACCEPT:
-      return ACCEPT;
-    case C.SMFIR_TEMPFAIL:
-      return TEMPFAIL;
-    case C.SMFIR_REJECT:
-      return { type: 'reject' };
-    case C.SMFIR_DISCARD:
-      return { type: 'discard' };
     case C.SMFIR_PROGRESS:
       return { type: 'progress' };
     case C.SMFIR_REPLYCODE:
       return { type: 'replycode', text: splitStrings(packet.data, 'SMFIR_REPLYCODE')[0].toString('latin1') };
     default:
-      return { type: 'other', cmd: packet.cmd, data: packet.data };
+      return BARE_REPLIES.get(packet.cmd) ?? { type: 'other', cmd: packet.cmd, data: packet.data };
   }
 }

@@ -91,11 +91,11 @@ export const SMFIM_DATA = 4;
 export const SMFIM_EOM = 5;
 export const SMFIM_EOH = 6;
 
-/** Address families in SMFIC_CONNECT. */
-export const SMFIA_UNKNOWN = 0x55; // 'U'
-export const SMFIA_UNIX = 0x4c; // 'L'
-export const SMFIA_INET = 0x34; // '4'
-export const SMFIA_INET6 = 0x36; // '6'
+/** Address families in SMFIC_CONNECT, characters in mfdef.h as here. */
+export const SMFIA_UNKNOWN = 'U'.charCodeAt(0);
+export const SMFIA_UNIX = 'L'.charCodeAt(0);
+export const SMFIA_INET = '4'.charCodeAt(0);
+export const SMFIA_INET6 = '6'.charCodeAt(0);
 
 /** Largest body chunk Postfix sends (libmilter's MILTER_CHUNK_SIZE is one less). */
 export const MILTER_CHUNK_SIZE = 65536;
