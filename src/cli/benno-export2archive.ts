@@ -5,7 +5,7 @@
 
 import * as fs from 'node:fs';
 import { DefaultFileError, readDefaultFile } from '../ops/default-file';
-import { exportRun, runExport } from '../export/run';
+import { exportRun, runExport } from './export-run';
 import { RawExportSettings, checkExportSettings } from '../export/settings';
 import { ExportWatcher } from '../export/watch';
 import { runDaemon } from './daemon';

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // benno-milter2smtp: ship spool files to the archive host over SMTP.
 
-import { runExport } from '../export/run';
+import { runExport } from './export-run';
 import { RawExportSettings, checkExportSettings } from '../export/settings';
 import { LOG_LEVELS, LogLevel, createLogger } from '../ops/log';
 import { EX_USAGE } from './sysexits';
