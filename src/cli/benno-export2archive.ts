@@ -5,8 +5,8 @@
 
 import * as fs from 'node:fs';
 import { DefaultFileError, readDefaultFile } from '../ops/default-file';
-import { exportRun, runExport } from './export-run';
-import { RawExportSettings, checkExportSettings } from '../export/settings';
+import { exportRun, exportSettings, runExport } from './export-run';
+import { RawExportSettings } from '../export/settings';
 import { ExportWatcher } from '../export/watch';
 import { runDaemon } from './daemon';
 import { LOG_LEVELS, LogLevel, createLogger } from '../ops/log';
@@ -68,7 +68,7 @@ async function main(): Promise<void> {
   if (!host) return; // no separate archive host: the milter writes straight into Benno's inbox
 
   const raw = Object.fromEntries(Object.entries(VARIABLES).map(([key, variable]) => [key, vars.get(variable) || undefined])) as unknown as RawExportSettings;
-  const settings = checkExportSettings({ ...raw, host }, EX_CONFIG, (key) => `${VARIABLES[key]} in ${a.config}`);
+  const settings = exportSettings({ ...raw, host }, (key) => `${VARIABLES[key]} in ${a.config}`, EX_CONFIG);
   const spoolDir = vars.get('SPOOLDIR') || DEFAULT_SPOOL_DIR;
   const log = createLogger({ program: PROGRAM, level: a['log-level'] as LogLevel });
   for (const warning of settings.warnings) log.warn(warning);

@@ -1,9 +1,21 @@
-// What benno-milter2smtp and benno-export2archive share: one export run with
-// a progress bar on a terminal, its record and summary line, and the exit code.
+// What benno-milter2smtp and benno-export2archive share: their settings
+// checked, one export run with a progress bar on a terminal, its record and
+// summary line, and the exit code.
 
 import { ExportConfig, ExportSummary, InputError, exportSpool } from '../export/exporter';
 import { logSummary, recordStatus } from '../export/record';
+import { ExportSettings, RawExportSettings, SettingsError, checkExportSettings } from '../export/settings';
 import { EX_DATAERR, EX_NOINPUT, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE, Fatal } from './sysexits';
+
+/** checkExportSettings, a bad setting ending the program with exitCode (64 for an option, 78 for the default file). */
+export function exportSettings(raw: RawExportSettings, nameOf: (key: keyof RawExportSettings) => string, exitCode: number): ExportSettings {
+  try {
+    return checkExportSettings(raw, nameOf);
+  } catch (err) {
+    if (err instanceof SettingsError) throw new Fatal(err.message, exitCode);
+    throw err;
+  }
+}
 
 export type RunConfig = Omit<ExportConfig, 'progress' | 'quietSuccess'>;
 
