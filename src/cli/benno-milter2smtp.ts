@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // benno-milter2smtp: ship spool files to the archive host over SMTP.
 
-import { runExport } from '../export/run';
-import { RawExportSettings, checkExportSettings } from '../export/settings';
+import { exportSettings, runExport } from './export-run';
+import { RawExportSettings } from '../export/settings';
 import { LOG_LEVELS, LogLevel, createLogger } from '../ops/log';
 import { EX_USAGE } from './sysexits';
 import { DEFAULT_ENVELOPE_NAMES } from '../spool/format';
@@ -68,7 +68,7 @@ async function main(): Promise<void> {
   const paths = a._.map(String);
   if (paths.length === 0) fail(PROGRAM, 'no PATH given: name spool directories or files (try --help)', EX_USAGE);
   rejectRepeated(PROGRAM, a, [...Object.values(KEYS).map((flag) => flag.slice(2)), 'log-level']);
-  const settings = checkExportSettings(
+  const settings = exportSettings(
     {
       host: a.host,
       port: a.port,
@@ -84,8 +84,8 @@ async function main(): Promise<void> {
       senderHeader: a['sender-header'],
       recipientHeader: a['recipient-header'],
     },
-    EX_USAGE,
     (key) => KEYS[key],
+    EX_USAGE,
   );
   const log = createLogger({ program: PROGRAM, level: a['log-level'] as LogLevel });
   for (const warning of settings.warnings) log.warn(warning);

@@ -15,7 +15,7 @@ import { Logger } from '../ops/log';
 import { EnvelopeNames, writtenAddress } from '../spool/format';
 import { isDotName } from '../spool/names';
 import type { RefusedFile } from '../spool/status';
-import { ClaimedFile, SpoolReader, fileKind } from '../spool/reader';
+import { ClaimedFile, EnvelopeRead, FileEnvelope, SpoolReader, fileKind } from '../spool/reader';
 import { ConnectError, SendOutcome, SenderOptions, SmtpConnection } from './smtp-client';
 
 export interface ExportConfig extends SenderOptions {
@@ -112,129 +112,192 @@ const KEPT = 'kept in the spool and tried again at every run; fix the cause on t
 
 export async function exportSpool(config: ExportConfig): Promise<ExportSummary> {
   const started = process.hrtime.bigint();
-  const { log } = config;
-  const items = collect(config.paths, config.suffix, log);
-  const summary: ExportSummary = {
-    total: items.length,
-    sent: 0,
-    deferred: 0,
-    refused: 0,
-    refusedFiles: [],
-    failed: 0,
-    skipped: 0,
-    bytes: 0,
-    seconds: 0,
-    serverRefused: false,
-    handled: items.map((i) => i.name),
-  };
-  const target = `${config.host}:${config.port}`;
-  let next = 0;
-  let stop = false;
-  let finished = 0;
-  const tick = () => config.progress?.(++finished, items.length);
+  const run = new ExportRun(config, collect(config.paths, config.suffix, config.log));
+  await run.sendAll();
+  return run.summarize(Number(process.hrtime.bigint() - started) / 1e9);
+}
 
-  const refuse = (claimed: ClaimedFile, reason: string, line: string) => {
-    claimed.release();
-    summary.refused++;
-    if (summary.refusedFiles.length < MAX_NAMED_REFUSALS) summary.refusedFiles.push({ name: claimed.name, reason });
-    log.error(line);
-  };
+/** A file claimed and read, ready to go out. */
+interface Ready {
+  claimed: ClaimedFile;
+  envelope: FileEnvelope;
+}
 
-  const finish = (claimed: ClaimedFile, outcome: SendOutcome, size: number, rcpts: number, ms: number) => {
-    const name = claimed.name;
-    // Replies may come in several lines; one log line is easier to read and to grep.
-    const response = outcome.response.replace(/\s+/g, ' ').trim();
-    switch (outcome.kind) {
-      case 'sent': {
-        claimed.done();
-        summary.sent++;
-        summary.bytes += size;
-        const line = `${name}: sent to ${target} rcpts=${rcpts} size=${size} ms=${ms.toFixed(1)} (${response})`;
-        if (config.quietSuccess) log.debug(line);
-        else log.info(line);
-        return;
-      }
-      case 'deferred':
-      case 'lost':
-        claimed.release();
-        summary.deferred++;
-        log.warn(`${name}: deferred by ${target}: ${response}; kept for the next run`);
-        return;
-      case 'refused':
-        claimed.release();
-        summary.deferred++;
-        summary.serverRefused = true;
-        stop = true;
-        log.error(`${target} refuses us: ${response}; files stay in the spool; check the AUTH settings (--user, --password-file)`);
-        return;
-      case 'rejected':
-        refuse(claimed, response, `${name}: refused by ${target}: ${response}; ${KEPT}`);
-        return;
-      case 'cannot-carry':
-        refuse(claimed, response, `${name}: cannot be sent to ${target}: ${response}; ${KEPT}`);
-        return;
-    }
-  };
+/** What a sent file's log line tells. */
+interface Delivery {
+  size: number;
+  rcpts: number;
+  ms: number;
+}
 
-  const worker = async () => {
+/**
+ * One run over a work list, shared by its connections: each takes the next
+ * file as it becomes free, so a slow file holds up only its own connection.
+ * A server that refuses us or cannot be reached stops them all.
+ */
+class ExportRun {
+  private next = 0;
+  private stopped = false;
+  private finished = 0;
+  private readonly summary: ExportSummary;
+  private readonly target: string;
+
+  constructor(
+    private readonly config: ExportConfig,
+    private readonly items: WorkItem[],
+  ) {
+    this.target = `${config.host}:${config.port}`;
+    this.summary = {
+      total: items.length,
+      sent: 0,
+      deferred: 0,
+      refused: 0,
+      refusedFiles: [],
+      failed: 0,
+      skipped: 0,
+      bytes: 0,
+      seconds: 0,
+      serverRefused: false,
+      handled: items.map((i) => i.name),
+    };
+  }
+
+  async sendAll(): Promise<void> {
+    if (this.items.length === 0) return;
+    const workers = Math.max(1, Math.min(this.config.connections, this.items.length));
+    await Promise.all(Array.from({ length: workers }, () => this.worker()));
+  }
+
+  summarize(seconds: number): ExportSummary {
+    const s = this.summary;
+    // Files never tried (the server went away) wait for the next run too.
+    s.deferred += this.items.length - s.sent - s.deferred - s.refused - s.failed - s.skipped;
+    s.seconds = seconds;
+    return s;
+  }
+
+  private take(): WorkItem | undefined {
+    return !this.stopped && this.next < this.items.length ? this.items[this.next++] : undefined;
+  }
+
+  private tick(): void {
+    this.config.progress?.(++this.finished, this.items.length);
+  }
+
+  /** One connection's share of the work. */
+  private async worker(): Promise<void> {
     let conn: SmtpConnection | null = null;
     try {
-      while (!stop && next < items.length) {
-        const item = items[next++];
-        const claimed = item.reader.claim(item.name);
-        if (!claimed) {
-          summary.skipped++;
-          tick();
-          continue;
+      for (let item = this.take(); item; item = this.take()) {
+        const ready = this.prepare(item);
+        if (ready) {
+          conn = await this.connection(conn, ready.claimed);
+          if (!conn) break;
+          await this.send(conn, ready);
         }
-        let read: ReturnType<ClaimedFile['readEnvelope']>;
-        try {
-          read = claimed.readEnvelope(config.names);
-        } catch (err) {
-          claimed.release();
-          summary.deferred++;
-          log.error(`${claimed.name}: cannot be read: ${(err as Error).message}; kept for the next run`);
-          tick();
-          continue;
-        }
-        if (!read.ok) {
-          log.error(`${claimed.name}: ${read.why}; renamed to ${claimed.fail()}, not retried`);
-          summary.failed++;
-          tick();
-          continue;
-        }
-        const env = read.envelope;
-        if (!conn || !conn.usable) {
-          conn?.close();
-          conn = null;
-          try {
-            conn = await SmtpConnection.open(config);
-          } catch (err) {
-            claimed.release();
-            stop = true;
-            summary.serverRefused ||= err instanceof ConnectError && err.permanent;
-            log.error(`cannot deliver to ${target}: ${(err as Error).message}; files stay in the spool for the next run`);
-            break;
-          }
-        }
-        const size = env.size - env.messageOffset;
-        const t0 = process.hrtime.bigint();
-        // Files written by current versions are unchanged by this; older ones get the escapes they lacked.
-        const envelope = { from: writtenAddress(env.sender), to: env.recipients.map(writtenAddress), size };
-        const outcome = await conn.send(envelope, claimed.stream(env.messageOffset));
-        finish(claimed, outcome, size, envelope.to.length, Number(process.hrtime.bigint() - t0) / 1e6);
-        tick();
+        this.tick();
       }
     } finally {
       conn?.close();
     }
-  };
-
-  if (items.length > 0) {
-    await Promise.all(Array.from({ length: Math.max(1, Math.min(config.connections, items.length)) }, worker));
   }
-  // Files never tried (the server went away) wait for the next run too.
-  summary.deferred += items.length - summary.sent - summary.deferred - summary.refused - summary.failed - summary.skipped;
-  summary.seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  return summary;
+
+  /** Claims the file and reads its envelope; null when it does not go out in this run (counted and logged here). */
+  private prepare(item: WorkItem): Ready | null {
+    const claimed = item.reader.claim(item.name);
+    if (!claimed) {
+      this.summary.skipped++;
+      return null;
+    }
+    let read: EnvelopeRead;
+    try {
+      read = claimed.readEnvelope(this.config.names);
+    } catch (err) {
+      claimed.release();
+      this.summary.deferred++;
+      this.config.log.error(`${claimed.name}: cannot be read: ${(err as Error).message}; kept for the next run`);
+      return null;
+    }
+    if (!read.ok) {
+      this.config.log.error(`${claimed.name}: ${read.why}; renamed to ${claimed.fail()}, not retried`);
+      this.summary.failed++;
+      return null;
+    }
+    return { claimed, envelope: read.envelope };
+  }
+
+  /** The worker's connection, opened anew when the last one went away; null when the server cannot be had, which stops the run. */
+  private async connection(conn: SmtpConnection | null, claimed: ClaimedFile): Promise<SmtpConnection | null> {
+    if (conn?.usable) return conn;
+    conn?.close();
+    try {
+      return await SmtpConnection.open(this.config);
+    } catch (err) {
+      claimed.release();
+      this.stopped = true;
+      this.summary.serverRefused ||= err instanceof ConnectError && err.permanent;
+      this.config.log.error(`cannot deliver to ${this.target}: ${(err as Error).message}; files stay in the spool for the next run`);
+      return null;
+    }
+  }
+
+  private async send(conn: SmtpConnection, { claimed, envelope: env }: Ready): Promise<void> {
+    const size = env.size - env.messageOffset;
+    const t0 = process.hrtime.bigint();
+    // Files written by current versions are unchanged by this; older ones get the escapes they lacked.
+    const envelope = { from: writtenAddress(env.sender), to: env.recipients.map(writtenAddress), size };
+    const outcome = await conn.send(envelope, claimed.stream(env.messageOffset));
+    this.settle(claimed, outcome, { size, rcpts: envelope.to.length, ms: Number(process.hrtime.bigint() - t0) / 1e6 });
+  }
+
+  /** What the server's answer means for the file and for the run. */
+  private settle(claimed: ClaimedFile, outcome: SendOutcome, delivery: Delivery): void {
+    // Replies may come in several lines; one log line is easier to read and to grep.
+    const response = outcome.response.replace(/\s+/g, ' ').trim();
+    switch (outcome.kind) {
+      case 'sent':
+        return this.sent(claimed, response, delivery);
+      case 'deferred':
+      case 'lost':
+        return this.defer(claimed, response);
+      case 'refused':
+        return this.refusesUs(claimed, response);
+      case 'rejected':
+        return this.refuse(claimed, response, `${claimed.name}: refused by ${this.target}: ${response}; ${KEPT}`);
+      case 'cannot-carry':
+        return this.refuse(claimed, response, `${claimed.name}: cannot be sent to ${this.target}: ${response}; ${KEPT}`);
+    }
+  }
+
+  private sent(claimed: ClaimedFile, response: string, { size, rcpts, ms }: Delivery): void {
+    claimed.done();
+    this.summary.sent++;
+    this.summary.bytes += size;
+    const line = `${claimed.name}: sent to ${this.target} rcpts=${rcpts} size=${size} ms=${ms.toFixed(1)} (${response})`;
+    if (this.config.quietSuccess) this.config.log.debug(line);
+    else this.config.log.info(line);
+  }
+
+  private defer(claimed: ClaimedFile, response: string): void {
+    claimed.release();
+    this.summary.deferred++;
+    this.config.log.warn(`${claimed.name}: deferred by ${this.target}: ${response}; kept for the next run`);
+  }
+
+  /** The server will take nothing from us (AUTH refused, say): no use trying the other files. */
+  private refusesUs(claimed: ClaimedFile, response: string): void {
+    claimed.release();
+    this.summary.deferred++;
+    this.summary.serverRefused = true;
+    this.stopped = true;
+    this.config.log.error(`${this.target} refuses us: ${response}; files stay in the spool; check the AUTH settings (--user, --password-file)`);
+  }
+
+  /** The file stays and is tried again at every run, named in the summary while there is room. */
+  private refuse(claimed: ClaimedFile, reason: string, line: string): void {
+    claimed.release();
+    this.summary.refused++;
+    if (this.summary.refusedFiles.length < MAX_NAMED_REFUSALS) this.summary.refusedFiles.push({ name: claimed.name, reason });
+    this.config.log.error(line);
+  }
 }

@@ -3,12 +3,16 @@
 // needs. Secrets are read from files, never taken from the command line.
 
 import * as fs from 'node:fs';
-import { Fatal } from '../cli/sysexits';
 import { DEFAULT_ENVELOPE_NAMES, EnvelopeNames, envelopeNamesProblem, isFieldName } from '../spool/format';
 import { DEFAULT_SUFFIX, suffixProblem } from '../spool/names';
 import type { SenderOptions, StartTls } from './smtp-client';
 
 export const DEFAULT_PORT = 2500;
+
+/** A bad setting, named as the program received it; each program has its own exit code for it. */
+export class SettingsError extends Error {
+  override name = 'SettingsError';
+}
 
 export interface RawExportSettings {
   host: string;
@@ -36,13 +40,13 @@ export interface ExportSettings extends SenderOptions {
 }
 
 /**
- * Checks every value; a bad one is a Fatal naming it (where: "--port",
+ * Checks every value; a bad one is a SettingsError naming it (where: "--port",
  * "BENNOPORT in /etc/default/benno-milter"). Logs nothing: what deserves a
  * warning is returned in warnings.
  */
-export function checkExportSettings(raw: RawExportSettings, exitCode: number, nameOf: (key: keyof RawExportSettings) => string): ExportSettings {
+export function checkExportSettings(raw: RawExportSettings, nameOf: (key: keyof RawExportSettings) => string): ExportSettings {
   const bad = (key: keyof RawExportSettings, why: string): never => {
-    throw new Fatal(`bad ${nameOf(key)}: ${why}`, exitCode);
+    throw new SettingsError(`bad ${nameOf(key)}: ${why}`);
   };
   const int = (key: keyof RawExportSettings, value: string | number | undefined, fallback: number, min: number, max: number) => {
     if (value === undefined || value === '') return fallback;
