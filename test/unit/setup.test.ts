@@ -182,6 +182,18 @@ describe('doctor', () => {
     assert.match(found[0].fix, /unix:\/var\/spool\/postfix\/benno-milter\/benno-milter\.sock/);
   });
 
+  it('services that pass benno-milter: the findings of each stand together, service after service', () => {
+    const two = recorded('debian', (main, M, P) => [
+      main.replace(/unix:\/benno-milter/g, 'unix:/var/spool/postfix/benno-milter').replace('milter_default_action = tempfail', 'milter_default_action = accept'),
+      `${M}submission inet  n       -       y       -       -       smtpd\n`,
+      `${P}submission/inet/milter_default_action = reject\n`,
+    ]);
+    assert.deepEqual(
+      problems(facts(two, localSettings())).map((p) => p.replace(/: when .*|, so .*/, '')),
+      ['error: service smtp runs chrooted', 'error: milter_default_action is accept for smtp', 'error: service submission runs chrooted', 'error: milter_default_action is reject for submission'],
+    );
+  });
+
   it('milter_default_action not tempfail', () => {
     const accept = recorded('debian', (main, M, P) => [main.replace('milter_default_action = tempfail', 'milter_default_action = accept'), M, P]);
     assert.deepEqual(problems(facts(accept, localSettings())), [
