@@ -9,9 +9,9 @@ import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { printable } from '../ops/text';
 import { MasterService, PostfixConfig, milterList, serviceValue, smtpdServices, mainValue } from './postfix-config';
-import { MilterSettings, milterOptionValues, skippedDaemons } from './milter-settings';
+import { MilterSettings, milterOptionValues, milterSocketText, skippedDaemons } from './milter-settings';
 import { isLoopback } from '../ops/allowlist';
-import { parseSocketSpec } from '../milter/socket-spec';
+import { SocketSpec, SocketSpecError, parsePostfixEndpoint, parseSocketSpec } from '../milter/socket-spec';
 import { chrooted, postfixEndpoint, SetupError } from './postfix-setup';
 import { ExportStatus, readExportStatus, spoolBacklog } from '../spool/status';
 
@@ -53,13 +53,22 @@ function reinjection(s: MasterService): boolean {
   return s.overrides.get('content_filter') === '';
 }
 
-function isOurs(endpoint: string, settings: MilterSettings): boolean {
-  if (settings.socketType === 'inet' || settings.socketType === 'inet6') {
-    const port = /^(\d+)/.exec(settings.socket)?.[1];
-    return endpoint.startsWith('inet') && port !== undefined && endpoint.endsWith(`:${port}`);
+/**
+ * Whether an entry of a milter list names our socket. TCP matches on the
+ * port, whatever host Postfix connects to; a unix path on its last two
+ * components, so that a path written for the other side of a chroot still
+ * counts as ours and the chroot rules can name the mismatch.
+ */
+function isOurs(entry: string, socket: SocketSpec | null): boolean {
+  let e: SocketSpec;
+  try {
+    e = parsePostfixEndpoint(entry);
+  } catch (err) {
+    if (err instanceof SocketSpecError) return false;
+    throw err;
   }
-  const base = settings.socket.split('/').slice(-2).join('/');
-  return endpoint.includes(base);
+  if (socket?.kind === 'inet') return e.kind === 'inet' && e.port === socket.port;
+  return socket?.kind === 'unix' && e.kind === 'unix' && e.path.includes(socket.path.split('/').slice(-2).join('/'));
 }
 
 function canAccess(f: FileFacts, who: { uid: number; groups: number[] }, bits: { r?: boolean; w?: boolean; x?: boolean }): boolean {
@@ -91,6 +100,10 @@ interface Context {
   settings: MilterSettings;
   /** null when postconf did not answer: the Postfix rules are skipped. */
   postfix: PostfixView | null;
+  /** The milter's socket; null when it cannot read SOCKET_TYPE and SOCKET. */
+  socket: SocketSpec | null;
+  /** Why the milter cannot read them. */
+  socketProblem: string | null;
   /** The milter's unix socket; null when it listens on TCP. */
   socketPath: string | null;
   /** User benno with all of its groups; null when there is no such user. */
@@ -101,11 +114,11 @@ interface Context {
   postfixGroup: { uid: number; groups: number[] } | null;
 }
 
-function postfixView(config: PostfixConfig, settings: MilterSettings): PostfixView {
+function postfixView(config: PostfixConfig, settings: MilterSettings, socket: SocketSpec | null): PostfixView {
   const queue = mainValue(config, 'queue_directory') || '/var/spool/postfix';
   const smtpds = smtpdServices(config);
   const publicServices = smtpds.filter((s) => !reinjection(s));
-  const oursIn = (s: MasterService) => milterList(serviceValue(config, s, 'smtpd_milters')).find((e) => isOurs(e, settings));
+  const oursIn = (s: MasterService) => milterList(serviceValue(config, s, 'smtpd_milters')).find((e) => isOurs(e, socket));
   return {
     config,
     queue,
@@ -124,31 +137,31 @@ function postfixView(config: PostfixConfig, settings: MilterSettings): PostfixVi
   };
 }
 
-/** null for loopback, for unix sockets and for sockets the milter cannot read (it does not start then anyway). */
-function exposedTcp(settings: MilterSettings): { where: string; allow: string[] } | null {
-  if (settings.socketType !== 'inet' && settings.socketType !== 'inet6') return null;
-  let host: string;
-  try {
-    const spec = parseSocketSpec(`${settings.socketType}:${settings.socket}`);
-    if (spec.kind !== 'inet') return null;
-    host = spec.host;
-  } catch {
-    return null;
-  }
-  if (isLoopback(host)) return null;
-  return { where: `${settings.socketType}:${settings.socket}`, allow: milterOptionValues(settings.milterArgs, '--allow') };
+/** null for loopback, for unix sockets and for sockets the milter cannot read. */
+function exposedTcp(settings: MilterSettings, socket: SocketSpec | null): { where: string; allow: string[] } | null {
+  if (socket?.kind !== 'inet' || isLoopback(socket.host)) return null;
+  return { where: milterSocketText(settings), allow: milterOptionValues(settings.milterArgs, '--allow') };
 }
 
 function context(facts: DoctorFacts): Context {
   const { settings } = facts;
-  const unixSocket = settings.socketType === 'local' || settings.socketType === 'unix';
+  let socket: SocketSpec | null = null;
+  let socketProblem: string | null = null;
+  try {
+    socket = parseSocketSpec(milterSocketText(settings));
+  } catch (err) {
+    if (!(err instanceof SocketSpecError)) throw err;
+    socketProblem = err.message;
+  }
   return {
     facts,
     settings,
-    postfix: facts.postfix ? postfixView(facts.postfix, settings) : null,
-    socketPath: unixSocket ? settings.socket.replace(/^(unix|local):/, '') : null,
+    postfix: facts.postfix ? postfixView(facts.postfix, settings, socket) : null,
+    socket,
+    socketProblem,
+    socketPath: socket?.kind === 'unix' ? socket.path : null,
     benno: facts.benno ? { uid: facts.benno.uid, groups: [facts.benno.gid, ...facts.benno.groups] } : null,
-    tcp: exposedTcp(settings),
+    tcp: exposedTcp(settings, socket),
     postfixGroup: facts.postfixGid !== null ? { uid: -1, groups: [facts.postfixGid] } : null,
   };
 }
@@ -181,7 +194,7 @@ const SERVICE_RULES: ServiceRule[] = [
     check: (c, p, s) =>
       c.socketPath !== null && p.expected(s) === null
         ? error(
-            `service ${s.name} runs chrooted in ${p.queue}, but the milter socket ${c.settings.socket} is outside it`,
+            `service ${s.name} runs chrooted in ${p.queue}, but the milter socket ${c.socketPath} is outside it`,
             `set SOCKET under ${p.queue} in /etc/default/benno-milter, or run ${s.name} without chroot in master.cf`,
           )
         : null,
@@ -193,7 +206,7 @@ const SERVICE_RULES: ServiceRule[] = [
       const have = p.ours(s);
       if (c.socketPath === null || want === null || have === want) return null;
       return error(
-        `service ${s.name} ${chrooted(s) ? 'runs chrooted' : 'does not run chrooted'}, so ${have} does not reach the socket ${c.settings.socket}`,
+        `service ${s.name} ${chrooted(s) ? 'runs chrooted' : 'does not run chrooted'}, so ${have} does not reach the socket ${c.socketPath}`,
         `use ${want} in smtpd_milters (benno-milter-admin setup postfix${p.config.main.has('smtpd_milters') ? '' : ` --service ${s.name}`})`,
       );
     },
@@ -238,7 +251,7 @@ const RULES: Rule[] = [
     p.using.flatMap((s) => SERVICE_RULES.map((r) => r.check(c, p, s)).filter((f): f is Finding => f !== null)),
   ),
   postfixRule('not-in-non-smtpd-milters', (c, p) =>
-    p.using.length === 0 || milterList(mainValue(p.config, 'non_smtpd_milters')).some((e) => isOurs(e, c.settings))
+    p.using.length === 0 || milterList(mainValue(p.config, 'non_smtpd_milters')).some((e) => isOurs(e, c.socket))
       ? null
       : warning(
           'benno-milter is not in non_smtpd_milters: mail submitted locally (sendmail, cron, web applications) is not archived',
@@ -249,7 +262,7 @@ const RULES: Rule[] = [
     const skipped = skippedDaemons(c.settings.milterArgs);
     return p.smtpds
       .filter((s) => reinjection(s))
-      .filter((s) => milterList(serviceValue(p.config, s, 'smtpd_milters')).some((e) => isOurs(e, c.settings)))
+      .filter((s) => milterList(serviceValue(p.config, s, 'smtpd_milters')).some((e) => isOurs(e, c.socket)))
       .filter((s) => !skipped.includes(serviceValue(p.config, s, 'milter_macro_daemon_name')))
       .map((s) =>
         error(
@@ -258,6 +271,16 @@ const RULES: Rule[] = [
         ),
       );
   }),
+  {
+    id: 'socket-unreadable',
+    check: (c) =>
+      c.socketProblem === null
+        ? null
+        : error(
+            `benno-milter cannot listen on SOCKET_TYPE=${c.settings.socketType} SOCKET=${c.settings.socket} (${c.socketProblem}): it does not start`,
+            'set SOCKET_TYPE and SOCKET in /etc/default/benno-milter (local with an absolute path, or inet with PORT@HOST), then systemctl restart benno-milter',
+          ),
+  },
   {
     id: 'tcp-without-allow',
     check: (c) => {
