@@ -52,6 +52,13 @@ export function milterSettings(defaultFile = DEFAULT_FILE, overrideFile = OVERRI
   return { socketType: pick('SOCKET_TYPE'), socket: pick('SOCKET'), spoolDir: pick('SPOOLDIR'), suffix, milterArgs, vars };
 }
 
+export type SocketSettings = Pick<MilterSettings, 'socketType' | 'socket'>;
+
+/** The socket as benno-milter.service hands it to the milter: -p ${SOCKET_TYPE}:${SOCKET}. */
+export function milterSocketText(settings: SocketSettings): string {
+  return `${settings.socketType}:${settings.socket}`;
+}
+
 export { parseDefaultFile };
 
 /** The values of one option in MILTERARGS ("--name VALUE" and "--name=VALUE", repeatable). */

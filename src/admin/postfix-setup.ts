@@ -3,29 +3,34 @@
 // chosen master.cf services; and the six UCR settings of a Univention
 // server. Plans are lists of commands, printed with --dry-run.
 
+import { isIP } from 'node:net';
 import * as path from 'node:path';
 import { MasterService, PostfixConfig, mainValue, milterList } from './postfix-config';
-import type { MilterSettings } from './milter-settings';
+import { MilterSettings, SocketSettings, milterSocketText } from './milter-settings';
+import { SocketSpec, SocketSpecError, formatPostfixEndpoint, localTarget, parseSocketSpec } from '../milter/socket-spec';
 
 export class SetupError extends Error {}
 
+/** The milter's socket; SetupError when the milter could not read it either. */
+function milterSocket(settings: SocketSettings): SocketSpec {
+  try {
+    return parseSocketSpec(milterSocketText(settings));
+  } catch (err) {
+    if (err instanceof SocketSpecError) throw new SetupError(`SOCKET_TYPE=${settings.socketType} SOCKET=${settings.socket}: ${err.message}`);
+    throw err;
+  }
+}
+
 /** The endpoint as Postfix writes it, for a service running chrooted (relative to the queue directory) or not. */
-export function postfixEndpoint(settings: Pick<MilterSettings, 'socketType' | 'socket'>, chrooted: boolean, queueDirectory: string): string {
-  if (settings.socketType === 'inet' || settings.socketType === 'inet6') {
-    const m = /^(\d+)@(.+)$/.exec(settings.socket) ?? /^()(\d+)$/.exec(settings.socket);
-    if (!m) throw new SetupError(`cannot read SOCKET=${settings.socket} (want PORT@HOST)`);
-    const [, port, host] = m[1] ? m : [m[0], m[2], ''];
-    // A milter listening on every address is reached on this host through loopback.
-    const target = !host || host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : host.includes(':') ? `[${host}]` : host;
-    return `inet:${target}:${port}`;
-  }
-  const socket = settings.socket.replace(/^(unix|local):/, '');
-  if (!chrooted) return `unix:${socket}`;
+export function postfixEndpoint(settings: SocketSettings, chrooted: boolean, queueDirectory: string): string {
+  const socket = milterSocket(settings);
+  if (socket.kind === 'inet') return formatPostfixEndpoint(localTarget(socket));
+  if (!chrooted) return formatPostfixEndpoint(socket);
   const queue = queueDirectory.replace(/\/+$/, '');
-  if (!socket.startsWith(`${queue}/`)) {
-    throw new SetupError(`the socket ${socket} is outside Postfix's queue directory ${queue}, where a chrooted smtpd cannot reach it; put it under ${queue}`);
+  if (!socket.path.startsWith(`${queue}/`)) {
+    throw new SetupError(`the socket ${socket.path} is outside Postfix's queue directory ${queue}, where a chrooted smtpd cannot reach it; put it under ${queue}`);
   }
-  return `unix:/${path.relative(queue, socket)}`;
+  return formatPostfixEndpoint({ kind: 'unix', path: `/${path.relative(queue, socket.path)}` });
 }
 
 function service(config: PostfixConfig, name: string, type = 'inet'): MasterService | undefined {
@@ -83,7 +88,7 @@ export function planPostfixSetup(config: PostfixConfig, settings: MilterSettings
 /** The UCR settings of the Benno documentation for a Univention mail server. */
 export function univentionCommands(host: string, port = 22500): string[][] {
   if (!/^[A-Za-z0-9.:-]+$/.test(host)) throw new SetupError(`"${host}" is not a host name or address`);
-  const endpoint = `inet:${host}:${port}`;
+  const endpoint = formatPostfixEndpoint({ kind: 'inet', host, port, family: isIP(host) === 6 ? 6 : 4 });
   const out: string[][] = [];
   for (const s of ['smtp', 'submission', 'smtps']) {
     out.push(['set', `mail/postfix/mastercf/options/${s}/smtpd_milters=${endpoint}`]);

@@ -26,7 +26,7 @@ export function statusReport(spool: { dir: string; suffix: string }, bennoHost: 
   if (b.failed > 0) {
     lines.push(
       `${b.failed} file(s) set aside as *${FAILED_SUFFIX} (not spool files, or refused by the archive host under an older version): ` +
-        'look at them; rename one back without .err to send it again',
+        `look at them; rename one back without ${FAILED_SUFFIX} to send it again`,
     );
   }
   if (!bennoHost) {

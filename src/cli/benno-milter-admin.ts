@@ -15,16 +15,6 @@ import { commandLine, runMain } from './run';
 
 const PROGRAM = 'benno-milter-admin';
 
-const EPILOG = `Commands:
-  setup postfix     add benno-milter to main.cf (smtpd_milters, non_smtpd_milters,
-                    milter_default_action = tempfail), or with --service to the -o options of
-                    those master.cf services; the socket path follows each service's chroot
-  setup univention  print the six "ucr set" commands of the Benno documentation (--apply runs them),
-                    and the --allow the milter on the Benno host needs for this mail server
-  doctor            check Postfix, the milter and the files between them; name each problem
-                    with its fix (exit 1 when there is a problem)
-  status            files waiting in the spool, and the last export`;
-
 function settingsOrFail(defaultFile: string) {
   try {
     return milterSettings(defaultFile, OVERRIDE_FILE);
@@ -42,13 +32,12 @@ function postfixOrFail(configDir?: string) {
   }
 }
 
-async function main(): Promise<void> {
-  const a = commandLine(
-    PROGRAM,
-    `Usage: ${PROGRAM} setup postfix [--dry-run] [--service NAME...]\n       ${PROGRAM} setup univention HOST [--apply]\n       ${PROGRAM} doctor\n       ${PROGRAM} status`,
-    EPILOG,
-    { positionals: true },
-  )
+function usageError(message: string): never {
+  throw new Fatal(`${message} (try --help)`, EX_USAGE);
+}
+
+function parseArguments() {
+  return commandLine(PROGRAM, usageText(), commandsText(), { positionals: true })
     .option('dry-run', { type: 'boolean', default: false, describe: 'setup postfix: print the postconf commands, change nothing' })
     .option('service', { type: 'string', array: true, default: [] as string[], describe: 'setup postfix: configure this master.cf service instead of main.cf (repeatable)' })
     .option('apply', { type: 'boolean', default: false, describe: 'setup univention: run the ucr commands' })
@@ -56,74 +45,149 @@ async function main(): Promise<void> {
     .option('default-file', { type: 'string', default: DEFAULT_FILE, describe: "the milter's default file" })
     .option('postfix-config', { type: 'string', describe: 'Postfix configuration directory (postconf -c)' })
     .parseSync();
-  const [command, what, host] = a._.map(String);
-  const usage = (m: string): never => {
-    throw new Fatal(`${m} (try --help)`, EX_USAGE);
-  };
+}
 
-  if (command === 'setup' && what === 'postfix') {
-    const config = postfixOrFail(a['postfix-config']);
-    const settings = settingsOrFail(a['default-file']);
-    let plan;
-    try {
-      plan = planPostfixSetup(config, settings, a.service);
-    } catch (err) {
-      if (err instanceof SetupError) throw new Fatal(err.message, EX_CONFIG);
-      throw err;
-    }
-    const c = a['postfix-config'] ? ['-c', a['postfix-config']] : [];
-    for (const args of plan.commands) {
-      process.stdout.write(`${shellLine('postconf', [...c, ...args])}\n`);
-      if (!a['dry-run']) execFileSync('postconf', [...c, ...args], { stdio: 'inherit' });
-    }
-    for (const note of plan.notes) process.stdout.write(`# ${note}\n`);
-    if (!a['dry-run'] && spawnSync('postfix', [...c, 'status'], { stdio: 'ignore' }).status === 0) {
-      execFileSync('postfix', [...c, 'reload'], { stdio: 'inherit' });
-    }
-    return;
+type Args = ReturnType<typeof parseArguments>;
+
+interface Command {
+  /** The words that name it on the command line. */
+  name: string;
+  /** Its operands as the usage line names them. */
+  operands?: string;
+  /** Its options as the usage line shows them. */
+  options?: string;
+  /** What it does, as --help prints it, line by line. */
+  help: string[];
+  /** operands: the words after the name. */
+  run(a: Args, operands: string[]): Promise<void>;
+}
+
+const COMMANDS: Command[] = [
+  {
+    name: 'setup postfix',
+    options: '[--dry-run] [--service NAME...]',
+    help: [
+      'add benno-milter to main.cf (smtpd_milters, non_smtpd_milters,',
+      'milter_default_action = tempfail), or with --service to the -o options of',
+      "those master.cf services; the socket path follows each service's chroot",
+    ],
+    run: setupPostfix,
+  },
+  {
+    name: 'setup univention',
+    operands: 'HOST',
+    options: '[--apply]',
+    help: [
+      'print the six "ucr set" commands of the Benno documentation (--apply runs them),',
+      'and the --allow the milter on the Benno host needs for this mail server',
+    ],
+    run: setupUnivention,
+  },
+  {
+    name: 'doctor',
+    help: ['check Postfix, the milter and the files between them; name each problem', 'with its fix (exit 1 when there is a problem)'],
+    run: doctor,
+  },
+  {
+    name: 'status',
+    help: ['files waiting in the spool, and the last export'],
+    run: status,
+  },
+];
+
+const nameWords = (c: Command) => c.name.split(' ');
+
+/** What the command is called with, options aside: "setup univention HOST". */
+const synopsis = (c: Command) => [c.name, c.operands].filter(Boolean).join(' ');
+
+function usageText(): string {
+  return `Usage: ${COMMANDS.map((c) => [PROGRAM, synopsis(c), c.options].filter(Boolean).join(' ')).join('\n       ')}`;
+}
+
+/** The help lines are wrapped for a column two spaces after the longest name. */
+function commandsText(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;
+  const lines = COMMANDS.flatMap((c) => c.help.map((line, i) => `  ${(i === 0 ? c.name : '').padEnd(width)}${line}`));
+  return ['Commands:', ...lines].join('\n');
+}
+
+/** "a, b or c" */
+function either(words: string[]): string {
+  return words.length < 2 ? words.join('') : `${words.slice(0, -1).join(', ')} or ${words[words.length - 1]}`;
+}
+
+async function setupPostfix(a: Args): Promise<void> {
+  const config = postfixOrFail(a['postfix-config']);
+  const settings = settingsOrFail(a['default-file']);
+  let plan;
+  try {
+    plan = planPostfixSetup(config, settings, a.service);
+  } catch (err) {
+    if (err instanceof SetupError) throw new Fatal(err.message, EX_CONFIG);
+    throw err;
   }
-  if (command === 'setup' && what === 'univention') {
-    if (!host) usage('setup univention needs the Benno host: setup univention HOST');
-    let commands: string[][];
-    try {
-      commands = univentionCommands(host, a.port);
-    } catch (err) {
-      if (err instanceof SetupError) return usage(err.message);
-      throw err;
-    }
-    for (const args of commands) {
-      process.stdout.write(`${shellLine('ucr', args)}\n`);
-      if (a.apply) execFileSync('ucr', args, { stdio: 'inherit' });
-    }
-    process.stdout.write(`# then: systemctl restart postfix\n`);
-    const addresses = Object.values(os.networkInterfaces())
-      .flat()
-      .filter((i) => i && !i.internal && !/^fe80:/i.test(i.address))
-      .map((i) => i!.address);
-    process.stdout.write(`# ${univentionAllowNote(host, addresses)}\n`);
-    return;
+  const c = a['postfix-config'] ? ['-c', a['postfix-config']] : [];
+  for (const args of plan.commands) {
+    process.stdout.write(`${shellLine('postconf', [...c, ...args])}\n`);
+    if (!a['dry-run']) execFileSync('postconf', [...c, ...args], { stdio: 'inherit' });
   }
-  if (command === 'setup') usage(`unknown setup "${what ?? ''}": use setup postfix or setup univention HOST`);
-  if (command === 'doctor') {
-    const settings = settingsOrFail(a['default-file']);
-    let config = null;
-    try {
-      config = readPostfixConfig(a['postfix-config']);
-    } catch {
-      process.stdout.write('postconf is not available: Postfix is not checked (milter on a separate host?)\n');
-    }
-    const findings = diagnose(await gatherFacts(config, settings));
-    for (const f of findings) process.stdout.write(`${f.level}: ${f.problem}\n  fix: ${f.fix}\n`);
-    if (findings.length === 0) process.stdout.write('no problems found\n');
-    process.exitCode = findings.some((f) => f.level === 'error') ? 1 : EX_OK;
-    return;
+  for (const note of plan.notes) process.stdout.write(`# ${note}\n`);
+  if (!a['dry-run'] && spawnSync('postfix', [...c, 'status'], { stdio: 'ignore' }).status === 0) {
+    execFileSync('postfix', [...c, 'reload'], { stdio: 'inherit' });
   }
-  if (command === 'status') {
-    const settings = settingsOrFail(a['default-file']);
-    for (const line of statusReport({ dir: settings.spoolDir, suffix: settings.suffix }, settings.vars.get('BENNOHOST'))) process.stdout.write(`${line}\n`);
-    return;
+}
+
+async function setupUnivention(a: Args, [host]: string[]): Promise<void> {
+  if (!host) usageError('setup univention needs the Benno host: setup univention HOST');
+  let commands: string[][];
+  try {
+    commands = univentionCommands(host, a.port);
+  } catch (err) {
+    if (err instanceof SetupError) usageError(err.message);
+    throw err;
   }
-  usage(command ? `unknown command "${command}"` : 'name a command: setup, doctor or status');
+  for (const args of commands) {
+    process.stdout.write(`${shellLine('ucr', args)}\n`);
+    if (a.apply) execFileSync('ucr', args, { stdio: 'inherit' });
+  }
+  process.stdout.write(`# then: systemctl restart postfix\n`);
+  const addresses = Object.values(os.networkInterfaces())
+    .flat()
+    .filter((i) => i && !i.internal && !/^fe80:/i.test(i.address))
+    .map((i) => i!.address);
+  process.stdout.write(`# ${univentionAllowNote(host, addresses)}\n`);
+}
+
+async function doctor(a: Args): Promise<void> {
+  const settings = settingsOrFail(a['default-file']);
+  let config = null;
+  try {
+    config = readPostfixConfig(a['postfix-config']);
+  } catch {
+    process.stdout.write('postconf is not available: Postfix is not checked (milter on a separate host?)\n');
+  }
+  const findings = diagnose(await gatherFacts(config, settings));
+  for (const f of findings) process.stdout.write(`${f.level}: ${f.problem}\n  fix: ${f.fix}\n`);
+  if (findings.length === 0) process.stdout.write('no problems found\n');
+  process.exitCode = findings.some((f) => f.level === 'error') ? 1 : EX_OK;
+}
+
+async function status(a: Args): Promise<void> {
+  const settings = settingsOrFail(a['default-file']);
+  for (const line of statusReport({ dir: settings.spoolDir, suffix: settings.suffix }, settings.vars.get('BENNOHOST'))) process.stdout.write(`${line}\n`);
+}
+
+async function main(): Promise<void> {
+  const a = parseArguments();
+  const words = a._.map(String);
+  const command = COMMANDS.find((c) => nameWords(c).every((w, i) => words[i] === w));
+  if (command) return command.run(a, words.slice(nameWords(command).length));
+  const [first, second] = words;
+  if (!first) usageError(`name a command: ${either([...new Set(COMMANDS.map((c) => nameWords(c)[0]))])}`);
+  // A group such as "setup" names its members rather than calling itself unknown.
+  const group = COMMANDS.filter((c) => c.name.startsWith(`${first} `));
+  if (group.length > 0) usageError(`unknown ${first} "${second ?? ''}": use ${either(group.map(synopsis))}`);
+  usageError(`unknown command "${first}"`);
 }
 
 runMain(PROGRAM, main);

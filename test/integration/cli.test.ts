@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { MILTER_BIN, runToEnd } from '../helpers/daemon';
+import { MILTER_BIN, ROOT, runToEnd } from '../helpers/daemon';
 import { removeTree, tempDir } from '../helpers/fs';
 
 describe('benno-milter command line', () => {
@@ -70,4 +70,40 @@ describe('benno-milter command line', () => {
     assert.match(r.stderr.trim(), /^benno-milter: cannot write pid file: pid file .* names running process 1; is another instance running\?$/);
     assert.equal(fs.readFileSync(pidFile, 'utf8'), '1\n');
   });
+});
+
+describe('benno-milter-admin command line', () => {
+  const ADMIN_BIN = path.join(ROOT, 'dist', 'src', 'cli', 'benno-milter-admin.js');
+
+  it('--help: a usage line and a Commands entry for each command', async () => {
+    const r = await runToEnd(ADMIN_BIN, ['--help']);
+    assert.equal(r.code, 0);
+    const usage = ['setup postfix [--dry-run] [--service NAME...]', 'setup univention HOST [--apply]', 'doctor', 'status'];
+    assert.ok(r.stdout.startsWith(`Usage: ${usage.map((u) => `benno-milter-admin ${u}`).join('\n')}\n`), r.stdout);
+    for (const line of [
+      '  setup postfix     add benno-milter to main.cf (smtpd_milters, non_smtpd_milters,',
+      '                    milter_default_action = tempfail), or with --service to the -o options of',
+      '  setup univention  print the six "ucr set" commands of the Benno documentation (--apply runs them),',
+      '  doctor            check Postfix, the milter and the files between them; name each problem',
+      '  status            files waiting in the spool, and the last export',
+    ]) {
+      assert.ok(r.stdout.split('\n').includes(line), `--help has the line ${line}`);
+    }
+  });
+
+  const usage: [string, string[], string][] = [
+    ['no command', [], 'name a command: setup, doctor or status'],
+    ['an unknown command', ['frobnicate'], 'unknown command "frobnicate"'],
+    ['setup alone', ['setup'], 'unknown setup "": use setup postfix or setup univention HOST'],
+    ['an unknown setup', ['setup', 'exim'], 'unknown setup "exim": use setup postfix or setup univention HOST'],
+    ['setup univention without its host', ['setup', 'univention'], 'setup univention needs the Benno host: setup univention HOST'],
+    ['setup univention with a bad host', ['setup', 'univention', 'bad host'], '"bad host" is not a host name or address'],
+  ];
+  for (const [what, args, message] of usage) {
+    it(`${what}: one line, exit 64`, async () => {
+      const r = await runToEnd(ADMIN_BIN, args);
+      assert.equal(r.code, 64, r.stderr);
+      assert.equal(r.stderr, `benno-milter-admin: ${message} (try --help)`);
+    });
+  }
 });

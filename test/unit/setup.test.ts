@@ -102,6 +102,20 @@ describe('setup postfix', () => {
     assert.throws(() => postfixEndpoint(localSettings({ socket: '/run/benno/m.sock' }), true, '/var/spool/postfix'), SetupError);
   });
 
+  it('reads SOCKET_TYPE and SOCKET as the milter does: the Postfix form too, and the same refusals', () => {
+    assert.equal(postfixEndpoint({ socketType: 'inet', socket: '127.0.0.1:22500' }, true, '/q'), 'inet:127.0.0.1:22500');
+    assert.equal(postfixEndpoint({ socketType: 'inet6', socket: '22500@::' }, true, '/q'), 'inet:[::1]:22500');
+    assert.equal(postfixEndpoint({ socketType: 'INET', socket: '22500@192.0.2.1' }, true, '/q'), 'inet:192.0.2.1:22500');
+    const refused = (socketType: string, socket: string, re: RegExp) =>
+      assert.throws(() => postfixEndpoint({ socketType, socket }, false, '/var/spool/postfix'), (e: Error) => e instanceof SetupError && re.test(e.message));
+    refused('inet', 'bogus', /^SOCKET_TYPE=inet SOCKET=bogus: cannot read socket "inet:bogus"/);
+    refused('inet', '99999@127.0.0.1', /bad port "99999"/);
+    refused('local', 'm.sock', /must be absolute/);
+    // The unit runs the milter with -p ${SOCKET_TYPE}:${SOCKET}: "local:unix:/..." is no socket it can listen on.
+    refused('local', 'unix:/var/spool/postfix/benno-milter/benno-milter.sock', /must be absolute/);
+    refused('tcp', '22500@127.0.0.1', /unknown socket type/);
+  });
+
   it('--service: -o options on those master.cf services, per their chroot', () => {
     const notChrooted = recorded('debian', (_main, M, P) => ['', M.replace(/^submission .*$/m, '').replace(/^smtp( +)inet( +)n( +)-( +)y/m, 'smtp$1inet$2n$3-$4n'), P]);
     const plan = planPostfixSetup(notChrooted, localSettings(), ['smtp']);
@@ -130,6 +144,10 @@ describe('setup univention', () => {
       'ucr set mail/postfix/mastercf/options/smtps/milter_default_action=tempfail',
     ]);
     assert.throws(() => univentionCommands('bad host'), SetupError);
+  });
+
+  it('an IPv6 address in [brackets], as Postfix writes it', () => {
+    assert.equal(univentionCommands('2001:db8::25', 2500)[0][1], 'mail/postfix/mastercf/options/smtp/smtpd_milters=inet:[2001:db8::25]:2500');
   });
 
   it('names the --allow the Benno host needs for this mail server', () => {
@@ -168,6 +186,21 @@ describe('doctor', () => {
     assert.ok(!loopback.some((p) => /--allow/.test(p)), 'loopback needs no --allow');
   });
 
+  it('a socket the milter cannot read: it does not start', () => {
+    const found = problems(facts(null, localSettings({ socket: 'benno-milter.sock' })));
+    assert.deepEqual(found, [
+      'error: benno-milter cannot listen on SOCKET_TYPE=local SOCKET=benno-milter.sock (socket path in "local:benno-milter.sock" must be absolute): it does not start',
+    ]);
+    const tcp = problems(facts(recorded('univention'), localSettings({ socketType: 'inet', socket: '22500@' })));
+    assert.ok(tcp.includes('error: benno-milter cannot listen on SOCKET_TYPE=inet SOCKET=22500@ (bad host "" in socket "inet:22500@"): it does not start'), tcp.join('\n'));
+  });
+
+  it('a relative path in a milter list names the socket in the queue directory: ours', () => {
+    const relative = recorded('debian', (main, M, P) => [main.replace(/^non_smtpd_milters = unix:\//m, 'non_smtpd_milters = unix:'), M, P]);
+    assert.equal(relative.main.get('non_smtpd_milters'), 'unix:benno-milter/benno-milter.sock');
+    assert.deepEqual(problems(facts(relative, localSettings())), []);
+  });
+
   it('milter not configured at all', () => {
     const none = recorded('debian', (main, M, P) => [main.replace(/^.*milter.*\n/gm, ''), M, P]);
     assert.deepEqual(problems(facts(none, localSettings())), ['error: benno-milter is not in smtpd_milters of any smtpd: mail received over SMTP is not archived']);
@@ -180,6 +213,18 @@ describe('doctor', () => {
     const found = diagnose(facts(unchrooted, localSettings()));
     assert.match(found[0].problem, /service smtp does not run chrooted, so unix:\/benno-milter\/benno-milter\.sock does not reach/);
     assert.match(found[0].fix, /unix:\/var\/spool\/postfix\/benno-milter\/benno-milter\.sock/);
+  });
+
+  it('services that pass benno-milter: the findings of each stand together, service after service', () => {
+    const two = recorded('debian', (main, M, P) => [
+      main.replace(/unix:\/benno-milter/g, 'unix:/var/spool/postfix/benno-milter').replace('milter_default_action = tempfail', 'milter_default_action = accept'),
+      `${M}submission inet  n       -       y       -       -       smtpd\n`,
+      `${P}submission/inet/milter_default_action = reject\n`,
+    ]);
+    assert.deepEqual(
+      problems(facts(two, localSettings())).map((p) => p.replace(/: when .*|, so .*/, '')),
+      ['error: service smtp runs chrooted', 'error: milter_default_action is accept for smtp', 'error: service submission runs chrooted', 'error: milter_default_action is reject for submission'],
+    );
   });
 
   it('milter_default_action not tempfail', () => {
