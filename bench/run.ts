@@ -19,6 +19,7 @@ import * as C from '../src/milter/constants';
 import { parseSocketSpec } from '../src/milter/socket-spec';
 import { Program, ROOT, startMilter } from '../test/helpers/daemon';
 import { removeTree } from '../test/helpers/fs';
+import { spoolFiles } from '../test/helpers/spool';
 import { Postfix } from '../test/helpers/postfix';
 import { EXPORT2ARCHIVE_BIN, EXPORT_BIN, freePort, startReceiver } from '../test/helpers/smtp';
 import { envelopeBlock, DEFAULT_ENVELOPE_NAMES } from '../src/spool/format';
@@ -83,10 +84,6 @@ async function driveMilter(target: { path: string } | { host: string; port: numb
   );
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   return { messages: total, seconds, rate: total / seconds };
-}
-
-function countFiles(dir: string): number {
-  return fs.readdirSync(dir).filter((n) => n.endsWith('.eml')).length;
 }
 
 /** User and system CPU seconds a process has used, from /proc. */
@@ -210,7 +207,7 @@ async function benchA(): Promise<string[]> {
     const c1 = cpuSeconds(milter.pid);
     const peak = milter.memory().hwm;
     await milter.stop();
-    if (countFiles(spool) !== total + 200) throw new Error(`benno-milter wrote ${countFiles(spool)} files for ${total + 200} messages`);
+    if (spoolFiles(spool).length !== total + 200) throw new Error(`benno-milter wrote ${spoolFiles(spool).length} files for ${total + 200} messages`);
     out.push(`| benno-milter | ${parallel} | ${r.rate.toFixed(0)} | ${cpuText(c0, c1, total)} | ${mb(peak)} |`);
     console.error(`(a) benno-milter x${parallel}: ${r.rate.toFixed(0)} msg/s, peak RSS ${mb(peak)} MiB`);
 
@@ -243,8 +240,8 @@ async function smtpSource(port: number, messages: number): Promise<Rate> {
 /** Waits until `want` files are in dir (the last replies may still be in flight when smtp-source exits). */
 async function expectFiles(dir: string, want: number, who: string): Promise<void> {
   const deadline = Date.now() + 30_000;
-  while (countFiles(dir) < want && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  if (countFiles(dir) !== want) throw new Error(`${who} archived ${countFiles(dir)} of ${want} messages`);
+  while (spoolFiles(dir).length < want && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  if (spoolFiles(dir).length !== want) throw new Error(`${who} archived ${spoolFiles(dir).length} of ${want} messages`);
 }
 
 interface SetUp {
@@ -333,7 +330,7 @@ async function benchB(transport: Transport): Promise<string[]> {
     for (const s of setups) instances.push(await Postfix.start({ port: s.port, milter: milterOf[s.port] }));
     for (const s of setups) await smtpSource(s.port, 100); // warm-up: processes, first queue files
     const done: Record<string, number> = {};
-    for (const s of setups) done[s.name] = s.spool ? countFiles(s.spool) : 0;
+    for (const s of setups) done[s.name] = s.spool ? spoolFiles(s.spool).length : 0;
     for (let round = 0; round < rounds; round++) {
       for (const s of setups) {
         const c0 = s.pid ? cpuSeconds(s.pid) : null;
@@ -428,7 +425,7 @@ async function benchC(): Promise<string[]> {
     const rx = await startReceiver(base, [`listen = 127.0.0.1:${port}`, `inbox = ${inbox}`]);
     try {
       const r = await timed(EXPORT_BIN, ['--host', '127.0.0.1', '--port', String(port), '--connections', String(connections), spool]);
-      if (r.code !== 0 || countFiles(inbox) !== files) throw new Error(`export failed (${r.code}, ${countFiles(inbox)} of ${files} in the inbox): ${r.stderr}`);
+      if (r.code !== 0 || spoolFiles(inbox).length !== files) throw new Error(`export failed (${r.code}, ${spoolFiles(inbox).length} of ${files} in the inbox): ${r.stderr}`);
       out.push(`| ${connections} | ${files} | ${r.seconds.toFixed(2)} | ${(files / r.seconds).toFixed(0)} |`);
       console.error(`(c) export x${connections}: ${(files / r.seconds).toFixed(0)} msg/s`);
     } finally {

@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import { startMilter } from '../test/helpers/daemon';
 import { mountExt4 } from '../test/helpers/fs';
 import { Postfix } from '../test/helpers/postfix';
+import { allFiles, spoolFiles } from '../test/helpers/spool';
 
 const execFileP = promisify(execFile);
 
@@ -44,8 +45,7 @@ async function main(): Promise<void> {
   const archivedCount = () => milter.stderr.filter((l) => l.includes(': archived ')).length;
   let imported = 0;
   const janitor = setInterval(() => {
-    for (const name of fs.readdirSync(spool)) {
-      if (!name.endsWith('.eml')) continue;
+    for (const name of spoolFiles(spool)) {
       fs.unlinkSync(path.join(spool, name));
       imported++;
     }
@@ -94,8 +94,8 @@ async function main(): Promise<void> {
   let extra = 0;
   for (const [id, n] of queued) missing += Math.max(0, n - (archived.get(id) ?? 0));
   for (const [id, n] of archived) extra += Math.max(0, n - (queued.get(id) ?? 0));
-  const files = imported + fs.readdirSync(spool).filter((n) => n.endsWith('.eml')).length;
-  const stray = fs.readdirSync(spool).filter((n) => !n.endsWith('.eml')).length;
+  const files = imported + spoolFiles(spool).length;
+  const stray = allFiles(spool).filter((n) => !n.endsWith('.eml')).length;
   const rss = samples.map((s) => s.rss);
   const loaded = rss.length > 2 ? rss[1] : rss[0];
   console.log('');

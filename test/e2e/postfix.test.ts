@@ -8,11 +8,12 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { parseEnvelope } from '../../src/spool/format';
-import { Program, spoolFiles, startMilter, tempFiles } from '../helpers/daemon';
+import { Program, startMilter } from '../helpers/daemon';
 import { mountTmpfs, removeTree, tempDir } from '../helpers/fs';
 import { Postfix, queuedAs, swaks } from '../helpers/postfix';
 import { submit } from '../helpers/raw-smtp-client';
 import { b } from '../helpers/bytes';
+import { allFiles, spoolFiles, tempFiles } from '../helpers/spool';
 
 const execFileP = promisify(execFile);
 
@@ -210,7 +211,7 @@ describe('Postfix with benno-milter unavailable or failing', () => {
     assert.notEqual(r.code, 0);
     assert.match(r.output, /<\*\* +451 4\.7\.1 /);
     assert.doesNotMatch(r.output, /queued as/);
-    assert.deepEqual(fs.readdirSync(spool), []);
+    assert.deepEqual(allFiles(spool), []);
 
     const milter = await milterOn(spool);
     try {
@@ -245,7 +246,7 @@ describe('Postfix with benno-milter unavailable or failing', () => {
       assert.notEqual(r.code, 0);
       assert.match(r.output, /<\*\* +451 4\.3\.0 Message archiving failed, try again later/);
       await milter.waitForLine(/archiving failed: ENOSPC/);
-      assert.deepEqual(fs.readdirSync(fsys.dir), []);
+      assert.deepEqual(allFiles(fsys.dir), []);
     } finally {
       await milter.stop();
       fsys.unmount();

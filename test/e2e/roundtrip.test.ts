@@ -8,13 +8,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { Program, runToEnd, spoolFiles, startMilter, tempFiles } from '../helpers/daemon';
+import { Program, runToEnd, startMilter } from '../helpers/daemon';
 import { removeTree, tempDir } from '../helpers/fs';
 import { Postfix, queuedAs, swaks } from '../helpers/postfix';
-import { EXPORT_BIN, freePort, inSpool, startReceiver } from '../helpers/smtp';
+import { EXPORT_BIN, freePort, startReceiver } from '../helpers/smtp';
 import { submit } from '../helpers/raw-smtp-client';
 import { parseEnvelope } from '../../src/spool/format';
 import { b } from '../helpers/bytes';
+import { inSpool, spoolFiles, tempFiles } from '../helpers/spool';
 
 /** A binary "attachment": every byte value except CR and LF, in CRLF-terminated lines. */
 function binaryBody(): Buffer {

@@ -11,11 +11,12 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Program, readWhole, run, sha256, spoolFiles, startMilter, tempFiles } from '../helpers/daemon';
+import { Program, run, sha256, startMilter } from '../helpers/daemon';
 import { removeTree, tempDir } from '../helpers/fs';
 import { Postfix } from '../helpers/postfix';
 import { submit } from '../helpers/raw-smtp-client';
-import { EXPORT_BIN, freePort, inSpool, startReceiver } from '../helpers/smtp';
+import { EXPORT_BIN, freePort, startReceiver } from '../helpers/smtp';
+import { inSpool, readWhole, spoolFiles, tempFiles } from '../helpers/spool';
 
 const MESSAGES = Number(process.env.BENNO_CRASH_MESSAGES ?? 5000);
 

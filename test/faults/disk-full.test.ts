@@ -10,11 +10,12 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { readWhole, runToEnd, sha256, spoolFiles, startMilter, tempFiles } from '../helpers/daemon';
+import { runToEnd, sha256, startMilter } from '../helpers/daemon';
 import { mountTmpfs, removeTree, tempDir } from '../helpers/fs';
 import { Postfix } from '../helpers/postfix';
 import { submit } from '../helpers/raw-smtp-client';
-import { EXPORT_BIN, freePort, inSpool, startReceiver } from '../helpers/smtp';
+import { EXPORT_BIN, freePort, startReceiver } from '../helpers/smtp';
+import { allFiles, inSpool, readWhole, spoolFiles, tempFiles } from '../helpers/spool';
 
 const MESSAGES = 200;
 const SIZE = 40 * 1024;
@@ -95,7 +96,7 @@ describe('disk full', () => {
     assert.ok(enospc > 0, 'the spool did fill');
     assert.equal(new Set(ids).size, ids.length, 'none twice');
     assert.equal(ids.length, MESSAGES, 'every accepted message is there');
-    assert.deepEqual(fs.readdirSync(fsys.dir), [], 'nothing half-written left');
+    assert.deepEqual(allFiles(fsys.dir), [], 'nothing half-written left');
     fsys.unmount();
   });
 

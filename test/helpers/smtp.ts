@@ -7,17 +7,11 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { SMTPServer, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
-import { EXPORT_STATUS_FILE } from '../../src/admin/status';
 import { Program, ROOT, run } from './daemon';
 
 export const SMTP_BIN = path.join(ROOT, 'dist', 'src', 'cli', 'benno-smtp.js');
 export const EXPORT_BIN = path.join(ROOT, 'dist', 'src', 'cli', 'benno-milter2smtp.js');
 export const EXPORT2ARCHIVE_BIN = path.join(ROOT, 'dist', 'src', 'cli', 'benno-export2archive.js');
-
-/** What is in a spool directory besides the exporter's status file. */
-export function inSpool(dir: string): string[] {
-  return fs.readdirSync(dir).filter((n) => n !== EXPORT_STATUS_FILE);
-}
 
 /** A loopback port nobody listens on right now. */
 export function freePort(): Promise<number> {
