@@ -21,7 +21,8 @@ import { Program, ROOT, startMilter } from '../test/helpers/daemon';
 import { removeTree } from '../test/helpers/fs';
 import { spoolFiles } from '../test/helpers/spool';
 import { Postfix } from '../test/helpers/postfix';
-import { EXPORT2ARCHIVE_BIN, EXPORT_BIN, freePort, startReceiver } from '../test/helpers/smtp';
+import { freePort } from '../test/helpers/net';
+import { EXPORT2ARCHIVE_BIN, EXPORT_BIN, startReceiver } from '../test/helpers/smtp';
 import { envelopeBlock, DEFAULT_ENVELOPE_NAMES } from '../src/spool/format';
 import { createHash } from 'node:crypto';
 
@@ -246,7 +247,10 @@ async function expectFiles(dir: string, want: number, who: string): Promise<void
 
 interface SetUp {
   name: string;
-  port: number;
+  /** The milter Postfix is given, in its syntax (none: no milter). */
+  milter?: string;
+  /** Where its Postfix listens, once started. */
+  port?: number;
   /** The milter process whose CPU is counted, and its spool (null: no files expected). */
   pid?: number;
   spool?: string;
@@ -304,7 +308,7 @@ async function benchB(transport: Transport): Promise<string[]> {
   const prefix = netns?.prefix ?? [];
   const host = netns?.address ?? '127.0.0.1';
   const spec = (name: string, port: number) => (transport === 'unix' ? `unix:${path.join(base, `${name}.sock`)}` : `inet:${port}@${host}`);
-  const specs = { benno: spec('benno', 22711), peer: spec('peer', 22712), bare: spec('bare', 22713) };
+  const specs = { benno: spec('benno', await freePort()), peer: spec('peer', await freePort()), bare: spec('bare', await freePort()) };
   const allow = netns ? ['--allow', netns.mta] : [];
   const milter = await startMilter(['-p', specs.benno, '-o', spools.benno, ...allow], {}, prefix);
   // The same daemon told to skip every message: the protocol cost alone, no file.
@@ -314,27 +318,25 @@ async function benchB(transport: Transport): Promise<string[]> {
   const peer = await startPeer(specs.peer, spools.peer, prefix);
   const instances: Postfix[] = [];
   const setups: SetUp[] = [
-    { name: 'no milter', port: 22721, rates: [], cpu: [] },
-    { name: 'benno-milter', port: 22722, pid: milter.pid, spool: spools.benno, rates: [], cpu: [] },
-    { name: 'libmilter peer', port: 22723, pid: peer.pid, spool: spools.peer, rates: [], cpu: [] },
-    { name: 'benno-milter, protocol only (no file)', port: 22724, pid: bare.pid, rates: [], cpu: [] },
+    { name: 'no milter', rates: [], cpu: [] },
+    { name: 'benno-milter', milter: postfixSpec(specs.benno), pid: milter.pid, spool: spools.benno, rates: [], cpu: [] },
+    { name: 'libmilter peer', milter: postfixSpec(specs.peer), pid: peer.pid, spool: spools.peer, rates: [], cpu: [] },
+    { name: 'benno-milter, protocol only (no file)', milter: postfixSpec(specs.bare), pid: bare.pid, rates: [], cpu: [] },
   ];
-  const milterOf: Record<number, string | undefined> = {
-    22721: undefined,
-    22722: postfixSpec(specs.benno),
-    22723: postfixSpec(specs.peer),
-    22724: postfixSpec(specs.bare),
-  };
   let milterPeak = 0;
   try {
-    for (const s of setups) instances.push(await Postfix.start({ port: s.port, milter: milterOf[s.port] }));
-    for (const s of setups) await smtpSource(s.port, 100); // warm-up: processes, first queue files
+    for (const s of setups) {
+      const pf = await Postfix.start({ milter: s.milter });
+      instances.push(pf);
+      s.port = pf.port;
+    }
+    for (const s of setups) await smtpSource(s.port!, 100); // warm-up: processes, first queue files
     const done: Record<string, number> = {};
     for (const s of setups) done[s.name] = s.spool ? spoolFiles(s.spool).length : 0;
     for (let round = 0; round < rounds; round++) {
       for (const s of setups) {
         const c0 = s.pid ? cpuSeconds(s.pid) : null;
-        const r = await smtpSource(s.port, messages);
+        const r = await smtpSource(s.port!, messages);
         if (s.spool) {
           done[s.name] += messages;
           await expectFiles(s.spool, done[s.name], s.name);
@@ -438,14 +440,14 @@ async function benchC(): Promise<string[]> {
   fs.mkdirSync(inbox);
   const rxPort = await freePort();
   const rx = await startReceiver(base, [`listen = 127.0.0.1:${rxPort}`, `inbox = ${inbox}`]);
-  const postfix = await Postfix.start({ port: 22741 });
+  const postfix = await Postfix.start();
   const rates: Record<'postfix' | 'benno', number[]> = { postfix: [], benno: [] };
   const rxCpu: number[] = [];
   try {
-    await smtpSource(22741, 100);
+    await smtpSource(postfix.port, 100);
     await smtpSource(rxPort, 100);
     for (let round = 0; round < rounds; round++) {
-      rates.postfix.push((await smtpSource(22741, messages)).rate);
+      rates.postfix.push((await smtpSource(postfix.port, messages)).rate);
       const c0 = cpuSeconds(rx.program.pid);
       rates.benno.push((await smtpSource(rxPort, messages)).rate);
       const c1 = cpuSeconds(rx.program.pid);

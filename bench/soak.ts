@@ -38,7 +38,7 @@ async function main(): Promise<void> {
   const socketPath = path.join(fsys.dir, 'milter.sock');
   const milter = await startMilter(['-p', `unix:${socketPath}`, '-o', spool]);
   execFileSync('chgrp', ['postfix', socketPath]);
-  const postfix = await Postfix.start({ port: 22671, milter: `unix:${socketPath}` });
+  const postfix = await Postfix.start({ milter: `unix:${socketPath}` });
   const end = Date.now() + minutes * 60_000;
   const started = Date.now();
   const samples: { t: number; archived: number; rss: number }[] = [];
@@ -61,7 +61,7 @@ async function main(): Promise<void> {
   sample();
   try {
     while (Date.now() < end) {
-      await execFileP('smtp-source', ['-s', '10', '-m', '1000', '-l', '10240', '-f', 'soak@example.com', '-t', 'sink@example.org', '127.0.0.1:22671']);
+      await execFileP('smtp-source', ['-s', '10', '-m', '1000', '-l', '10240', '-f', 'soak@example.com', '-t', 'sink@example.org', `127.0.0.1:${postfix.port}`]);
     }
   } finally {
     clearInterval(sampler);

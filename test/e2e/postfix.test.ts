@@ -11,6 +11,7 @@ import { parseEnvelope } from '../../src/spool/format';
 import { Program, startMilter } from '../helpers/daemon';
 import { mountTmpfs, removeTree, tempDir } from '../helpers/fs';
 import { Postfix, queuedAs, swaks } from '../helpers/postfix';
+import { freePort } from '../helpers/net';
 import { submit } from '../helpers/raw-smtp-client';
 import { b } from '../helpers/bytes';
 import { allFiles, spoolFiles, tempFiles } from '../helpers/spool';
@@ -62,15 +63,16 @@ describe('benno-milter behind a real Postfix', () => {
   let spool: string;
   let milter: Program;
   let postfix: Postfix;
-  const milterPort = 22611;
-  const smtpPort = 22625;
+  let smtpPort: number;
 
   before(async () => {
     work = tempDir();
     spool = path.join(work, 'spool');
     fs.mkdirSync(spool);
+    const milterPort = await freePort();
     milter = await startMilter(['-p', `inet:${milterPort}@127.0.0.1`, '-o', spool]);
-    postfix = await Postfix.start({ port: smtpPort, milter: `inet:127.0.0.1:${milterPort}`, hold: true });
+    postfix = await Postfix.start({ milter: `inet:127.0.0.1:${milterPort}`, hold: true });
+    smtpPort = postfix.port;
   });
   after(async () => {
     await postfix?.stop();
@@ -192,7 +194,7 @@ describe('Postfix with benno-milter unavailable or failing', () => {
     fs.mkdirSync(spool);
     socketPath = path.join(work, 'milter.sock');
     // Over a unix socket, as in production (without Postfix's chroot here).
-    postfix = await Postfix.start({ port: 22626, milter: `unix:${socketPath}` });
+    postfix = await Postfix.start({ milter: `unix:${socketPath}` });
   });
   after(async () => {
     await postfix?.stop();
@@ -207,7 +209,7 @@ describe('Postfix with benno-milter unavailable or failing', () => {
   }
 
   it('milter stopped: the SMTP client gets 4xx, and after a restart the retry is archived', async () => {
-    const r = await swaks(['--server', '127.0.0.1:22626', '--from', 'a@example.com', '--to', 'b@example.org', '--header', 'Message-ID: <down.1@example.com>']);
+    const r = await swaks(['--server', `127.0.0.1:${postfix.port}`, '--from', 'a@example.com', '--to', 'b@example.org', '--header', 'Message-ID: <down.1@example.com>']);
     assert.notEqual(r.code, 0);
     assert.match(r.output, /<\*\* +451 4\.7\.1 /);
     assert.doesNotMatch(r.output, /queued as/);
@@ -215,7 +217,7 @@ describe('Postfix with benno-milter unavailable or failing', () => {
 
     const milter = await milterOn(spool);
     try {
-      const retry = await swaks(['--server', '127.0.0.1:22626', '--from', 'a@example.com', '--to', 'b@example.org', '--header', 'Message-ID: <down.1@example.com>']);
+      const retry = await swaks(['--server', `127.0.0.1:${postfix.port}`, '--from', 'a@example.com', '--to', 'b@example.org', '--header', 'Message-ID: <down.1@example.com>']);
       assert.equal(retry.code, 0, retry.output);
       await milter.waitForLine(new RegExp(`${queuedAs(retry.output)}: archived`));
     } finally {
@@ -242,7 +244,7 @@ describe('Postfix with benno-milter unavailable or failing', () => {
     try {
       const big = path.join(work, 'big.eml');
       fs.writeFileSync(big, Buffer.concat([b('Subject: too big for the spool\r\n\r\n'), Buffer.alloc(1024 * 1024, 0x61)]));
-      const r = await swaks(['--server', '127.0.0.1:22626', '--from', 'a@example.com', '--to', 'b@example.org', '--data', big]);
+      const r = await swaks(['--server', `127.0.0.1:${postfix.port}`, '--from', 'a@example.com', '--to', 'b@example.org', '--data', big]);
       assert.notEqual(r.code, 0);
       assert.match(r.output, /<\*\* +451 4\.3\.0 Message archiving failed, try again later/);
       await milter.waitForLine(/archiving failed: ENOSPC/);

@@ -11,7 +11,8 @@ import { after, before, describe, it } from 'node:test';
 import { Program, runToEnd, startMilter } from '../helpers/daemon';
 import { removeTree, tempDir } from '../helpers/fs';
 import { Postfix, queuedAs, swaks } from '../helpers/postfix';
-import { EXPORT_BIN, freePort, startReceiver } from '../helpers/smtp';
+import { freePort } from '../helpers/net';
+import { EXPORT_BIN, startReceiver } from '../helpers/smtp';
 import { submit } from '../helpers/raw-smtp-client';
 import { parseEnvelope } from '../../src/spool/format';
 import { b } from '../helpers/bytes';
@@ -34,15 +35,16 @@ describe('round trip: Postfix → milter spool → exporter → receiver inbox',
   let spool: string;
   let milter: Program;
   let postfix: Postfix;
-  const smtpPort = 22631;
-  const milterPort = 22632;
+  let smtpPort: number;
 
   before(async () => {
     work = tempDir();
     spool = path.join(work, 'spool');
     fs.mkdirSync(spool);
+    const milterPort = await freePort();
     milter = await startMilter(['-p', `inet:${milterPort}@127.0.0.1`, '-o', spool]);
-    postfix = await Postfix.start({ port: smtpPort, milter: `inet:127.0.0.1:${milterPort}` });
+    postfix = await Postfix.start({ milter: `inet:127.0.0.1:${milterPort}` });
+    smtpPort = postfix.port;
   });
   after(async () => {
     await postfix?.stop();

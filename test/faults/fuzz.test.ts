@@ -10,7 +10,8 @@ import { after, before, describe, it } from 'node:test';
 import { Program, startMilter } from '../helpers/daemon';
 import { removeTree, tempDir } from '../helpers/fs';
 import { submit } from '../helpers/raw-smtp-client';
-import { freePort, startReceiver } from '../helpers/smtp';
+import { freePort } from '../helpers/net';
+import { startReceiver } from '../helpers/smtp';
 import { Rng, fuzzMilter } from './fuzz';
 import { spoolFiles, tempFiles } from '../helpers/spool';
 

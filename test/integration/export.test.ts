@@ -12,7 +12,8 @@ import { eventually, run, runToEnd, sha256 } from '../helpers/daemon';
 import { mountExt4, removeTree, tempDir } from '../helpers/fs';
 import { RawSmtp } from '../helpers/raw-smtp-client';
 import { RawSmtpServer } from '../helpers/raw-smtp-server';
-import { EXPORT2ARCHIVE_BIN, EXPORT_BIN, SmtpDouble, freePort, startReceiver } from '../helpers/smtp';
+import { freePort } from '../helpers/net';
+import { EXPORT2ARCHIVE_BIN, EXPORT_BIN, SmtpDouble, startReceiver } from '../helpers/smtp';
 import { b, u } from '../helpers/bytes';
 import { allFiles, inSpool, spoolFiles } from '../helpers/spool';
 

@@ -11,7 +11,7 @@ import { MilterClient, TestMessage } from '../../src/milter/client';
 import { encodePacket, encodeStrings } from '../../src/milter/codec';
 import { MILTER_BIN, Program, eventually, runToEnd, sha256, startMilter } from '../helpers/daemon';
 import { parseEnvelope } from '../../src/spool/format';
-import { freePort } from '../helpers/smtp';
+import { freePort } from '../helpers/net';
 import { mountExt4, mountTmpfs, removeTree, tempDir } from '../helpers/fs';
 import { b } from '../helpers/bytes';
 import { allFiles, spoolFiles, tempFiles } from '../helpers/spool';
@@ -376,7 +376,7 @@ describe('benno-milter when the spool fails', () => {
     const fsys = mountTmpfs(64, true);
     try {
       const p = await import('../helpers/daemon');
-      const r = await p.runToEnd(p.MILTER_BIN, ['-p', 'inet:22599@127.0.0.1', '-o', fsys.dir]);
+      const r = await p.runToEnd(p.MILTER_BIN, ['-p', `inet:${await freePort()}@127.0.0.1`, '-o', fsys.dir]);
       assert.equal(r.code, 73);
       assert.match(r.stderr, new RegExp(`^benno-milter: cannot create files in spool directory ${fsys.dir} as user \\w+ \\(EROFS\\)\\n?$`));
     } finally {
@@ -498,7 +498,7 @@ describe('benno-milter sockets and start-up', () => {
 
   it('listens on IPv6 (inet6:PORT@::1)', async () => {
     const work = tempDir();
-    const port = 22000 + (process.pid % 1000);
+    const port = await freePort('::1');
     const m = await startMilter(['-p', `inet6:${port}@::1`, '-o', work]);
     try {
       await m.waitForLine(new RegExp(`listening on inet6:${port}@::1`));
@@ -617,7 +617,7 @@ describe('benno-milter limits', () => {
 
   it('--allow: TCP clients outside the list are turned away; a unix socket does not take it', async () => {
     const work = tempDir();
-    const port = 23000 + (process.pid % 1000);
+    const port = await freePort();
     const refused = await startMilter(['-p', `inet:${port}@127.0.0.1`, '-o', work, '--allow', '192.0.2.0/24']);
     try {
       // Closed at once: the client sees a close or a reset.
