@@ -6,26 +6,17 @@
 // every 30 seconds; at the end, every message Postfix queued must have been
 // archived (queue ids in Postfix's log against the milter's).
 
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { promisify } from 'node:util';
 import { startMilter } from '../test/helpers/daemon';
 import { mountExt4 } from '../test/helpers/fs';
 import { Postfix } from '../test/helpers/postfix';
 import { allFiles, spoolFiles } from '../test/helpers/spool';
-
-const execFileP = promisify(execFile);
-
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-}
-
-const mib = (n: number) => (n / 1048576).toFixed(1);
+import { mib, numberArg, smtpSource } from './measure';
 
 async function main(): Promise<void> {
-  const minutes = arg('minutes', 10);
+  const minutes = numberArg('minutes') ?? 10;
   if (!(minutes > 0)) {
     console.error('soak: --minutes needs a positive number');
     process.exit(64);
@@ -61,7 +52,7 @@ async function main(): Promise<void> {
   sample();
   try {
     while (Date.now() < end) {
-      await execFileP('smtp-source', ['-s', '10', '-m', '1000', '-l', '10240', '-f', 'soak@example.com', '-t', 'sink@example.org', `127.0.0.1:${postfix.port}`]);
+      await smtpSource(postfix.port, 1000, { sessions: 10, from: 'soak@example.com' });
     }
   } finally {
     clearInterval(sampler);

@@ -84,10 +84,15 @@ export class Program {
 
   /** Resident and peak resident set size in bytes, from /proc. */
   memory(): { rss: number; hwm: number } {
-    const status = fs.readFileSync(`/proc/${this.pid}/status`, 'utf8');
-    const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)![1]) * 1024;
-    return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+    return memoryOf(this.pid);
   }
+}
+
+/** Resident and peak resident set size in bytes of any process, from /proc. */
+export function memoryOf(pid: number): { rss: number; hwm: number } {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)![1]) * 1024;
+  return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
 }
 
 /**
