@@ -10,8 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { parseEnvelope } from '../../src/spool/format';
 import { Program, startMilter } from '../helpers/daemon';
 import { mountTmpfs, removeTree, tempDir } from '../helpers/fs';
-import { Postfix, queuedAs, swaks } from '../helpers/postfix';
-import { freePort } from '../helpers/net';
+import { Postfix, milterBehindPostfix, queuedAs, swaks } from '../helpers/postfix';
 import { submit } from '../helpers/raw-smtp-client';
 import { b } from '../helpers/bytes';
 import { allFiles, spoolFiles, tempFiles } from '../helpers/spool';
@@ -69,9 +68,7 @@ describe('benno-milter behind a real Postfix', () => {
     work = tempDir();
     spool = path.join(work, 'spool');
     fs.mkdirSync(spool);
-    const milterPort = await freePort();
-    milter = await startMilter(['-p', `inet:${milterPort}@127.0.0.1`, '-o', spool]);
-    postfix = await Postfix.start({ milter: `inet:127.0.0.1:${milterPort}`, hold: true });
+    ({ milter, postfix } = await milterBehindPostfix(spool, { hold: true }));
     smtpPort = postfix.port;
   });
   after(async () => {

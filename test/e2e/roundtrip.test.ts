@@ -8,9 +8,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { Program, runToEnd, startMilter } from '../helpers/daemon';
+import { Program, runToEnd } from '../helpers/daemon';
 import { removeTree, tempDir } from '../helpers/fs';
-import { Postfix, queuedAs, swaks } from '../helpers/postfix';
+import { Postfix, milterBehindPostfix, queuedAs, swaks } from '../helpers/postfix';
 import { freePort } from '../helpers/net';
 import { EXPORT_BIN, startReceiver } from '../helpers/smtp';
 import { submit } from '../helpers/raw-smtp-client';
@@ -41,9 +41,7 @@ describe('round trip: Postfix → milter spool → exporter → receiver inbox',
     work = tempDir();
     spool = path.join(work, 'spool');
     fs.mkdirSync(spool);
-    const milterPort = await freePort();
-    milter = await startMilter(['-p', `inet:${milterPort}@127.0.0.1`, '-o', spool]);
-    postfix = await Postfix.start({ milter: `inet:127.0.0.1:${milterPort}` });
+    ({ milter, postfix } = await milterBehindPostfix(spool));
     smtpPort = postfix.port;
   });
   after(async () => {

@@ -7,6 +7,7 @@ import { execFile, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
+import { Program, startMilter } from './daemon';
 import { tempDir } from './fs';
 import { freePort } from './net';
 
@@ -213,6 +214,18 @@ function alive(pid: number): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+/** benno-milter on a free loopback port, spooling to `spool`, and a Postfix that passes every message to it. */
+export async function milterBehindPostfix(spool: string, options: Omit<PostfixOptions, 'milter'> = {}): Promise<{ milter: Program; postfix: Postfix }> {
+  const milterPort = await freePort();
+  const milter = await startMilter(['-p', `inet:${milterPort}@127.0.0.1`, '-o', spool]);
+  try {
+    return { milter, postfix: await Postfix.start({ ...options, milter: `inet:127.0.0.1:${milterPort}` }) };
+  } catch (err) {
+    await milter.stop();
+    throw err;
   }
 }
 
