@@ -6,25 +6,17 @@
 // every 30 seconds; at the end, every message Postfix queued must have been
 // archived (queue ids in Postfix's log against the milter's).
 
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { promisify } from 'node:util';
 import { startMilter } from '../test/helpers/daemon';
 import { mountExt4 } from '../test/helpers/fs';
 import { Postfix } from '../test/helpers/postfix';
-
-const execFileP = promisify(execFile);
-
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-}
-
-const mib = (n: number) => (n / 1048576).toFixed(1);
+import { allFiles, spoolFiles } from '../test/helpers/spool';
+import { mib, numberArg, smtpSource } from './measure';
 
 async function main(): Promise<void> {
-  const minutes = arg('minutes', 10);
+  const minutes = numberArg('minutes') ?? 10;
   if (!(minutes > 0)) {
     console.error('soak: --minutes needs a positive number');
     process.exit(64);
@@ -37,15 +29,14 @@ async function main(): Promise<void> {
   const socketPath = path.join(fsys.dir, 'milter.sock');
   const milter = await startMilter(['-p', `unix:${socketPath}`, '-o', spool]);
   execFileSync('chgrp', ['postfix', socketPath]);
-  const postfix = await Postfix.start({ port: 22671, milter: `unix:${socketPath}` });
+  const postfix = await Postfix.start({ milter: `unix:${socketPath}` });
   const end = Date.now() + minutes * 60_000;
   const started = Date.now();
   const samples: { t: number; archived: number; rss: number }[] = [];
   const archivedCount = () => milter.stderr.filter((l) => l.includes(': archived ')).length;
   let imported = 0;
   const janitor = setInterval(() => {
-    for (const name of fs.readdirSync(spool)) {
-      if (!name.endsWith('.eml')) continue;
+    for (const name of spoolFiles(spool)) {
       fs.unlinkSync(path.join(spool, name));
       imported++;
     }
@@ -61,7 +52,7 @@ async function main(): Promise<void> {
   sample();
   try {
     while (Date.now() < end) {
-      await execFileP('smtp-source', ['-s', '10', '-m', '1000', '-l', '10240', '-f', 'soak@example.com', '-t', 'sink@example.org', '127.0.0.1:22671']);
+      await smtpSource(postfix.port, 1000, { sessions: 10, from: 'soak@example.com' });
     }
   } finally {
     clearInterval(sampler);
@@ -94,8 +85,8 @@ async function main(): Promise<void> {
   let extra = 0;
   for (const [id, n] of queued) missing += Math.max(0, n - (archived.get(id) ?? 0));
   for (const [id, n] of archived) extra += Math.max(0, n - (queued.get(id) ?? 0));
-  const files = imported + fs.readdirSync(spool).filter((n) => n.endsWith('.eml')).length;
-  const stray = fs.readdirSync(spool).filter((n) => !n.endsWith('.eml')).length;
+  const files = imported + spoolFiles(spool).length;
+  const stray = allFiles(spool).filter((n) => !n.endsWith('.eml')).length;
   const rss = samples.map((s) => s.rss);
   const loaded = rss.length > 2 ? rss[1] : rss[0];
   console.log('');

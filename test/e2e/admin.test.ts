@@ -29,7 +29,7 @@ describe('benno-milter-admin with a real Postfix', () => {
     socketPath = path.join(work, 'milter.sock');
     defaultFile = path.join(work, 'default');
     fs.writeFileSync(defaultFile, `SOCKET_TYPE=local\nSOCKET=${socketPath}\nSPOOLDIR=${spool}\n`);
-    postfix = await Postfix.start({ port: 22641 }); // no milter configured yet
+    postfix = await Postfix.start(); // no milter configured yet
   });
   after(async () => {
     await milter?.stop();
@@ -59,7 +59,7 @@ describe('benno-milter-admin with a real Postfix', () => {
 
     milter = await startMilter(['-p', `unix:${socketPath}`, '-o', spool]);
     execFileSync('chgrp', ['postfix', socketPath]);
-    const sent = await swaks(['--server', '127.0.0.1:22641', '--from', 'admin@example.com', '--to', 'r@example.org', '--header', 'Subject: after setup']);
+    const sent = await swaks(['--server', `127.0.0.1:${postfix.port}`, '--from', 'admin@example.com', '--to', 'r@example.org', '--header', 'Subject: after setup']);
     assert.equal(sent.code, 0, sent.output);
     await milter.waitForLine(new RegExp(`${queuedAs(sent.output)}: archived from=<admin@example.com>`));
   });

@@ -8,11 +8,12 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { parseEnvelope } from '../../src/spool/format';
-import { Program, spoolFiles, startMilter, tempFiles } from '../helpers/daemon';
+import { Program, startMilter } from '../helpers/daemon';
 import { mountTmpfs, removeTree, tempDir } from '../helpers/fs';
-import { Postfix, queuedAs, swaks } from '../helpers/postfix';
+import { Postfix, milterBehindPostfix, queuedAs, swaks } from '../helpers/postfix';
 import { submit } from '../helpers/raw-smtp-client';
 import { b } from '../helpers/bytes';
+import { allFiles, spoolFiles, tempFiles } from '../helpers/spool';
 
 const execFileP = promisify(execFile);
 
@@ -61,15 +62,14 @@ describe('benno-milter behind a real Postfix', () => {
   let spool: string;
   let milter: Program;
   let postfix: Postfix;
-  const milterPort = 22611;
-  const smtpPort = 22625;
+  let smtpPort: number;
 
   before(async () => {
     work = tempDir();
     spool = path.join(work, 'spool');
     fs.mkdirSync(spool);
-    milter = await startMilter(['-p', `inet:${milterPort}@127.0.0.1`, '-o', spool]);
-    postfix = await Postfix.start({ port: smtpPort, milter: `inet:127.0.0.1:${milterPort}`, hold: true });
+    ({ milter, postfix } = await milterBehindPostfix(spool, { hold: true }));
+    smtpPort = postfix.port;
   });
   after(async () => {
     await postfix?.stop();
@@ -191,7 +191,7 @@ describe('Postfix with benno-milter unavailable or failing', () => {
     fs.mkdirSync(spool);
     socketPath = path.join(work, 'milter.sock');
     // Over a unix socket, as in production (without Postfix's chroot here).
-    postfix = await Postfix.start({ port: 22626, milter: `unix:${socketPath}` });
+    postfix = await Postfix.start({ milter: `unix:${socketPath}` });
   });
   after(async () => {
     await postfix?.stop();
@@ -206,15 +206,15 @@ describe('Postfix with benno-milter unavailable or failing', () => {
   }
 
   it('milter stopped: the SMTP client gets 4xx, and after a restart the retry is archived', async () => {
-    const r = await swaks(['--server', '127.0.0.1:22626', '--from', 'a@example.com', '--to', 'b@example.org', '--header', 'Message-ID: <down.1@example.com>']);
+    const r = await swaks(['--server', `127.0.0.1:${postfix.port}`, '--from', 'a@example.com', '--to', 'b@example.org', '--header', 'Message-ID: <down.1@example.com>']);
     assert.notEqual(r.code, 0);
     assert.match(r.output, /<\*\* +451 4\.7\.1 /);
     assert.doesNotMatch(r.output, /queued as/);
-    assert.deepEqual(fs.readdirSync(spool), []);
+    assert.deepEqual(allFiles(spool), []);
 
     const milter = await milterOn(spool);
     try {
-      const retry = await swaks(['--server', '127.0.0.1:22626', '--from', 'a@example.com', '--to', 'b@example.org', '--header', 'Message-ID: <down.1@example.com>']);
+      const retry = await swaks(['--server', `127.0.0.1:${postfix.port}`, '--from', 'a@example.com', '--to', 'b@example.org', '--header', 'Message-ID: <down.1@example.com>']);
       assert.equal(retry.code, 0, retry.output);
       await milter.waitForLine(new RegExp(`${queuedAs(retry.output)}: archived`));
     } finally {
@@ -241,11 +241,11 @@ describe('Postfix with benno-milter unavailable or failing', () => {
     try {
       const big = path.join(work, 'big.eml');
       fs.writeFileSync(big, Buffer.concat([b('Subject: too big for the spool\r\n\r\n'), Buffer.alloc(1024 * 1024, 0x61)]));
-      const r = await swaks(['--server', '127.0.0.1:22626', '--from', 'a@example.com', '--to', 'b@example.org', '--data', big]);
+      const r = await swaks(['--server', `127.0.0.1:${postfix.port}`, '--from', 'a@example.com', '--to', 'b@example.org', '--data', big]);
       assert.notEqual(r.code, 0);
       assert.match(r.output, /<\*\* +451 4\.3\.0 Message archiving failed, try again later/);
       await milter.waitForLine(/archiving failed: ENOSPC/);
-      assert.deepEqual(fs.readdirSync(fsys.dir), []);
+      assert.deepEqual(allFiles(fsys.dir), []);
     } finally {
       await milter.stop();
       fsys.unmount();

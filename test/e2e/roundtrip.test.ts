@@ -8,13 +8,15 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { Program, runToEnd, spoolFiles, startMilter, tempFiles } from '../helpers/daemon';
+import { Program, runToEnd, startMilter } from '../helpers/daemon';
 import { removeTree, tempDir } from '../helpers/fs';
-import { Postfix, queuedAs, swaks } from '../helpers/postfix';
-import { EXPORT_BIN, freePort, inSpool, startReceiver } from '../helpers/smtp';
+import { Postfix, milterBehindPostfix, queuedAs, swaks } from '../helpers/postfix';
+import { freePort } from '../helpers/net';
+import { EXPORT_BIN, startReceiver } from '../helpers/smtp';
 import { submit } from '../helpers/raw-smtp-client';
 import { parseEnvelope } from '../../src/spool/format';
 import { b } from '../helpers/bytes';
+import { inSpool, spoolFiles, tempFiles } from '../helpers/spool';
 
 /** A binary "attachment": every byte value except CR and LF, in CRLF-terminated lines. */
 function binaryBody(): Buffer {
@@ -33,15 +35,15 @@ describe('round trip: Postfix → milter spool → exporter → receiver inbox',
   let spool: string;
   let milter: Program;
   let postfix: Postfix;
-  const smtpPort = 22631;
-  const milterPort = 22632;
+  let smtpPort: number;
+  let milterPort: number;
 
   before(async () => {
     work = tempDir();
     spool = path.join(work, 'spool');
     fs.mkdirSync(spool);
-    milter = await startMilter(['-p', `inet:${milterPort}@127.0.0.1`, '-o', spool]);
-    postfix = await Postfix.start({ port: smtpPort, milter: `inet:127.0.0.1:${milterPort}` });
+    ({ milter, postfix, milterPort } = await milterBehindPostfix(spool));
+    smtpPort = postfix.port;
   });
   after(async () => {
     await postfix?.stop();

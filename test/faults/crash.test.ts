@@ -11,11 +11,13 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Program, readWhole, run, sha256, spoolFiles, startMilter, tempFiles } from '../helpers/daemon';
+import { Program, run, sha256, startMilter } from '../helpers/daemon';
 import { removeTree, tempDir } from '../helpers/fs';
 import { Postfix } from '../helpers/postfix';
 import { submit } from '../helpers/raw-smtp-client';
-import { EXPORT_BIN, freePort, inSpool, startReceiver } from '../helpers/smtp';
+import { freePort } from '../helpers/net';
+import { EXPORT_BIN, startReceiver } from '../helpers/smtp';
+import { inSpool, readWhole, spoolFiles, tempFiles } from '../helpers/spool';
 
 const MESSAGES = Number(process.env.BENNO_CRASH_MESSAGES ?? 5000);
 
@@ -83,7 +85,7 @@ describe(`crash under load (${MESSAGES} messages, SIGKILL every second)`, () => 
       execFileSync('chgrp', ['postfix', socketPath]); // Postfix reaches it through group postfix
     };
     await start();
-    const postfix = await Postfix.start({ port: 22651, milter: `unix:${socketPath}`, main: { milter_connect_timeout: '5s', milter_command_timeout: '10s', milter_content_timeout: '30s' } });
+    const postfix = await Postfix.start({ milter: `unix:${socketPath}`, main: { milter_connect_timeout: '5s', milter_command_timeout: '10s', milter_content_timeout: '30s' } });
     const accepted = new Set<string>();
     let attempts = 0;
     let removedTemp = 0;
@@ -100,7 +102,7 @@ describe(`crash under load (${MESSAGES} messages, SIGKILL every second)`, () => 
             const id = `m${next++}`;
             for (;;) {
               attempts++;
-              if ((await send(22651, id)) === 'accepted') break;
+              if ((await send(postfix.port, id)) === 'accepted') break;
               await new Promise((r) => setTimeout(r, 50 + Math.random() * 200));
               assert.ok(Date.now() - started < 20 * 60_000, 'the run finishes');
             }

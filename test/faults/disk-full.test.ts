@@ -10,11 +10,13 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { readWhole, runToEnd, sha256, spoolFiles, startMilter, tempFiles } from '../helpers/daemon';
+import { runToEnd, sha256, startMilter } from '../helpers/daemon';
 import { mountTmpfs, removeTree, tempDir } from '../helpers/fs';
 import { Postfix } from '../helpers/postfix';
 import { submit } from '../helpers/raw-smtp-client';
-import { EXPORT_BIN, freePort, inSpool, startReceiver } from '../helpers/smtp';
+import { freePort } from '../helpers/net';
+import { EXPORT_BIN, startReceiver } from '../helpers/smtp';
+import { allFiles, inSpool, readWhole, spoolFiles, tempFiles } from '../helpers/spool';
 
 const MESSAGES = 200;
 const SIZE = 40 * 1024;
@@ -57,7 +59,7 @@ describe('disk full', () => {
     const socketPath = path.join(work, 'milter.sock');
     const milter = await startMilter(['-p', `unix:${socketPath}`, '-o', fsys.dir]);
     execFileSync('chgrp', ['postfix', socketPath]);
-    const postfix = await Postfix.start({ port: 22661, milter: `unix:${socketPath}` });
+    const postfix = await Postfix.start({ milter: `unix:${socketPath}` });
     let tempfails = 0;
     let imported = 0;
     try {
@@ -68,7 +70,7 @@ describe('disk full', () => {
           while (next < MESSAGES) {
             const i = next++;
             for (let attempt = 0; ; attempt++) {
-              const r = await send(22661, i);
+              const r = await send(postfix.port, i);
               if (r.ok) break;
               assert.ok(r.code === 0 || (r.code >= 400 && r.code < 500), `message ${i}: ${r.code}`);
               tempfails++;
@@ -95,7 +97,7 @@ describe('disk full', () => {
     assert.ok(enospc > 0, 'the spool did fill');
     assert.equal(new Set(ids).size, ids.length, 'none twice');
     assert.equal(ids.length, MESSAGES, 'every accepted message is there');
-    assert.deepEqual(fs.readdirSync(fsys.dir), [], 'nothing half-written left');
+    assert.deepEqual(allFiles(fsys.dir), [], 'nothing half-written left');
     fsys.unmount();
   });
 

@@ -7,11 +7,13 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Program, startMilter, tempFiles } from '../helpers/daemon';
+import { Program, startMilter } from '../helpers/daemon';
 import { removeTree, tempDir } from '../helpers/fs';
 import { submit } from '../helpers/raw-smtp-client';
-import { freePort, startReceiver } from '../helpers/smtp';
+import { freePort } from '../helpers/net';
+import { startReceiver } from '../helpers/smtp';
 import { Rng, fuzzMilter } from './fuzz';
+import { spoolFiles, tempFiles } from '../helpers/spool';
 
 const SECONDS = Number(process.env.BENNO_FUZZ_SECONDS ?? 20);
 const SEED = Number(process.env.BENNO_FUZZ_SEED ?? Date.now() % 1_000_000);
@@ -99,7 +101,7 @@ describe(`fuzzing (${SECONDS} s per target, seed ${SEED})`, () => {
       }
       console.log(`smtp fuzz: ${cases} connections of junk, canary ${canary} messages`);
       assert.ok(cases > 50);
-      assert.ok(fs.readdirSync(inbox).filter((n) => n.endsWith('.eml')).length >= canary, 'every canary message stored');
+      assert.ok(spoolFiles(inbox).length >= canary, 'every canary message stored');
       assert.deepEqual(tempFiles(inbox), [], 'no temp file left behind');
       assert.ok(!rx.program.log().includes('internal error'));
     } finally {

@@ -1,7 +1,6 @@
 // Runs the real benno-milter program as a child process, as an operator
 // would, and waits on what it says (log lines, exit) rather than on time.
 
-import assert from 'node:assert/strict';
 import { ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -85,10 +84,15 @@ export class Program {
 
   /** Resident and peak resident set size in bytes, from /proc. */
   memory(): { rss: number; hwm: number } {
-    const status = fs.readFileSync(`/proc/${this.pid}/status`, 'utf8');
-    const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)![1]) * 1024;
-    return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+    return memoryOf(this.pid);
   }
+}
+
+/** Resident and peak resident set size in bytes of any process, from /proc. */
+export function memoryOf(pid: number): { rss: number; hwm: number } {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)![1]) * 1024;
+  return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
 }
 
 /**
@@ -119,27 +123,8 @@ export async function startMilter(args: string[], env: NodeJS.ProcessEnv = {}, p
   return p;
 }
 
-/** Spool files (final names only), sorted. */
-export function spoolFiles(dir: string, suffix = '.eml'): string[] {
-  return fs
-    .readdirSync(dir)
-    .filter((n) => n.endsWith(suffix) && !n.startsWith('.'))
-    .sort();
-}
-
-export function tempFiles(dir: string): string[] {
-  return fs.readdirSync(dir).filter((n) => n.startsWith('.') && n.endsWith('.tmp'));
-}
-
 export function sha256(b: Buffer): string {
   return createHash('sha256').update(b).digest('hex');
-}
-
-/** A spool file's content, asserting that its name is the SHA-256 of it, i.e. that it was written whole. */
-export function readWhole(dir: string, name: string): Buffer {
-  const content = fs.readFileSync(path.join(dir, name));
-  assert.equal(`${sha256(content)}.eml`, name, `${name} is whole`);
-  return content;
 }
 
 /** Polls a condition until it holds; for state that has no event of its own (files on disk). */

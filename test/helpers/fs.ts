@@ -34,11 +34,6 @@ export function mountTmpfs(sizeKiB: number, readOnly = false): { dir: string; un
   };
 }
 
-/** Regular files in a directory, dotfiles (temp files) included. */
-export function listFiles(dir: string): string[] {
-  return fs.readdirSync(dir).sort();
-}
-
 /**
  * A small ext4 file system on a loop device: for faults tmpfs cannot make,
  * such as an immutable directory (chattr +i), which refuses even root.

@@ -1,19 +1,21 @@
 // A real Postfix for tests and benchmarks: its own throwaway configuration,
-// queue and log under a temp directory, listening on a loopback port, stopped
-// and removed afterwards. Needs root (Postfix's master starts as root) and the
-// Debian postfix package; a missing Postfix is an error, never a skip.
+// queue and log under a temp directory, listening on a free loopback port,
+// stopped and removed afterwards. Needs root (Postfix's master starts as root)
+// and the Debian postfix package; a missing Postfix is an error, never a skip.
 
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
+import { Program, startMilter } from './daemon';
 import { tempDir } from './fs';
+import { freePort } from './net';
 
 const execFileP = promisify(execFile);
 
 export interface PostfixOptions {
-  /** Loopback port of the smtpd service. */
-  port: number;
+  /** Loopback port of the smtpd service; a free one by default (Postfix.port says which). */
+  port?: number;
   /** Milter endpoint in Postfix syntax (inet:127.0.0.1:N, unix:/path), or none. */
   milter?: string;
   /** Put every message on hold, so the test can read what Postfix queued. */
@@ -36,16 +38,16 @@ export class Postfix {
   readonly configDir: string;
   readonly queueDir: string;
   readonly maillog: string;
-  private constructor(readonly options: PostfixOptions) {
+  private constructor(readonly options: PostfixOptions & { port: number }) {
     this.dir = tempDir('benno-postfix-');
     this.configDir = path.join(this.dir, 'etc');
     this.queueDir = path.join(this.dir, 'queue');
     this.maillog = path.join(this.dir, 'maillog');
   }
 
-  static async start(options: PostfixOptions): Promise<Postfix> {
+  static async start(options: PostfixOptions = {}): Promise<Postfix> {
     requirePostfix();
-    const pf = new Postfix(options);
+    const pf = new Postfix({ ...options, port: options.port ?? (await freePort()) });
     try {
       pf.writeConfig();
       await pf.postfix('start');
@@ -54,6 +56,11 @@ export class Postfix {
       throw err;
     }
     return pf;
+  }
+
+  /** Where its smtpd listens on 127.0.0.1. */
+  get port(): number {
+    return this.options.port;
   }
 
   private writeConfig(): void {
@@ -207,6 +214,21 @@ function alive(pid: number): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+/** benno-milter on a free loopback port, spooling to `spool`, and a Postfix that passes every message to it. */
+export async function milterBehindPostfix(
+  spool: string,
+  options: Omit<PostfixOptions, 'milter'> = {},
+): Promise<{ milter: Program; postfix: Postfix; milterPort: number }> {
+  const milterPort = await freePort();
+  const milter = await startMilter(['-p', `inet:${milterPort}@127.0.0.1`, '-o', spool]);
+  try {
+    return { milter, postfix: await Postfix.start({ ...options, milter: `inet:127.0.0.1:${milterPort}` }), milterPort };
+  } catch (err) {
+    await milter.stop();
+    throw err;
   }
 }
 

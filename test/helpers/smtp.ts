@@ -1,4 +1,4 @@
-// SMTP pieces for the export tests: free ports, benno-smtp as a process, and
+// SMTP pieces for the export tests: benno-smtp as a process, and
 // an in-process SMTP server double that records what it gets and answers
 // what a test tells it to.
 
@@ -7,29 +7,11 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { SMTPServer, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
-import { EXPORT_STATUS_FILE } from '../../src/spool/names';
 import { Program, ROOT, run } from './daemon';
 
 export const SMTP_BIN = path.join(ROOT, 'dist', 'src', 'cli', 'benno-smtp.js');
 export const EXPORT_BIN = path.join(ROOT, 'dist', 'src', 'cli', 'benno-milter2smtp.js');
 export const EXPORT2ARCHIVE_BIN = path.join(ROOT, 'dist', 'src', 'cli', 'benno-export2archive.js');
-
-/** What is in a spool directory besides the exporter's status file. */
-export function inSpool(dir: string): string[] {
-  return fs.readdirSync(dir).filter((n) => n !== EXPORT_STATUS_FILE);
-}
-
-/** A loopback port nobody listens on right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Starts benno-smtp with the given configuration lines; resolves once it listens. */
 export async function startReceiver(dir: string, lines: string[], env: NodeJS.ProcessEnv = {}): Promise<{ program: Program; config: string }> {

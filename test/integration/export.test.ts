@@ -8,12 +8,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DEFAULT_ENVELOPE_NAMES, envelopeBlock } from '../../src/spool/format';
-import { eventually, run, runToEnd, sha256, spoolFiles } from '../helpers/daemon';
+import { eventually, run, runToEnd, sha256 } from '../helpers/daemon';
 import { mountExt4, removeTree, tempDir } from '../helpers/fs';
 import { RawSmtp } from '../helpers/raw-smtp-client';
 import { RawSmtpServer } from '../helpers/raw-smtp-server';
-import { EXPORT2ARCHIVE_BIN, EXPORT_BIN, SmtpDouble, freePort, inSpool, startReceiver } from '../helpers/smtp';
+import { freePort } from '../helpers/net';
+import { EXPORT2ARCHIVE_BIN, EXPORT_BIN, SmtpDouble, startReceiver } from '../helpers/smtp';
 import { b, u } from '../helpers/bytes';
+import { allFiles, inSpool, spoolFiles } from '../helpers/spool';
 
 function spoolMessage(i: number, extra = ''): Buffer {
   return b(
@@ -283,7 +285,7 @@ describe('benno-smtp receiver', () => {
       assert.match(r.stderr, /554 Client not allowed to deliver to this archive.*check its allowed_clients/);
       await rx.program.waitForLine(/refused client 127\.0\.0\.1: not in allowed_clients/);
       assert.equal(spoolFiles(spool).length, 1);
-      assert.deepEqual(fs.readdirSync(inbox), []);
+      assert.deepEqual(allFiles(inbox), []);
     } finally {
       await rx.program.stop();
     }
@@ -328,7 +330,7 @@ describe('benno-smtp receiver', () => {
       const big = await swaks(['--server', `127.0.0.1:${port}`, '--from', 'a@example.com', '--to', 'b@example.org', '--body', 'x'.repeat(5000)]);
       assert.match(big.output, /<\*\* +552 5\.\d\.\d Message exceeds the archive's size limit of 1024 bytes/);
       await rx.program.waitForLine(/message from=<a@example.com> over max_size 1024 bytes refused/);
-      assert.deepEqual(fs.readdirSync(inbox), []);
+      assert.deepEqual(allFiles(inbox), []);
     } finally {
       await rx.program.stop();
     }
@@ -350,7 +352,7 @@ describe('benno-smtp receiver', () => {
         ['220', '250', '500', '503', '501', '250', '501', '503', '221'],
         replies.map((r) => r.text).join('\n'),
       );
-      assert.deepEqual(fs.readdirSync(inbox), []);
+      assert.deepEqual(allFiles(inbox), []);
     } finally {
       await rx.program.stop();
     }
@@ -368,7 +370,7 @@ describe('benno-smtp receiver', () => {
       await client.writeAll(b(`Subject: cut\r\n\r\n${'y'.repeat(600_000)}\r\n`));
       client.destroy();
       await rx.program.waitForLine(/client 127\.0\.0\.1: disconnected during DATA; nothing stored/);
-      await eventually(() => fs.readdirSync(inbox).length === 0, 'the temp file is removed');
+      await eventually(() => allFiles(inbox).length === 0, 'the temp file is removed');
     } finally {
       await rx.program.stop();
     }

@@ -9,11 +9,12 @@ import { after, before, describe, it } from 'node:test';
 import * as C from '../../src/milter/constants';
 import { MilterClient, TestMessage } from '../../src/milter/client';
 import { encodePacket, encodeStrings } from '../../src/milter/codec';
-import { MILTER_BIN, Program, eventually, runToEnd, sha256, spoolFiles, startMilter, tempFiles } from '../helpers/daemon';
+import { MILTER_BIN, Program, eventually, runToEnd, sha256, startMilter } from '../helpers/daemon';
 import { parseEnvelope } from '../../src/spool/format';
-import { freePort } from '../helpers/smtp';
+import { freePort } from '../helpers/net';
 import { mountExt4, mountTmpfs, removeTree, tempDir } from '../helpers/fs';
 import { b } from '../helpers/bytes';
+import { allFiles, spoolFiles, tempFiles } from '../helpers/spool';
 
 /** The spool file a message must produce, spelled out independently of src/spool/format. */
 function expected(msg: TestMessage, sender: string, rcpts: string[]): Buffer {
@@ -61,7 +62,7 @@ describe('benno-milter daemon', () => {
   });
 
   const clearSpool = () => {
-    for (const n of fs.readdirSync(spool)) fs.unlinkSync(path.join(spool, n));
+    for (const n of allFiles(spool)) fs.unlinkSync(path.join(spool, n));
   };
 
   it('listens on a unix socket with mode 0660 and writes its pid file', () => {
@@ -320,7 +321,7 @@ describe('benno-milter when the spool fails', () => {
       const full = message(90, { body: Buffer.alloc(1024 * 1024, 0x61) });
       assert.deepEqual(await c.sendMessage(full), { type: 'replycode', text: '451 4.3.0 Message archiving failed, try again later' });
       await milter.waitForLine(/QID90: archiving failed: ENOSPC: .*answered "451 4.3.0 .*the MTA keeps the message and retries/);
-      assert.deepEqual(fs.readdirSync(fsys.dir), []);
+      assert.deepEqual(allFiles(fsys.dir), []);
 
       assert.equal((await c.sendMessage(message(91))).type, 'accept', 'a message that fits is archived');
       assert.equal(spoolFiles(fsys.dir).length, 1);
@@ -375,7 +376,7 @@ describe('benno-milter when the spool fails', () => {
     const fsys = mountTmpfs(64, true);
     try {
       const p = await import('../helpers/daemon');
-      const r = await p.runToEnd(p.MILTER_BIN, ['-p', 'inet:22599@127.0.0.1', '-o', fsys.dir]);
+      const r = await p.runToEnd(p.MILTER_BIN, ['-p', `inet:${await freePort()}@127.0.0.1`, '-o', fsys.dir]);
       assert.equal(r.code, 73);
       assert.match(r.stderr, new RegExp(`^benno-milter: cannot create files in spool directory ${fsys.dir} as user \\w+ \\(EROFS\\)\\n?$`));
     } finally {
@@ -431,7 +432,7 @@ describe('benno-milter shutdown', () => {
       milter.proc.kill('SIGTERM');
       await milter.waitForLine(/still open after 0.5s \(1 with a message in progress\)/);
       assert.deepEqual(await milter.exited, { code: 0, signal: null });
-      assert.deepEqual(fs.readdirSync(spool), []);
+      assert.deepEqual(allFiles(spool), []);
     } finally {
       removeTree(work);
     }
@@ -497,7 +498,7 @@ describe('benno-milter sockets and start-up', () => {
 
   it('listens on IPv6 (inet6:PORT@::1)', async () => {
     const work = tempDir();
-    const port = 22000 + (process.pid % 1000);
+    const port = await freePort('::1');
     const m = await startMilter(['-p', `inet6:${port}@::1`, '-o', work]);
     try {
       await m.waitForLine(new RegExp(`listening on inet6:${port}@::1`));
@@ -616,7 +617,7 @@ describe('benno-milter limits', () => {
 
   it('--allow: TCP clients outside the list are turned away; a unix socket does not take it', async () => {
     const work = tempDir();
-    const port = 23000 + (process.pid % 1000);
+    const port = await freePort();
     const refused = await startMilter(['-p', `inet:${port}@127.0.0.1`, '-o', work, '--allow', '192.0.2.0/24']);
     try {
       // Closed at once: the client sees a close or a reset.

@@ -7,8 +7,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
-import { Program, ROOT, spoolFiles, startMilter, tempFiles } from '../helpers/daemon';
+import { Program, ROOT, startMilter } from '../helpers/daemon';
 import { removeTree, tempDir } from '../helpers/fs';
+import { spoolFiles, tempFiles } from '../helpers/spool';
 
 const execFileP = promisify(execFile);
 const SCRIPTS = path.join(ROOT, 'test', 'fixtures', 'miltertest');

@@ -8,12 +8,14 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { runToEnd, spoolFiles } from '../helpers/daemon';
+import { runToEnd } from '../helpers/daemon';
 import { removeTree, tempDir } from '../helpers/fs';
 import { RawSmtp, Reply, plainToken, submit } from '../helpers/raw-smtp-client';
-import { SMTP_BIN, freePort, startReceiver } from '../helpers/smtp';
+import { freePort } from '../helpers/net';
+import { SMTP_BIN, startReceiver } from '../helpers/smtp';
 import { parseEnvelope } from '../../src/spool/format';
 import { b, u } from '../helpers/bytes';
+import { spoolFiles } from '../helpers/spool';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -5,7 +5,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SpoolReader } from '../../src/spool/reader';
-import { listFiles, removeTree, tempDir } from '../helpers/fs';
+import { removeTree, tempDir } from '../helpers/fs';
+import { allFiles } from '../helpers/spool';
 
 const host = os.hostname().replace(/[^A-Za-z0-9-]/g, '_');
 
@@ -20,7 +21,7 @@ describe('spool reader', () => {
     const t = new Date(Date.now() - ageSeconds * 1000);
     fs.utimesSync(p, t, t);
   };
-  const clear = () => fs.readdirSync(dir).forEach((n) => fs.unlinkSync(path.join(dir, n)));
+  const clear = () => allFiles(dir).forEach((n) => fs.unlinkSync(path.join(dir, n)));
 
   it('lists waiting files oldest first, not temp, claimed or failed ones', () => {
     clear();
@@ -43,12 +44,12 @@ describe('spool reader', () => {
     const a = r1.claim('a.eml')!;
     assert.ok(a);
     assert.equal(r2.claim('a.eml'), null, 'a second claim of the same file fails');
-    assert.deepEqual(listFiles(dir), [`.a.eml.${host}.${process.pid}.sending`, 'b.eml', 'c.eml']);
+    assert.deepEqual(allFiles(dir), [`.a.eml.${host}.${process.pid}.sending`, 'b.eml', 'c.eml']);
     a.release();
     assert.ok(fs.existsSync(path.join(dir, 'a.eml')));
     assert.equal(r1.claim('b.eml')!.fail(), 'b.eml.err');
     r1.claim('c.eml')!.done();
-    assert.deepEqual(listFiles(dir), ['a.eml', 'b.eml.err']);
+    assert.deepEqual(allFiles(dir), ['a.eml', 'b.eml.err']);
   });
 
   it("puts back claims of dead processes on this host, and anyone's after a day", () => {
@@ -60,7 +61,7 @@ describe('spool reader', () => {
     put('.old.eml.otherhost.6.sending', 'x', 2 * 24 * 3600);
     const back = new SpoolReader(dir).recoverStale();
     assert.deepEqual(back.sort(), ['dead.eml', 'old.eml']);
-    assert.deepEqual(listFiles(dir), ['.fresh.eml.otherhost.5.sending', `.live.eml.${host}.1.sending`, `.mine.eml.${host}.${process.pid}.sending`, 'dead.eml', 'old.eml']);
+    assert.deepEqual(allFiles(dir), ['.fresh.eml.otherhost.5.sending', `.live.eml.${host}.1.sending`, `.mine.eml.${host}.${process.pid}.sending`, 'dead.eml', 'old.eml']);
   });
 
   it('reads a large envelope in pieces and finds where the message starts', () => {

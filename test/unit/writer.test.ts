@@ -5,7 +5,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SpoolWriter } from '../../src/spool/writer';
-import { listFiles, mountTmpfs, removeTree, tempDir } from '../helpers/fs';
+import { mountTmpfs, removeTree, tempDir } from '../helpers/fs';
+import { allFiles } from '../helpers/spool';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -25,7 +26,7 @@ describe('spool writer', () => {
     assert.equal(done.size, content.length);
     assert.deepEqual(fs.readFileSync(path.join(dir, done.name)), content);
     assert.equal(fs.statSync(path.join(dir, done.name)).mode & 0o777, 0o640);
-    assert.deepEqual(listFiles(dir), [done.name]);
+    assert.deepEqual(allFiles(dir), [done.name]);
   });
 
   it('the same content lands on the same name (a retry is not a second file)', async () => {
@@ -40,7 +41,7 @@ describe('spool writer', () => {
       }
       assert.equal(new Set(names).size, 1);
       assert.match(names[0], /^[0-9a-f]{64}\.msg$/);
-      assert.deepEqual(listFiles(d), [names[0]]);
+      assert.deepEqual(allFiles(d), [names[0]]);
     } finally {
       removeTree(d);
     }
@@ -63,14 +64,14 @@ describe('spool writer', () => {
         }
       }
       assert.ok(waited > 0, 'the writer asked to wait at least once');
-      const temps = listFiles(d);
+      const temps = allFiles(d);
       assert.equal(temps.length, 1);
       assert.match(temps[0], new RegExp(`^\\.${os.hostname().replace(/[^A-Za-z0-9-]/g, '_')}\\.${process.pid}\\.\\d+\\.tmp$`));
       assert.ok(fs.statSync(path.join(d, temps[0])).size > 0, 'data reached the temp file before commit');
       const done = await f.commit();
       assert.equal(done.name, hash.digest('hex') + '.eml');
       assert.equal(fs.statSync(path.join(d, done.name)).size, 160 * 65536);
-      assert.deepEqual(listFiles(d), [done.name]);
+      assert.deepEqual(allFiles(d), [done.name]);
     } finally {
       removeTree(d);
     }
@@ -86,7 +87,7 @@ describe('spool writer', () => {
       const big = w.begin();
       for (let i = 0; i < 10; i++) await big.write(Buffer.alloc(4096, 0x61));
       await big.discard();
-      assert.deepEqual(listFiles(d), []);
+      assert.deepEqual(allFiles(d), []);
     } finally {
       removeTree(d);
     }
@@ -118,7 +119,7 @@ describe('spool writer', () => {
       fs.utimesSync(path.join(d, names.foreignOld), old, old);
       const { removed } = new SpoolWriter(d).cleanStale();
       assert.deepEqual(removed.sort(), [names.deadOurs, names.foreignOld].sort());
-      assert.deepEqual(listFiles(d), [names.liveOurs, names.foreignFresh, names.unrelated, names.mail].sort());
+      assert.deepEqual(allFiles(d), [names.liveOurs, names.foreignFresh, names.unrelated, names.mail].sort());
     } finally {
       removeTree(d);
     }
@@ -133,11 +134,11 @@ describe('spool writer failure paths (real filesystems)', () => {
       const f = w.begin();
       for (let i = 0; i < 64; i++) await f.write(Buffer.alloc(16 * 1024, 0x62));
       await assert.rejects(f.commit(), { code: 'ENOSPC' });
-      assert.deepEqual(listFiles(fsys.dir), []);
+      assert.deepEqual(allFiles(fsys.dir), []);
       const g = w.begin();
       g.write(Buffer.from('small message\r\n'));
       const done = await g.commit();
-      assert.deepEqual(listFiles(fsys.dir), [done.name]);
+      assert.deepEqual(allFiles(fsys.dir), [done.name]);
       w.close();
     } finally {
       fsys.unmount();
@@ -156,7 +157,7 @@ describe('spool writer failure paths (real filesystems)', () => {
       const f = w.begin();
       f.write(Buffer.alloc(8192, 0x63));
       await assert.rejects(f.commit(), { code: 'ENOSPC' });
-      assert.deepEqual(listFiles(fsys.dir), ['filler']);
+      assert.deepEqual(allFiles(fsys.dir), ['filler']);
     } finally {
       fsys.unmount();
     }

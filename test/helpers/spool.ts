@@ -1,0 +1,37 @@
+// What tests and benchmarks see in a spool (or an inbox, which has the same
+// layout): final files, temp files, and everything but the exporter's status
+// file, recognised by src/spool/names.ts as the programs recognise them.
+// Every listing is sorted.
+
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { DEFAULT_SUFFIX, EXPORT_STATUS_FILE, finalName, isWaitingName, tempOwner } from '../../src/spool/names';
+import { sha256 } from './daemon';
+
+/** Every name in dir, dotfiles (temp, claimed, status files) included. */
+export function allFiles(dir: string): string[] {
+  return fs.readdirSync(dir).sort();
+}
+
+/** Final spool files with the default suffix. */
+export function spoolFiles(dir: string): string[] {
+  return allFiles(dir).filter((n) => isWaitingName(n, DEFAULT_SUFFIX));
+}
+
+/** Files still being written. */
+export function tempFiles(dir: string): string[] {
+  return allFiles(dir).filter((n) => tempOwner(n) !== null);
+}
+
+/** Everything in a spool but the exporter's status file: what an export leaves behind. */
+export function inSpool(dir: string): string[] {
+  return allFiles(dir).filter((n) => n !== EXPORT_STATUS_FILE);
+}
+
+/** A spool file's content, asserting that its name is the SHA-256 of it, i.e. that it was written whole. */
+export function readWhole(dir: string, name: string): Buffer {
+  const content = fs.readFileSync(path.join(dir, name));
+  assert.equal(finalName(sha256(content), DEFAULT_SUFFIX), name, `${name} is whole`);
+  return content;
+}
