@@ -113,6 +113,9 @@ export class Receiver {
       authOptional: !this.auth,
       allowInsecureAuth: !tls.key,
       size: config.maxSize || undefined,
+      // smtp-server 3.20 raised its default to 16 KB, for XOAUTH2 tokens; AUTH
+      // here is PLAIN or LOGIN, and a command line is memory held per connection.
+      maxCommandLength: 4096,
       // max_clients is checked in onConnect, with the per-client limit, where it can be logged.
       socketTimeout: config.timeout * 1000,
       firstCommandTimeout: Math.min(config.firstCommandTimeout, config.timeout) * 1000,
