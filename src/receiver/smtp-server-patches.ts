@@ -3,16 +3,10 @@
 // internals; smtp-server is pinned to an exact version for it, and
 // test/unit/smtp-server-patches.test.ts fails if the hook points move.
 //
-// 1. Addresses. smtp-server rewrites and filters MAIL FROM / RCPT TO
-//    addresses: it turns xn-- domains into Unicode, normalises IPv6
-//    literals, splits the command on white space (so a quoted local part
-//    such as "a b"@example.org breaks) and refuses local parts Postfix
-//    accepts ("a..b"@). It also reads the command line as UTF-8, so a byte
-//    that is not UTF-8 became U+FFFD. An archive keeps the envelope as the
-//    MTA saw it: the command line is read as latin1 (one character per
-//    byte), and Buffer.from(address, 'latin1') gives back the bytes sent.
-//    Which characters an address may hold is the receiver's decision, so
-//    that its refusal can name the character.
+// 1. Addresses. smtp-server's MAIL/RCPT parser rewrites and filters
+//    addresses and reads the command line as UTF-8 (a byte that is not UTF-8
+//    became U+FFFD); it is replaced by parseAddressCommand (smtp-address.ts),
+//    which keeps the bytes sent.
 // 2. The greeting. smtp-server waits 100 ms before its 220 to catch "early
 //    talkers" (a spam-fighting trick). benno-smtp serves known exporters
 //    only, and the pause limited it to 10 connections a second per client.
@@ -40,51 +34,7 @@
 //    destroyed when the client has not hung up within CLOSING_GRACE_MS.
 
 import type { SMTPServerSession } from 'smtp-server';
-
-export interface AddressCommand {
-  address: string;
-  args: Record<string, string | true> | false;
-}
-
-/** Space or tab: SMTP's white space. (\s would also take latin1's no-break space, byte 0xA0.) */
-const BLANK = /[ \t]/;
-const BLANKS = /[ \t]+/g;
-
-/**
- * Parses "MAIL FROM:<addr> PARAMS" / "RCPT TO:<addr> PARAMS"; false when
- * malformed. The command is a string of one character per byte (latin1).
- */
-export function parseAddressCommand(name: string, command: string): AddressCommand | false {
-  const verb = name.trim().toUpperCase();
-  const colon = command.indexOf(':');
-  if (colon < 0 || command.slice(0, colon).replace(BLANKS, ' ').trim().toUpperCase() !== verb) return false;
-  let i = colon + 1;
-  while (command[i] === ' ') i++;
-  if (command[i] !== '<') return false;
-  const start = ++i;
-  let quoted = false;
-  for (; i < command.length; i++) {
-    const c = command[i];
-    if (quoted && c === '\\') i++;
-    else if (c === '"') quoted = !quoted;
-    else if (c === '>' && !quoted) break;
-  }
-  if (i >= command.length) return false;
-  const address = command.slice(start, i);
-  const rest = command.slice(i + 1);
-  if (rest !== '' && !BLANK.test(rest[0])) return false;
-  let args: Record<string, string | true> | false = false;
-  for (const part of rest.split(BLANKS).filter(Boolean)) {
-    const eq = part.indexOf('=');
-    const key = (eq < 0 ? part : part.slice(0, eq)).toUpperCase();
-    if (!key) continue;
-    const value = eq < 0 ? true : part.slice(eq + 1).replace(/\+([0-9A-F]{2})/gi, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
-    // Parameters end up in replies and DSNs; control characters there split lines.
-    if (typeof value === 'string' && /[\x00-\x1f\x7f]/.test(value)) return false;
-    args = { ...(args || {}), [key]: value };
-  }
-  return { address, args };
-}
+import { AddressCommand, parseAddressCommand } from './smtp-address';
 
 /** smtp-server options the patches read (smtp-server keeps the options object it is given). */
 export interface PatchOptions {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { describe, it } from 'node:test';
 import { SMTPServer, SMTPServerOptions } from 'smtp-server';
-import { CLOSING_GRACE_MS, HOOKED_METHODS, PatchOptions, patchSmtpServer, parseAddressCommand } from '../../src/receiver/smtp-server-patches';
+import { CLOSING_GRACE_MS, HOOKED_METHODS, PatchOptions, patchSmtpServer } from '../../src/receiver/smtp-server-patches';
 import { RawSmtp, plainToken } from '../helpers/raw-smtp-client';
 
 /** A patched smtp-server on a free loopback port, for the duration of fn. */
@@ -17,53 +17,7 @@ async function withServer(options: SMTPServerOptions & PatchOptions, fn: (port: 
   }
 }
 
-describe('MAIL/RCPT address parsing for the receiver', () => {
-  const kept: [string, string][] = [
-    ['MAIL FROM:<a@example.com>', 'a@example.com'],
-    ['MAIL FROM:<>', ''],
-    ['mail from: <a@example.com>', 'a@example.com'],
-    ['RCPT TO:<"a b"@example.org>', '"a b"@example.org'],
-    ['RCPT TO:<"a>b"@example.org>', '"a>b"@example.org'],
-    ['RCPT TO:<"a\\"b"@example.org>', '"a\\"b"@example.org'],
-    ['RCPT TO:<user@xn--bcher-kva.example>', 'user@xn--bcher-kva.example'],
-    ['RCPT TO:<jürgen@bücher.example>', 'jürgen@bücher.example'],
-    ['RCPT TO:<a..b@example.org>', 'a..b@example.org'],
-    ['RCPT TO:<a@[IPv6:2001:db8:0:0::1]>', 'a@[IPv6:2001:db8:0:0::1]'],
-    ['RCPT TO:<@relay.example:a@example.org>', '@relay.example:a@example.org'],
-    ['RCPT TO:<"a> X-REAL-RCPTTO: <e"@x.org>', '"a> X-REAL-RCPTTO: <e"@x.org'],
-    // Which characters an address may hold is the receiver's decision (it names the character).
-    ['MAIL FROM:<a\r@b>', 'a\r@b'],
-    ['MAIL FROM:<a\x00@b>', 'a\x00@b'],
-    ['MAIL FROM:<a\t@b>', 'a\t@b'],
-  ];
-  for (const [command, address] of kept) {
-    it(`${command} keeps ${address || '<>'} as sent`, () => {
-      const verb = command.toUpperCase().startsWith('MAIL') ? 'mail from' : 'rcpt to';
-      const parsed = parseAddressCommand(verb, command);
-      assert.ok(parsed);
-      assert.equal(parsed.address, address);
-    });
-  }
-
-  it('parameters: upper-case keys, xtext decoded, flags true', () => {
-    const parsed = parseAddressCommand('mail from', 'MAIL FROM:<a@b> SIZE=1000 body=8BITMIME SMTPUTF8 ENVID=a+2Bb');
-    assert.ok(parsed);
-    assert.deepEqual(parsed.args, { SIZE: '1000', BODY: '8BITMIME', SMTPUTF8: true, ENVID: 'a+b' });
-    assert.equal((parseAddressCommand('rcpt to', 'RCPT TO:<a@b>') as { args: unknown }).args, false);
-  });
-
-  const refused = [
-    ['mail from', 'RCPT TO:<a@b>'],
-    ['mail from', 'MAIL FROM:a@b'],
-    ['mail from', 'MAIL FROM:<a@b'],
-    ['mail from', 'MAIL FROM:<a@b>SIZE=1'],
-    ['mail from', 'MAIL FROM:<a@b> ENVID=x+0D+0Ay'],
-    ['mail from', 'MAIL FROM:<a@b>\xa0SIZE=1'], // latin1's no-break space is not SMTP white space
-  ];
-  for (const [verb, command] of refused) {
-    it(`refuses ${JSON.stringify(command)}`, () => assert.equal(parseAddressCommand(verb, command), false));
-  }
-
+describe('smtp-server: MAIL/RCPT addresses', () => {
   it("hooks into smtp-server's connection (fails if the pinned version changes its internals)", () => {
     // eslint-disable-next-line @typescript-eslint/no-var-requires
     const { SMTPConnection } = require('smtp-server/lib/smtp-connection');
