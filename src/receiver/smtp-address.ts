@@ -12,6 +12,8 @@
 export interface AddressCommand {
   address: string;
   args: Record<string, string | true> | false;
+  /** A parameter given twice; smtp-server's MAIL and RCPT handlers answer 501 for it (RFC 3461 4). */
+  duplicate?: string;
 }
 
 /** Space or tab: SMTP's white space. (\s would also take latin1's no-break space, byte 0xA0.) */
@@ -42,6 +44,7 @@ export function parseAddressCommand(name: string, command: string): AddressComma
   const rest = command.slice(i + 1);
   if (rest !== '' && !BLANK.test(rest[0])) return false;
   let args: Record<string, string | true> | false = false;
+  let duplicate: string | undefined;
   for (const part of rest.split(BLANKS).filter(Boolean)) {
     const eq = part.indexOf('=');
     const key = (eq < 0 ? part : part.slice(0, eq)).toUpperCase();
@@ -49,7 +52,8 @@ export function parseAddressCommand(name: string, command: string): AddressComma
     const value = eq < 0 ? true : part.slice(eq + 1).replace(/\+([0-9A-F]{2})/gi, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
     // Parameters end up in replies and DSNs; control characters there split lines.
     if (typeof value === 'string' && /[\x00-\x1f\x7f]/.test(value)) return false;
+    if (args && key in args) duplicate = key;
     args = { ...(args || {}), [key]: value };
   }
-  return { address, args };
+  return duplicate ? { address, args, duplicate } : { address, args };
 }

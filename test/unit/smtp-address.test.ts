@@ -111,6 +111,12 @@ describe('MAIL/RCPT: parameters', () => {
     assert.deepEqual(result.args, { SIZE: '', BODY: '8BITMIME' });
   });
 
+  it('a parameter given twice, in any case, is named in duplicate (smtp-server answers 501 for it)', () => {
+    assert.deepEqual(parsed('MAIL FROM:<a@b> SIZE=1 BODY=7BIT size=2'), { address: 'a@b', args: { SIZE: '2', BODY: '7BIT' }, duplicate: 'SIZE' });
+    assert.deepEqual(parsed('RCPT TO:<a@b> NOTIFY=NEVER NOTIFY'), { address: 'a@b', args: { NOTIFY: true }, duplicate: 'NOTIFY' });
+    assert.equal('duplicate' in (parsed('MAIL FROM:<a@b> SIZE=1 BODY=7BIT') as object), false);
+  });
+
   it('a "+" without two hex digits after it stays as it is', () => {
     const result = parsed('MAIL FROM:<a@b> ENVID=a+b+4');
     assert.ok(result);

@@ -40,6 +40,24 @@ describe('smtp-server: MAIL/RCPT addresses', () => {
   });
 });
 
+describe('smtp-server: ESMTP parameters through the replaced parser', () => {
+  it("smtp-server's own checks still see them: a parameter given twice, or without the value it needs, gets 501", () =>
+    withServer({ authOptional: true, disabledCommands: ['AUTH', 'STARTTLS'] }, async (port) => {
+      const { client } = await RawSmtp.open(port);
+      try {
+        await client.command('EHLO client.example');
+        assert.equal((await client.command('MAIL FROM:<a@example.com> SIZE=10 size=20')).text, '501 5.5.4 Error: duplicate SIZE parameter');
+        assert.equal((await client.command('MAIL FROM:<a@example.com> SIZE')).text, '501 5.5.4 Error: SIZE parameter requires a value');
+        assert.equal((await client.command('MAIL FROM:<a@example.com> SIZE=10 BODY=8BITMIME')).code, 250);
+        assert.equal((await client.command('RCPT TO:<b@example.org> NOTIFY=NEVER NOTIFY=NEVER')).text, '501 5.5.4 Error: duplicate NOTIFY parameter');
+        assert.equal((await client.command('RCPT TO:<b@example.org> ORCPT=')).text, '501 5.5.4 Error: ORCPT parameter requires a value');
+        assert.equal((await client.command('RCPT TO:<b@example.org> NOTIFY=NEVER')).code, 250);
+      } finally {
+        client.destroy();
+      }
+    }));
+});
+
 describe('smtp-server: AUTH only where it would be taken', () => {
   // smtp-server's built-in certificate serves STARTTLS here (logger: false keeps its warning quiet).
   const options = { authOptional: false, onAuth: (_a: unknown, _s: unknown, cb: (e: null, r: { user: string }) => void) => cb(null, { user: 'u' }) } as SMTPServerOptions;
