@@ -25,13 +25,10 @@
 //    storage"), which is wrong for "too many recipients" (4.5.3). A reply
 //    text that starts with its own enhanced status code of the same class
 //    keeps it.
-// 5. Closing. When smtp-server ends a connection (421, QUIT) it only half
-//    closes it: it goes on reading and running the commands the client
-//    pipelined or still sends (a password guess after "421 too many failed
-//    attempts" would still be checked), and a client that never hangs up
-//    keeps the socket until the idle timeout, without counting against any
-//    limit. A closing connection now runs no more commands, and its socket is
-//    destroyed when the client has not hung up within CLOSING_GRACE_MS.
+// Closing is no longer patched: since 3.20 smtp-server stops parsing a
+// connection it closes (421, QUIT), so no pipelined command runs after it,
+// and destroys its socket when the client has not hung up within 5 s.
+// test/unit/smtp-server-patches.test.ts holds it to both.
 
 import type { SMTPServerSession } from 'smtp-server';
 import { AddressCommand, parseAddressCommand } from './smtp-address';
@@ -59,8 +56,6 @@ interface Socket {
 }
 
 interface Connection {
-  _onCommand(command: Buffer, callback?: () => void): void;
-  close(): void;
   _closing: boolean;
   _parseAddressCommand(name: string, command: unknown): AddressCommand | false;
   _setListeners(done: () => void): void;
@@ -76,7 +71,6 @@ interface Connection {
   _socket: Socket;
   _server: { options: ServerOptions; connections: Set<unknown> };
   __bennoPatched?: boolean;
-  __bennoClosing?: boolean;
 }
 
 /** The methods the patches replace or call; patchSmtpServer() refuses to run if one is missing. */
@@ -85,15 +79,16 @@ export const HOOKED_METHODS = [
   '_setListeners',
   '_isSupported',
   '_useEnhancedStatusCodes',
-  '_onCommand',
   'handler_EHLO',
   'connectionReady',
   'send',
-  'close',
   'init',
 ] as const;
 
-/** How long a client has to hang up after the last reply of a connection we close. */
+/**
+ * How long smtp-server gives a client to hang up after the last reply of a
+ * connection it closes (its HALF_CLOSE_TIMEOUT; socketTimeout where shorter).
+ */
 export const CLOSING_GRACE_MS = 5_000;
 
 /** "4.5.3 Too many recipients" → ["4.5.3", "Too many recipients"]. */
@@ -159,25 +154,6 @@ export function patchSmtpServer(): void {
       return originalSend.call(this, code, this._useEnhancedStatusCodes() ? data : own[4], false);
     }
     return originalSend.call(this, code, data, context);
-  };
-
-  // 5.
-  const originalOnCommand = proto._onCommand;
-  proto._onCommand = function (this: Connection, command: Buffer, callback?: () => void) {
-    // Without the callback the parser takes no further line, and the socket is no longer read.
-    if (this._closing) return;
-    return originalOnCommand.call(this, command, callback);
-  };
-  const originalClose = proto.close;
-  proto.close = function (this: Connection) {
-    originalClose.call(this);
-    const socket = this._socket;
-    if (!socket || socket.destroyed || this.__bennoClosing) return;
-    // A deadline, not an idle timeout: a client could keep an idle timeout from firing by trickling bytes.
-    const deadline = setTimeout(() => socket.destroy(), CLOSING_GRACE_MS);
-    deadline.unref();
-    socket.once('close', () => clearTimeout(deadline));
-    this.__bennoClosing = true;
   };
 
   proto.__bennoPatched = true;

@@ -145,6 +145,22 @@ describe('smtp-server: closing', () => {
     assert.equal(checks, 1);
   });
 
+  it('after QUIT no pipelined command runs, and the client that hangs up is gone at once', async () => {
+    let mails = 0;
+    await withServer({ authOptional: true, disabledCommands: ['AUTH', 'STARTTLS'], onMailFrom: (_a, _s, cb) => (mails++, cb()) }, async (port) => {
+      const { client } = await RawSmtp.open(port);
+      await client.command('EHLO client.example');
+      client.write('QUIT\r\nMAIL FROM:<a@example.com>\r\nNOOP\r\n');
+      assert.equal((await client.reply()).code, 221);
+      const t0 = Date.now();
+      client.end();
+      await client.closed;
+      assert.ok(Date.now() - t0 < 1000, `closed after ${Date.now() - t0} ms`);
+      assert.equal(client.received, 3, 'greeting, EHLO, QUIT: nothing after the 221');
+    });
+    assert.equal(mails, 0);
+  });
+
   it('a client that does not hang up after a 421 is disconnected after CLOSING_GRACE_MS', async () => {
     await withServer(
       { authOptional: true, disabledCommands: ['AUTH', 'STARTTLS'], onConnect: (_s, cb) => cb(Object.assign(new Error('4.7.0 Go away'), { responseCode: 421 })) },
