@@ -9,6 +9,7 @@ import { createLogger } from '../ops/log';
 import { EX_CANTCREAT, EX_CONFIG, EX_IOERR, EX_OK, EX_OSERR, EX_UNAVAILABLE, EX_USAGE, Fatal } from './sysexits';
 import { hashPassword } from '../receiver/auth';
 import { Receiver } from '../receiver/receiver';
+import { patchSmtpServer } from '../receiver/smtp-server-patches';
 import { commandLine, fail, rejectRepeated, runMain } from './run';
 
 const PROGRAM = 'benno-smtp';
@@ -60,6 +61,7 @@ async function main(): Promise<void> {
   const log = createLogger({ program: PROGRAM, level: config.logLevel });
   let receiver: Receiver;
   try {
+    patchSmtpServer();
     receiver = new Receiver(config, log);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;

@@ -30,7 +30,7 @@ import { EnvelopeBuilder, EnvelopeProblem, HeaderGuard, MAX_ADDRESS_OCTETS, Rese
 import { SpoolFile, SpoolWriter } from '../spool/writer';
 import { AuthUsers } from './auth';
 import { AuthFailures, MAX_AUTH_FAILURES_PER_CONNECTION } from './auth-failures';
-import { PatchOptions, patchSmtpServer } from './smtp-server-patches';
+import { PatchOptions, smtpServerPatched } from './smtp-server-patches';
 
 /**
  * MAIL and RCPT commands one session may have refused before it is closed
@@ -98,7 +98,10 @@ export class Receiver {
     private readonly config: ReceiverConfig,
     private readonly log: Logger,
   ) {
-    patchSmtpServer();
+    // Unpatched, smtp-server would rewrite addresses and offer AUTH before STARTTLS (see smtp-server-patches.ts).
+    if (!smtpServerPatched()) {
+      throw new Error('smtp-server is not patched: call patchSmtpServer() (src/receiver/smtp-server-patches.ts) before creating a Receiver');
+    }
     this.allowed = new AllowList(config.allowedClients);
     this.writer = new SpoolWriter(config.inbox, { suffix: config.suffix });
     this.reserved = reservedNames(config.names);

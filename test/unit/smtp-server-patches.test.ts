@@ -1,8 +1,18 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import * as net from 'node:net';
 import { describe, it } from 'node:test';
 import { SMTPServer, SMTPServerOptions } from 'smtp-server';
-import { CLOSING_GRACE_MS, HOOKED_METHODS, PatchOptions, patchSmtpServer } from '../../src/receiver/smtp-server-patches';
+import {
+  CLOSING_GRACE_MS,
+  HOOKED_METHODS,
+  PINNED_SMTP_SERVER,
+  PatchOptions,
+  UPSTREAM_SHA256,
+  patchSmtpServer,
+  smtpServerPatched,
+  upstreamSources,
+} from '../../src/receiver/smtp-server-patches';
 import { RawSmtp, plainToken } from '../helpers/raw-smtp-client';
 
 /** A patched smtp-server on a free loopback port, for the duration of fn. */
@@ -16,6 +26,37 @@ async function withServer(options: SMTPServerOptions & PatchOptions, fn: (port: 
     await new Promise<void>((r) => server.close(() => r()));
   }
 }
+
+describe('smtp-server: the upstream code the patches were written for', () => {
+  it(`every hooked SMTPConnection method is the one of smtp-server ${PINNED_SMTP_SERVER} (fails when an upgrade changes one)`, () => {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const installed: string = require('smtp-server/package.json').version;
+    const sources = upstreamSources();
+    const changed = HOOKED_METHODS.flatMap((method) => {
+      const sha256 = createHash('sha256').update(sources[method]).digest('hex');
+      return sha256 === UPSTREAM_SHA256[method]
+        ? []
+        : [
+            `SMTPConnection#${method} of smtp-server ${installed} is not the one the patches were written for (${PINNED_SMTP_SERVER}): ` +
+              `review src/receiver/smtp-server-patches.ts against the new upstream code, so that no upstream fix is dropped, then record sha256 ${sha256} in UPSTREAM_SHA256`,
+          ];
+    });
+    assert.deepEqual(changed, [], `\n${changed.join('\n')}`);
+  });
+
+  it('patching keeps the upstream sources for that comparison, and replaces the methods it patches', () => {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const { SMTPConnection } = require('smtp-server/lib/smtp-connection');
+    const before = upstreamSources();
+    patchSmtpServer();
+    patchSmtpServer();
+    assert.equal(smtpServerPatched(), true);
+    assert.deepEqual(upstreamSources(), before);
+    for (const method of ['_parseAddressCommand', 'init', 'handler_EHLO', 'send']) {
+      assert.notEqual(Function.prototype.toString.call(SMTPConnection.prototype[method]), before[method as keyof typeof before], method);
+    }
+  });
+});
 
 describe('smtp-server: MAIL/RCPT addresses', () => {
   it("hooks into smtp-server's connection (fails if the pinned version changes its internals)", () => {
