@@ -10,6 +10,7 @@ import { EX_CANTCREAT, EX_CONFIG, EX_IOERR, EX_OK, EX_OSERR, EX_UNAVAILABLE, EX_
 import { hashPassword } from '../receiver/auth';
 import { Receiver } from '../receiver/receiver';
 import { patchSmtpServer } from '../receiver/smtp-server-patches';
+import { SpoolWriter } from '../spool/writer';
 import { commandLine, fail, rejectRepeated, runMain } from './run';
 
 const PROGRAM = 'benno-smtp';
@@ -59,10 +60,11 @@ async function main(): Promise<void> {
 
   const config = readReceiverConfig(a.config);
   const log = createLogger({ program: PROGRAM, level: config.logLevel });
+  const writer = new SpoolWriter(config.inbox, { suffix: config.suffix });
   let receiver: Receiver;
   try {
     patchSmtpServer();
-    receiver = new Receiver(config, log);
+    receiver = new Receiver(config, writer, log);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     throw new Fatal(`${a.config}: ${e.code === 'ENOENT' ? `cannot read ${e.path}` : e.message}`, EX_CONFIG);
@@ -76,9 +78,9 @@ async function main(): Promise<void> {
     {
       async start() {
         try {
-          await receiver.writer.check();
-          const { removed } = receiver.writer.cleanStale();
-          if (removed.length > 0) log.info(`removed ${removed.length} temp file(s) left by an earlier process in ${receiver.writer.dir}`);
+          await writer.check();
+          const { removed } = writer.cleanStale();
+          if (removed.length > 0) log.info(`removed ${removed.length} temp file(s) left by an earlier process in ${writer.dir}`);
         } catch (err) {
           const e = err as NodeJS.ErrnoException;
           const user = os.userInfo().username;
@@ -99,9 +101,12 @@ async function main(): Promise<void> {
           log.warn('auth_users without STARTTLS: passwords from other hosts cross the network in clear text; set tls_key and tls_cert');
         }
         const clients = config.allowedClients.map((s) => `${s.address}/${s.prefix}`).join(',');
-        return `listening on ${config.listen.host}:${receiver.port}, inbox ${receiver.writer.dir}, allowed clients ${clients}`;
+        return `listening on ${config.listen.host}:${receiver.port}, inbox ${writer.dir}, allowed clients ${clients}`;
       },
-      stop: () => receiver.close(20_000),
+      async stop() {
+        await receiver.close(20_000);
+        writer.close();
+      },
     },
     { program: PROGRAM, log, pidFile: a.pidfile },
   );

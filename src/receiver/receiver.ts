@@ -92,10 +92,11 @@ export class Receiver {
   private readonly perClient = new Map<string, number>();
   private readonly authFailures = new AuthFailures();
   private readonly throttle = new LogThrottle();
-  readonly writer: SpoolWriter;
 
+  /** The writer is the caller's, as the milter's is: it checks it before listen() and closes it after close(). */
   constructor(
     private readonly config: ReceiverConfig,
+    private readonly writer: SpoolWriter,
     private readonly log: Logger,
   ) {
     // Unpatched, smtp-server would rewrite addresses and offer AUTH before STARTTLS (see smtp-server-patches.ts).
@@ -103,7 +104,6 @@ export class Receiver {
       throw new Error('smtp-server is not patched: call patchSmtpServer() (src/receiver/smtp-server-patches.ts) before creating a Receiver');
     }
     this.allowed = new AllowList(config.allowedClients);
-    this.writer = new SpoolWriter(config.inbox, { suffix: config.suffix });
     this.reserved = reservedNames(config.names);
     if (config.authUsers) this.auth = AuthUsers.read(config.authUsers);
     const tls = config.tlsKey && config.tlsCert ? { key: fs.readFileSync(config.tlsKey), cert: fs.readFileSync(config.tlsCert) } : {};
@@ -174,7 +174,6 @@ export class Receiver {
       }, graceMs);
       this.server.close(() => {
         clearTimeout(timer);
-        this.writer.close();
         resolve();
       });
     });
