@@ -14,6 +14,8 @@ import { SpoolWriter } from '../spool/writer';
 import { commandLine, fail, rejectRepeated, runMain } from './run';
 
 const PROGRAM = 'benno-smtp';
+/** Transactions under way at a stop get this long; with smtp-server's 5 s for a client to hang up, within systemd's TimeoutStopSec=40s. */
+const SHUTDOWN_GRACE_MS = 20_000;
 
 const EPILOG = `Stores every message it receives as one file in the inbox; with
 envelope_header = true (the default) the SMTP envelope is written first as X-REAL-MAILFROM /
@@ -64,7 +66,7 @@ async function main(): Promise<void> {
   let receiver: Receiver;
   try {
     patchSmtpServer();
-    receiver = new Receiver(config, writer, log);
+    receiver = new Receiver(config, writer, log, { shutdownGraceMs: SHUTDOWN_GRACE_MS });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     throw new Fatal(`${a.config}: ${e.code === 'ENOENT' ? `cannot read ${e.path}` : e.message}`, EX_CONFIG);
@@ -104,7 +106,7 @@ async function main(): Promise<void> {
         return `listening on ${config.listen.host}:${receiver.port}, inbox ${writer.dir}, allowed clients ${clients}`;
       },
       async stop() {
-        await receiver.close(20_000);
+        await receiver.close();
         writer.close();
       },
     },

@@ -54,7 +54,7 @@ interface SessionState {
   tx?: Transaction;
   refusedAddresses: number;
   authFailures: number;
-  /** Counted in perClient, so that closing takes it out again. */
+  /** Counted in perClient and connections, so that closing takes it out again. */
   counted: boolean;
   /** Aborted when the connection closes: its password checks still waiting are dropped. */
   closed: AbortController;
@@ -83,13 +83,22 @@ function loggedAddress(raw: Buffer): string {
   return `${written.subarray(0, cut).toString('utf8')}... (${written.length} bytes)`;
 }
 
+export interface ReceiverOptions {
+  /**
+   * How long close() lets transactions under way finish; then smtp-server
+   * answers the clients still connected 421 and closes them (its closeTimeout).
+   */
+  shutdownGraceMs: number;
+}
+
 export class Receiver {
   private readonly server: SMTPServer;
   private readonly allowed: AllowList;
   private readonly auth?: AuthUsers;
   private readonly reserved: ReservedNames;
-  /** Open connections per client address. */
+  /** Connections onConnect admitted and onClose has not yet seen end: per client address, and in all (for max_clients). */
   private readonly perClient = new Map<string, number>();
+  private connections = 0;
   private readonly authFailures = new AuthFailures();
   private readonly throttle = new LogThrottle();
 
@@ -98,6 +107,7 @@ export class Receiver {
     private readonly config: ReceiverConfig,
     private readonly writer: SpoolWriter,
     private readonly log: Logger,
+    private readonly options: ReceiverOptions,
   ) {
     // Unpatched, smtp-server would rewrite addresses and offer AUTH before STARTTLS (see smtp-server-patches.ts).
     if (!smtpServerPatched()) {
@@ -107,7 +117,7 @@ export class Receiver {
     this.reserved = reservedNames(config.names);
     if (config.authUsers) this.auth = AuthUsers.read(config.authUsers);
     const tls = config.tlsKey && config.tlsCert ? { key: fs.readFileSync(config.tlsKey), cert: fs.readFileSync(config.tlsCert) } : {};
-    const options: SMTPServerOptions & PatchOptions = {
+    const serverOptions: SMTPServerOptions & PatchOptions = {
       name: config.hostname,
       banner: 'Benno MailArchiv receiver',
       secure: false,
@@ -126,7 +136,8 @@ export class Receiver {
         const client = clientOf(session);
         this.throttled('info', `idle ${client}`, `client ${client}: no command within ${Math.min(config.firstCommandTimeout, config.timeout)} s of the greeting; closed (first_command_timeout)`);
       },
-      closeTimeout: 30_000,
+      // smtp-server reads 0 as "the default" (30 s).
+      closeTimeout: Math.max(1, options.shutdownGraceMs),
       logger: false,
       hideENHANCEDSTATUSCODES: false,
       // No reverse DNS lookup per connection: the archive logs addresses, and a
@@ -139,7 +150,7 @@ export class Receiver {
       onData: (stream, session, cb) => this.onData(stream, session as Session, cb),
       onClose: (session) => this.onClose(session),
     };
-    this.server = new SMTPServer(options);
+    this.server = new SMTPServer(serverOptions);
     this.server.on('error', (err: Error) => this.log.warn(`smtp: ${err.message}`));
     // Replies to pipelined commands are separate writes; with Nagle the second
     // waits for the client's delayed ACK (40 ms a message on loopback).
@@ -164,17 +175,29 @@ export class Receiver {
     return a && typeof a === 'object' ? a.port : this.config.listen.port;
   }
 
-  /** Stops accepting, lets transactions finish up to graceMs, then closes the rest. */
-  close(graceMs: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.log.warn(`shutdown: clients still connected after ${graceMs / 1000}s, closing them; they keep their messages and retry`);
-        // smtp-server closes remaining connections when its closeTimeout passes; do it now.
-        for (const c of (this.server as unknown as { connections: Set<{ close(): void }> }).connections ?? []) c.close();
-      }, graceMs);
-      this.server.close(() => {
-        clearTimeout(timer);
+  /**
+   * Stops accepting and lets transactions finish for shutdownGraceMs; then
+   * the clients still connected get 421 and are closed. Resolves once every
+   * connection is gone (a client that does not hang up after the 421 is cut
+   * off by smtp-server within 5 s).
+   */
+  close(): Promise<void> {
+    const listener = this.server.server;
+    let drained = false;
+    // Registered before smtp-server's own listener, so it has run when smtp-server calls back after the last connection.
+    const gone = new Promise<void>((resolve) =>
+      listener.once('close', () => {
+        drained = true;
         resolve();
+      }),
+    );
+    return new Promise((resolve) => {
+      // smtp-server calls back when the last connection is gone, or when closeTimeout has run out.
+      this.server.close(() => {
+        if (!drained) {
+          this.log.warn(`shutdown: clients still connected after ${this.options.shutdownGraceMs / 1000}s, closing them; they keep their messages and retry`);
+        }
+        void gone.then(resolve);
       });
     });
   }
@@ -185,10 +208,6 @@ export class Receiver {
     if (held !== null) this.log[level](line + heldBackNote(held));
   }
 
-  private get connections(): number {
-    return (this.server as unknown as { connections: Set<unknown> }).connections.size;
-  }
-
   private onConnect(session: Session, cb: (err?: Error) => void): void {
     const client = clientOf(session);
     if (!this.allowed.allows(session.remoteAddress)) {
@@ -196,7 +215,7 @@ export class Receiver {
       return cb(smtpError(554, 'Client not allowed to deliver to this archive'));
     }
     const { maxClients, maxConnectionsPerClient } = this.config;
-    if (this.connections > maxClients) {
+    if (this.connections >= maxClients) {
       this.throttled('warn', 'max_clients', `max_clients (${maxClients}) reached: refused client ${client} with 421; raise max_clients if this is normal load`);
       return cb(smtpError(421, `4.7.0 ${this.config.hostname} Too many connected clients, try again later`));
     }
@@ -210,6 +229,7 @@ export class Receiver {
       return cb(smtpError(421, `4.7.0 ${this.config.hostname} Too many connections from ${client}, try again later`));
     }
     this.perClient.set(client, open + 1);
+    this.connections++;
     state(session).counted = true;
     cb();
   }
@@ -220,6 +240,7 @@ export class Receiver {
     st.closed.abort();
     if (st.counted) {
       st.counted = false;
+      this.connections--;
       const client = clientOf(session);
       const open = (this.perClient.get(client) ?? 1) - 1;
       if (open > 0) this.perClient.set(client, open);

@@ -3,12 +3,13 @@
 
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { parseReceiverConfig, ReceiverConfig } from '../../src/receiver/config';
 import type { Logger } from '../../src/ops/log';
 import { Receiver } from '../../src/receiver/receiver';
-import { patchSmtpServer, smtpServerPatched } from '../../src/receiver/smtp-server-patches';
+import { CLOSING_GRACE_MS, patchSmtpServer, smtpServerPatched } from '../../src/receiver/smtp-server-patches';
 import { SpoolWriter } from '../../src/spool/writer';
 import { removeTree, tempDir } from '../helpers/fs';
 import { RawSmtp } from '../helpers/raw-smtp-client';
@@ -21,6 +22,12 @@ function testConfig(lines: string[] = []): ReceiverConfig {
   return { ...config, listen: { host: '127.0.0.1', port: 0 } };
 }
 
+/** A Receiver on a patched smtp-server, as benno-smtp makes it. */
+function newReceiver(config: ReceiverConfig, writer: SpoolWriter, log: Logger, shutdownGraceMs = 1000): Receiver {
+  patchSmtpServer();
+  return new Receiver(config, writer, log, { shutdownGraceMs });
+}
+
 /** A Receiver listening on a free loopback port, for the duration of fn; closed after it. */
 async function withReceiver(
   config: ReceiverConfig,
@@ -28,12 +35,12 @@ async function withReceiver(
   log: Logger,
   fn: (receiver: Receiver, port: number) => Promise<void>,
 ): Promise<void> {
-  const receiver = new Receiver(config, writer, log);
+  const receiver = newReceiver(config, writer, log);
   await receiver.listen();
   try {
     await fn(receiver, receiver.port);
   } finally {
-    await receiver.close(1000);
+    await receiver.close();
   }
 }
 
@@ -48,9 +55,9 @@ describe('Receiver', () => {
   // First in this file: nothing in this process has patched smtp-server yet.
   it('refuses to start on an smtp-server that is not patched, and starts once it is', () => {
     assert.equal(smtpServerPatched(), false, 'this test needs a process in which smtp-server is not patched yet');
-    assert.throws(() => new Receiver(testConfig(), new SpoolWriter(dir), capturingLogger()), /^Error: smtp-server is not patched: call patchSmtpServer\(\)/);
+    assert.throws(() => new Receiver(testConfig(), new SpoolWriter(dir), capturingLogger(), { shutdownGraceMs: 1000 }), /^Error: smtp-server is not patched: call patchSmtpServer\(\)/);
     patchSmtpServer();
-    assert.ok(new Receiver(testConfig(), new SpoolWriter(dir), capturingLogger()));
+    assert.ok(new Receiver(testConfig(), new SpoolWriter(dir), capturingLogger(), { shutdownGraceMs: 1000 }));
   });
 
   it('stores into the writer it is handed, and leaves closing it to the caller', async () => {
@@ -74,5 +81,114 @@ describe('Receiver', () => {
     file.write(Buffer.from('x\r\n'));
     assert.match((await file.commit()).name, /\.msg$/);
     writer.close();
+  });
+
+  it('max_clients counts the connections it admitted: the one beyond gets 421 and a log line; a place given back is taken', async () => {
+    const log = capturingLogger();
+    await withReceiver(testConfig(['max_clients = 2']), new SpoolWriter(dir), log, async (_receiver, port) => {
+      const first = await RawSmtp.open(port);
+      const second = await RawSmtp.open(port);
+      assert.deepEqual([first.greeting.code, second.greeting.code], [220, 220]);
+      const third = await RawSmtp.open(port);
+      assert.match(third.greeting.text, /^421 4\.7\.0 \S+ Too many connected clients, try again later$/);
+      await third.client.closed;
+      // The refused connection did not take a place.
+      const fourth = await RawSmtp.open(port);
+      assert.equal(fourth.greeting.code, 421);
+      await fourth.client.closed;
+      first.client.end();
+      await first.client.closed;
+      let again = 0;
+      for (let i = 0; i < 50 && again !== 220; i++) {
+        const next = await RawSmtp.open(port);
+        again = next.greeting.code;
+        if (again === 220) assert.equal((await next.client.command('EHLO client.example')).code, 250);
+        next.client.destroy();
+        if (again !== 220) await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.equal(again, 220, 'a place given back is taken');
+      second.client.destroy();
+    });
+    assert.deepEqual(
+      log.lines.filter((l) => /max_clients/.test(l)),
+      ['warn: max_clients (2) reached: refused client 127.0.0.1 with 421; raise max_clients if this is normal load'],
+    );
+  });
+
+  it('close(): without clients it resolves at once and says nothing', async () => {
+    const log = capturingLogger();
+    const receiver = newReceiver(testConfig(), new SpoolWriter(dir), log, 10_000);
+    await receiver.listen();
+    const t0 = Date.now();
+    await receiver.close();
+    assert.ok(Date.now() - t0 < 1000, `closed after ${Date.now() - t0} ms`);
+    assert.deepEqual(log.lines, []);
+  });
+
+  it('close(): a transaction under way finishes within the grace; the next command gets 421', async () => {
+    const log = capturingLogger();
+    const inbox = fs.mkdtempSync(path.join(dir, 'grace-'));
+    const receiver = newReceiver(testConfig(), new SpoolWriter(inbox), log, 10_000);
+    await receiver.listen();
+    const { client } = await RawSmtp.open(receiver.port);
+    await client.command('EHLO client.example');
+    await client.command('MAIL FROM:<a@example.com>');
+    await client.command('RCPT TO:<b@example.org>');
+    assert.equal((await client.command('DATA')).code, 354);
+    const t0 = Date.now();
+    const closed = receiver.close();
+    client.write('Subject: late\r\n\r\nbody\r\n.\r\n');
+    assert.match((await client.reply()).text, /^250 .*stored as/);
+    assert.equal((await client.command('NOOP')).text, '421 4.4.2 Server shutting down');
+    await closed;
+    assert.ok(Date.now() - t0 < 5000, `closed after ${Date.now() - t0} ms`);
+    assert.equal(fs.readdirSync(inbox).length, 1);
+    assert.deepEqual(log.lines.filter((l) => /shutdown/.test(l)), []);
+  });
+
+  it('close(): clients still connected after the grace get 421 and are closed, with one warning', async () => {
+    const log = capturingLogger();
+    const receiver = newReceiver(testConfig(), new SpoolWriter(dir), log, 300);
+    await receiver.listen();
+    const idle = await Promise.all([RawSmtp.open(receiver.port), RawSmtp.open(receiver.port)]);
+    await idle[0].client.command('EHLO client.example');
+    const t0 = Date.now();
+    await receiver.close();
+    const waited = Date.now() - t0;
+    assert.ok(waited >= 250 && waited < 5000, `closed after ${waited} ms`);
+    for (const { client } of idle) {
+      assert.equal((await client.reply(1000)).text, '421 4.4.2 Server shutting down');
+      await client.closed;
+    }
+    assert.deepEqual(log.lines.filter((l) => /shutdown/.test(l)), [
+      'warn: shutdown: clients still connected after 0.3s, closing them; they keep their messages and retry',
+    ]);
+  });
+
+  it('close(): a client that does not hang up after the 421 is cut off, and close() waits for that', async () => {
+    const log = capturingLogger();
+    const receiver = newReceiver(testConfig(), new SpoolWriter(dir), log, 300);
+    await receiver.listen();
+    const socket = net.connect({ port: receiver.port, host: '127.0.0.1', allowHalfOpen: true });
+    socket.on('error', () => undefined);
+    let text = '';
+    socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+    await new Promise((r) => socket.once('data', r));
+    const t0 = Date.now();
+    await receiver.close();
+    const waited = Date.now() - t0;
+    socket.destroy();
+    assert.match(text, /^220 .*\r\n421 4\.4\.2 Server shutting down\r\n$/);
+    assert.ok(waited >= CLOSING_GRACE_MS && waited < CLOSING_GRACE_MS + 3000, `closed after ${waited} ms`);
+  });
+
+  it('a command line of more than 4 KB closes the connection (smtp-server allows 16 KB by default)', async () => {
+    await withReceiver(testConfig(), new SpoolWriter(dir), capturingLogger(), async (_receiver, port) => {
+      const { client } = await RawSmtp.open(port);
+      await client.command('EHLO client.example');
+      assert.equal((await client.command(`NOOP ${'x'.repeat(4000)}`)).code, 250);
+      assert.equal((await client.command(`NOOP ${'x'.repeat(4200)}`)).text, '421 4.4.2 Error: Command line too long');
+      await client.closed;
+    });
   });
 });
