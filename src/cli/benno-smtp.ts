@@ -2,7 +2,7 @@
 // benno-smtp: the archive host's SMTP receiver (port 2500) → Benno inbox.
 
 import * as os from 'node:os';
-import { CONFIG_KEYS, DEFAULT_CONFIG_FILE, readReceiverConfig } from '../receiver/config';
+import { CONFIG_KEYS, ConfigError, DEFAULT_CONFIG_FILE, ReceiverConfig, readReceiverConfig } from '../receiver/config';
 import { runDaemon } from './daemon';
 import { isLoopback } from '../ops/allowlist';
 import { createLogger } from '../ops/log';
@@ -29,6 +29,15 @@ Configuration keys (benno-smtp.conf(5)): ${CONFIG_KEYS.join(', ')}.
 
 Exit status: 0 stopped cleanly, 64 bad usage, 69 port in use, 71 cannot listen,
 73 inbox or pid file unusable, 78 configuration error.`;
+
+function readConfig(file: string): ReceiverConfig {
+  try {
+    return readReceiverConfig(file);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new Fatal(err.message, EX_CONFIG);
+    throw err;
+  }
+}
 
 function readStdin(): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -60,7 +69,7 @@ async function main(): Promise<void> {
     return;
   }
 
-  const config = readReceiverConfig(a.config);
+  const config = readConfig(a.config);
   const log = createLogger({ program: PROGRAM, level: config.logLevel });
   const writer = new SpoolWriter(config.inbox, { suffix: config.suffix });
   let receiver: Receiver;

@@ -191,4 +191,13 @@ describe('Receiver', () => {
       await client.closed;
     });
   });
+
+  it('src/receiver is library code: it imports nothing from src/cli (exit codes are the programs\' business)', () => {
+    const root = path.join(__dirname, '..', '..', '..', 'src', 'receiver');
+    const offending = fs
+      .readdirSync(root)
+      .filter((f) => f.endsWith('.ts'))
+      .filter((f) => /^\s*(import|export)\b[^;]*from\s+['"]\.\.\/cli\//m.test(fs.readFileSync(path.join(root, f), 'utf8')) || /require\(['"]\.\.\/cli\//.test(fs.readFileSync(path.join(root, f), 'utf8')));
+    assert.deepEqual(offending, []);
+  });
 });
