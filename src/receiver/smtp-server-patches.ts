@@ -14,7 +14,8 @@
 // 1. Addresses. smtp-server's MAIL/RCPT parser rewrites and filters
 //    addresses and reads the command line as UTF-8 (a byte that is not UTF-8
 //    became U+FFFD); it is replaced by parseAddressCommand (smtp-address.ts),
-//    which keeps the bytes sent.
+//    which keeps the bytes sent and returns what handler_MAIL and
+//    handler_RCPT act on: the parameters, and one given twice.
 // 2. The greeting. smtp-server waits 100 ms before its 220 to catch "early
 //    talkers" (a spam-fighting trick). benno-smtp serves known exporters
 //    only, and the pause limited it to 10 connections a second per client.
@@ -33,6 +34,7 @@
 //    storage"), which is wrong for "too many recipients" (4.5.3). A reply
 //    text that starts with its own enhanced status code of the same class
 //    keeps it.
+//
 // Closing is no longer patched: since 3.20 smtp-server stops parsing a
 // connection it closes (421, QUIT), so no pipelined command runs after it,
 // and destroys its socket when the client has not hung up within 5 s.
