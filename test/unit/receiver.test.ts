@@ -1,4 +1,6 @@
-// The Receiver as a library: what it needs before it runs. (benno-smtp as a
+// The Receiver as a library, in this process: it needs a patched smtp-server,
+// stores through the writer it is handed, counts its connections for
+// max_clients and shuts down with smtp-server's closeTimeout. (benno-smtp as a
 // program is tested in test/integration.)
 
 import assert from 'node:assert/strict';
@@ -33,12 +35,12 @@ async function withReceiver(
   config: ReceiverConfig,
   writer: SpoolWriter,
   log: Logger,
-  fn: (receiver: Receiver, port: number) => Promise<void>,
+  fn: (port: number) => Promise<void>,
 ): Promise<void> {
   const receiver = newReceiver(config, writer, log);
   await receiver.listen();
   try {
-    await fn(receiver, receiver.port);
+    await fn(receiver.port);
   } finally {
     await receiver.close();
   }
@@ -63,7 +65,7 @@ describe('Receiver', () => {
   it('stores into the writer it is handed, and leaves closing it to the caller', async () => {
     const inbox = fs.mkdtempSync(path.join(dir, 'handed-'));
     const writer = new SpoolWriter(inbox, { suffix: '.msg' });
-    await withReceiver(testConfig(), writer, capturingLogger(), async (_receiver, port) => {
+    await withReceiver(testConfig(), writer, capturingLogger(), async (port) => {
       const { client } = await RawSmtp.open(port);
       await client.command('EHLO client.example');
       await client.command('MAIL FROM:<a@example.com>');
@@ -85,7 +87,7 @@ describe('Receiver', () => {
 
   it('max_clients counts the connections it admitted: the one beyond gets 421 and a log line; a place given back is taken', async () => {
     const log = capturingLogger();
-    await withReceiver(testConfig(['max_clients = 2']), new SpoolWriter(dir), log, async (_receiver, port) => {
+    await withReceiver(testConfig(['max_clients = 2']), new SpoolWriter(dir), log, async (port) => {
       const first = await RawSmtp.open(port);
       const second = await RawSmtp.open(port);
       assert.deepEqual([first.greeting.code, second.greeting.code], [220, 220]);
@@ -183,7 +185,7 @@ describe('Receiver', () => {
   });
 
   it('a command line of more than 4 KB closes the connection (smtp-server allows 16 KB by default)', async () => {
-    await withReceiver(testConfig(), new SpoolWriter(dir), capturingLogger(), async (_receiver, port) => {
+    await withReceiver(testConfig(), new SpoolWriter(dir), capturingLogger(), async (port) => {
       const { client } = await RawSmtp.open(port);
       await client.command('EHLO client.example');
       assert.equal((await client.command(`NOOP ${'x'.repeat(4000)}`)).code, 250);
