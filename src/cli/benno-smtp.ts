@@ -1,17 +1,21 @@
 #!/usr/bin/env node
 // benno-smtp: the archive host's SMTP receiver (port 2500) → Benno inbox.
 
-import * as os from 'node:os';
-import { CONFIG_KEYS, DEFAULT_CONFIG_FILE, readReceiverConfig } from '../receiver/config';
+import { CONFIG_KEYS, ConfigError, DEFAULT_CONFIG_FILE, ReceiverConfig, readReceiverConfig } from '../receiver/config';
 import { runDaemon } from './daemon';
 import { isLoopback } from '../ops/allowlist';
 import { createLogger } from '../ops/log';
-import { EX_CANTCREAT, EX_CONFIG, EX_IOERR, EX_OK, EX_OSERR, EX_UNAVAILABLE, EX_USAGE, Fatal } from './sysexits';
+import { EX_CONFIG, EX_OK, EX_USAGE, Fatal } from './sysexits';
+import { listenOrExit, prepareSpool } from './start';
 import { hashPassword } from '../receiver/auth';
 import { Receiver } from '../receiver/receiver';
+import { patchSmtpServer } from '../receiver/smtp-server-patches';
+import { SpoolWriter } from '../spool/writer';
 import { commandLine, fail, rejectRepeated, runMain } from './run';
 
 const PROGRAM = 'benno-smtp';
+/** Transactions under way at a stop get this long; with smtp-server's 5 s for a client to hang up, within systemd's TimeoutStopSec=40s. */
+const SHUTDOWN_GRACE_MS = 20_000;
 
 const EPILOG = `Stores every message it receives as one file in the inbox; with
 envelope_header = true (the default) the SMTP envelope is written first as X-REAL-MAILFROM /
@@ -25,6 +29,15 @@ Configuration keys (benno-smtp.conf(5)): ${CONFIG_KEYS.join(', ')}.
 
 Exit status: 0 stopped cleanly, 64 bad usage, 69 port in use, 71 cannot listen,
 73 inbox or pid file unusable, 78 configuration error.`;
+
+function readConfig(file: string): ReceiverConfig {
+  try {
+    return readReceiverConfig(file);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new Fatal(err.message, EX_CONFIG);
+    throw err;
+  }
+}
 
 function readStdin(): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -56,11 +69,13 @@ async function main(): Promise<void> {
     return;
   }
 
-  const config = readReceiverConfig(a.config);
+  const config = readConfig(a.config);
   const log = createLogger({ program: PROGRAM, level: config.logLevel });
+  const writer = new SpoolWriter(config.inbox, { suffix: config.suffix });
   let receiver: Receiver;
   try {
-    receiver = new Receiver(config, log);
+    patchSmtpServer();
+    receiver = new Receiver(config, writer, log, { shutdownGraceMs: SHUTDOWN_GRACE_MS });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     throw new Fatal(`${a.config}: ${e.code === 'ENOENT' ? `cannot read ${e.path}` : e.message}`, EX_CONFIG);
@@ -73,33 +88,18 @@ async function main(): Promise<void> {
   await runDaemon(
     {
       async start() {
-        try {
-          await receiver.writer.check();
-          const { removed } = receiver.writer.cleanStale();
-          if (removed.length > 0) log.info(`removed ${removed.length} temp file(s) left by an earlier process in ${receiver.writer.dir}`);
-        } catch (err) {
-          const e = err as NodeJS.ErrnoException;
-          const user = os.userInfo().username;
-          if (e.code === 'ENOENT') throw new Fatal(`inbox ${config.inbox} does not exist; create it (writable by ${user}) or set inbox in ${a.config}`, EX_CANTCREAT);
-          if (e.code === 'EACCES' || e.code === 'EPERM' || e.code === 'EROFS' || e.code === 'ENOTDIR') {
-            throw new Fatal(`cannot create files in inbox ${config.inbox} as user ${user} (${e.code})`, EX_CANTCREAT);
-          }
-          throw new Fatal(`inbox ${config.inbox}: ${e.message}`, EX_IOERR);
-        }
-        try {
-          await receiver.listen();
-        } catch (err) {
-          const e = err as NodeJS.ErrnoException;
-          const where = `${config.listen.host}:${config.listen.port}`;
-          throw new Fatal(`cannot listen on ${where}: ${e.code ?? e.message}`, e.code === 'EADDRINUSE' ? EX_UNAVAILABLE : EX_OSERR);
-        }
+        await prepareSpool(writer, { noun: 'inbox', elsewhere: `set inbox in ${a.config}` }, log);
+        await listenOrExit(() => receiver.listen(), `${config.listen.host}:${config.listen.port}`);
         if (config.authUsers && !config.tlsKey && !config.allowedClients.every((s) => isLoopback(s.address, s.prefix))) {
           log.warn('auth_users without STARTTLS: passwords from other hosts cross the network in clear text; set tls_key and tls_cert');
         }
         const clients = config.allowedClients.map((s) => `${s.address}/${s.prefix}`).join(',');
-        return `listening on ${config.listen.host}:${receiver.port}, inbox ${receiver.writer.dir}, allowed clients ${clients}`;
+        return `listening on ${config.listen.host}:${receiver.port}, inbox ${writer.dir}, allowed clients ${clients}`;
       },
-      stop: () => receiver.close(20_000),
+      async stop() {
+        await receiver.close();
+        writer.close();
+      },
     },
     { program: PROGRAM, log, pidFile: a.pidfile },
   );

@@ -1,12 +1,12 @@
 // /etc/benno-smtp/benno-smtp.conf: "key = value" lines, "#" comments, blank
 // lines. Every key is known and checked here; an unknown key or a bad value
-// stops the receiver at start with the file, line and reason (exit 78).
+// is a ConfigError naming the file, line and reason, which benno-smtp turns
+// into its exit status 78.
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { Subnet, SubnetError, parseSubnets } from '../ops/allowlist';
 import { LOG_LEVELS, LogLevel } from '../ops/log';
-import { EX_CONFIG, Fatal } from '../cli/sysexits';
 import { DEFAULT_SPOOL_DIR, DEFAULT_SUFFIX, suffixProblem } from '../spool/names';
 import { DEFAULT_ENVELOPE_NAMES, DEFAULT_MAX_RECIPIENTS, EnvelopeNames, envelopeNamesProblem, gatewayNameProblem, isFieldName } from '../spool/format';
 
@@ -57,6 +57,11 @@ export const DEFAULTS: ReceiverConfig = {
   names: DEFAULT_ENVELOPE_NAMES,
   logLevel: 'info',
 };
+
+/** A configuration file that cannot be used; the message says which file, where and why. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
 
 class ValueError extends Error {}
 
@@ -155,28 +160,28 @@ export function parseReceiverConfig(text: string, file: string): ReceiverConfig 
     if (line === '' || line.startsWith('#')) return;
     const where = `${file}, line ${i + 1}`;
     const eq = line.indexOf('=');
-    if (eq < 0) throw new Fatal(`${where}: expected "key = value", got "${line}"`, EX_CONFIG);
+    if (eq < 0) throw new ConfigError(`${where}: expected "key = value", got "${line}"`);
     const key = line.slice(0, eq).trim();
     const value = line.slice(eq + 1).trim();
     const set = KEYS[key];
-    if (!set) throw new Fatal(`${where}: unknown key "${key}" (known: ${CONFIG_KEYS.join(', ')})`, EX_CONFIG);
-    if (seen.has(key)) throw new Fatal(`${where}: "${key}" is already set on line ${seen.get(key)}`, EX_CONFIG);
+    if (!set) throw new ConfigError(`${where}: unknown key "${key}" (known: ${CONFIG_KEYS.join(', ')})`);
+    if (seen.has(key)) throw new ConfigError(`${where}: "${key}" is already set on line ${seen.get(key)}`);
     seen.set(key, i + 1);
     try {
       set(config, value);
     } catch (err) {
-      if (err instanceof ValueError) throw new Fatal(`${where}: bad ${key} "${value}": ${err.message}`, EX_CONFIG);
+      if (err instanceof ValueError) throw new ConfigError(`${where}: bad ${key} "${value}": ${err.message}`);
       throw err;
     }
   });
   if (Boolean(config.tlsKey) !== Boolean(config.tlsCert)) {
-    throw new Fatal(`${file}: tls_key and tls_cert go together`, EX_CONFIG);
+    throw new ConfigError(`${file}: tls_key and tls_cert go together`);
   }
   // The two names are checked together, at the line of the later one.
   const names = envelopeNamesProblem(config.names);
   if (names) {
     const key = (seen.get('sender_header') ?? 0) > (seen.get('recipient_header') ?? 0) ? 'sender_header' : 'recipient_header';
-    throw new Fatal(`${file}, line ${seen.get(key)}: bad ${key}: ${names}`, EX_CONFIG);
+    throw new ConfigError(`${file}, line ${seen.get(key)}: bad ${key}: ${names}`);
   }
   return config;
 }
@@ -186,7 +191,7 @@ export function readReceiverConfig(file: string): ReceiverConfig {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
-    throw new Fatal(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, EX_CONFIG);
+    throw new ConfigError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   return parseReceiverConfig(text, file);
 }

@@ -30,7 +30,7 @@ import { EnvelopeBuilder, EnvelopeProblem, GatewayGate, HeaderGuard, MAX_ADDRESS
 import { SpoolFile, SpoolWriter } from '../spool/writer';
 import { AuthUsers } from './auth';
 import { AuthFailures, MAX_AUTH_FAILURES_PER_CONNECTION } from './auth-failures';
-import { PatchOptions, patchSmtpServer } from './smtp-server-patches';
+import { PatchOptions, smtpServerPatched } from './smtp-server-patches';
 
 /**
  * MAIL and RCPT commands one session may have refused before it is closed
@@ -54,7 +54,7 @@ interface SessionState {
   tx?: Transaction;
   refusedAddresses: number;
   authFailures: number;
-  /** Counted in perClient, so that closing takes it out again. */
+  /** Counted in perClient and connections, so that closing takes it out again. */
   counted: boolean;
   /** Aborted when the connection closes: its password checks still waiting are dropped. */
   closed: AbortController;
@@ -83,28 +83,41 @@ function loggedAddress(raw: Buffer): string {
   return `${written.subarray(0, cut).toString('utf8')}... (${written.length} bytes)`;
 }
 
+export interface ReceiverOptions {
+  /**
+   * How long close() lets transactions under way finish; then smtp-server
+   * answers the clients still connected 421 and closes them (its closeTimeout).
+   */
+  shutdownGraceMs: number;
+}
+
 export class Receiver {
   private readonly server: SMTPServer;
   private readonly allowed: AllowList;
   private readonly auth?: AuthUsers;
   private readonly reserved: ReservedNames;
-  /** Open connections per client address. */
+  /** Connections onConnect admitted and onClose has not yet seen end: per client address, and in all (for max_clients). */
   private readonly perClient = new Map<string, number>();
+  private connections = 0;
   private readonly authFailures = new AuthFailures();
   private readonly throttle = new LogThrottle();
-  readonly writer: SpoolWriter;
 
+  /** The writer is the caller's, as the milter's is: it checks it before listen() and closes it after close(). */
   constructor(
     private readonly config: ReceiverConfig,
+    private readonly writer: SpoolWriter,
     private readonly log: Logger,
+    private readonly options: ReceiverOptions,
   ) {
-    patchSmtpServer();
+    // Unpatched, smtp-server would rewrite addresses and offer AUTH before STARTTLS (see smtp-server-patches.ts).
+    if (!smtpServerPatched()) {
+      throw new Error('smtp-server is not patched: call patchSmtpServer() (src/receiver/smtp-server-patches.ts) before creating a Receiver');
+    }
     this.allowed = new AllowList(config.allowedClients);
-    this.writer = new SpoolWriter(config.inbox, { suffix: config.suffix });
     this.reserved = reservedNames(config.names);
     if (config.authUsers) this.auth = AuthUsers.read(config.authUsers);
     const tls = config.tlsKey && config.tlsCert ? { key: fs.readFileSync(config.tlsKey), cert: fs.readFileSync(config.tlsCert) } : {};
-    const options: SMTPServerOptions & PatchOptions = {
+    const serverOptions: SMTPServerOptions & PatchOptions = {
       name: config.hostname,
       banner: 'Benno MailArchiv receiver',
       secure: false,
@@ -113,6 +126,9 @@ export class Receiver {
       authOptional: !this.auth,
       allowInsecureAuth: !tls.key,
       size: config.maxSize || undefined,
+      // smtp-server 3.20 raised its default to 16 KB, for XOAUTH2 tokens; AUTH
+      // here is PLAIN or LOGIN, and a command line is memory held per connection.
+      maxCommandLength: 4096,
       // max_clients is checked in onConnect, with the per-client limit, where it can be logged.
       socketTimeout: config.timeout * 1000,
       firstCommandTimeout: Math.min(config.firstCommandTimeout, config.timeout) * 1000,
@@ -120,7 +136,8 @@ export class Receiver {
         const client = clientOf(session);
         this.throttled('info', `idle ${client}`, `client ${client}: no command within ${Math.min(config.firstCommandTimeout, config.timeout)} s of the greeting; closed (first_command_timeout)`);
       },
-      closeTimeout: 30_000,
+      // smtp-server reads 0 as "the default" (30 s).
+      closeTimeout: Math.max(1, options.shutdownGraceMs),
       logger: false,
       hideENHANCEDSTATUSCODES: false,
       // No reverse DNS lookup per connection: the archive logs addresses, and a
@@ -133,12 +150,19 @@ export class Receiver {
       onData: (stream, session, cb) => this.onData(stream, session as Session, cb),
       onClose: (session) => this.onClose(session),
     };
-    this.server = new SMTPServer(options);
-    this.server.on('error', (err: Error) => this.log.warn(`smtp: ${err.message}`));
+    this.server = new SMTPServer(serverOptions);
+    // A failure to listen is listen()'s to report (one line, with the exit code); later errors are logged here.
+    this.server.on('error', (err: Error) => {
+      if (this.listening) this.log.warn(`smtp: ${err.message}`);
+    });
     // Replies to pipelined commands are separate writes; with Nagle the second
     // waits for the client's delayed ACK (40 ms a message on loopback).
+    // smtp-server does the same since 3.19.19, in a constructor the patch
+    // checks do not cover: this keeps it whatever a later release does.
     this.server.server.on('connection', (socket: Socket) => socket.setNoDelay(true));
   }
+
+  private listening = false;
 
   listen(): Promise<void> {
     const { host, port } = this.config.listen;
@@ -147,6 +171,7 @@ export class Receiver {
       this.server.server.once('error', onError);
       this.server.listen(port, host, () => {
         this.server.server.off('error', onError);
+        this.listening = true;
         resolve();
       });
     });
@@ -158,18 +183,29 @@ export class Receiver {
     return a && typeof a === 'object' ? a.port : this.config.listen.port;
   }
 
-  /** Stops accepting, lets transactions finish up to graceMs, then closes the rest. */
-  close(graceMs: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.log.warn(`shutdown: clients still connected after ${graceMs / 1000}s, closing them; they keep their messages and retry`);
-        // smtp-server closes remaining connections when its closeTimeout passes; do it now.
-        for (const c of (this.server as unknown as { connections: Set<{ close(): void }> }).connections ?? []) c.close();
-      }, graceMs);
-      this.server.close(() => {
-        clearTimeout(timer);
-        this.writer.close();
+  /**
+   * Stops accepting and lets transactions finish for shutdownGraceMs; then
+   * the clients still connected get 421 and are closed. Resolves once every
+   * connection is gone (a client that does not hang up after the 421 is cut
+   * off by smtp-server within 5 s).
+   */
+  close(): Promise<void> {
+    const listener = this.server.server;
+    let drained = false;
+    // Registered before smtp-server's own listener, so it has run when smtp-server calls back after the last connection.
+    const gone = new Promise<void>((resolve) =>
+      listener.once('close', () => {
+        drained = true;
         resolve();
+      }),
+    );
+    return new Promise((resolve) => {
+      // smtp-server calls back when the last connection is gone, or when closeTimeout has run out.
+      this.server.close(() => {
+        if (!drained) {
+          this.log.warn(`shutdown: clients still connected after ${this.options.shutdownGraceMs / 1000}s, closing them; they keep their messages and retry`);
+        }
+        void gone.then(resolve);
       });
     });
   }
@@ -180,10 +216,6 @@ export class Receiver {
     if (held !== null) this.log[level](line + heldBackNote(held));
   }
 
-  private get connections(): number {
-    return (this.server as unknown as { connections: Set<unknown> }).connections.size;
-  }
-
   private onConnect(session: Session, cb: (err?: Error) => void): void {
     const client = clientOf(session);
     if (!this.allowed.allows(session.remoteAddress)) {
@@ -191,7 +223,7 @@ export class Receiver {
       return cb(smtpError(554, 'Client not allowed to deliver to this archive'));
     }
     const { maxClients, maxConnectionsPerClient } = this.config;
-    if (this.connections > maxClients) {
+    if (this.connections >= maxClients) {
       this.throttled('warn', 'max_clients', `max_clients (${maxClients}) reached: refused client ${client} with 421; raise max_clients if this is normal load`);
       return cb(smtpError(421, `4.7.0 ${this.config.hostname} Too many connected clients, try again later`));
     }
@@ -205,6 +237,7 @@ export class Receiver {
       return cb(smtpError(421, `4.7.0 ${this.config.hostname} Too many connections from ${client}, try again later`));
     }
     this.perClient.set(client, open + 1);
+    this.connections++;
     state(session).counted = true;
     cb();
   }
@@ -215,6 +248,7 @@ export class Receiver {
     st.closed.abort();
     if (st.counted) {
       st.counted = false;
+      this.connections--;
       const client = clientOf(session);
       const open = (this.perClient.get(client) ?? 1) - 1;
       if (open > 0) this.perClient.set(client, open);
@@ -279,12 +313,14 @@ export class Receiver {
     if (bad) return this.refuse(session, 'recipient', raw, `${bad} not allowed`, cb, smtpError(501, `5.1.3 Bad recipient address syntax: ${bad} not allowed`));
     const problem = tx.envelope.addRecipient(raw);
     if (problem) return this.refuse(session, 'recipient', raw, reasonFor(problem), cb, refusalFor(problem));
-    // After this callback smtp-server's handler_RCPT looks for the address in
-    // session.envelope.rcptTo (case-insensitively, one by one) and adds it if
-    // it is not there: quadratic time and a second copy of every recipient.
-    // The envelope is ours (above, in the client's order, duplicates kept);
-    // smtp-server only needs the list not to be empty, for DATA. Emptying it
-    // here leaves it one entry long, and 10,000 recipients cost linear time.
+    // After this callback smtp-server's handler_RCPT adds the address to
+    // session.envelope.rcptTo, or replaces an entry that differs only in
+    // case: a second copy of every recipient, duplicates merged (3.19.7 also
+    // searched the list one entry at a time, in quadratic time; 3.21 keeps an
+    // index). The envelope is ours (above, in the client's order, duplicates
+    // kept); smtp-server only needs the list not to be empty, for DATA.
+    // Emptying it here leaves it one entry long, and 10,000 recipients cost
+    // linear time whichever way smtp-server looks.
     session.envelope.rcptTo.length = 0;
     cb();
   }

@@ -1,18 +1,21 @@
 // Behaviours of smtp-server that an archive receiver must not have, replaced
 // on its connection class. This is the one module that touches smtp-server's
-// internals; smtp-server is pinned to an exact version for it, and
-// test/unit/smtp-server-patches.test.ts fails if the hook points move.
+// internals. Nothing is patched on import: benno-smtp calls patchSmtpServer()
+// at start-up, before it builds its Receiver, and the Receiver refuses to
+// run on an smtp-server that is not patched.
 //
-// 1. Addresses. smtp-server rewrites and filters MAIL FROM / RCPT TO
-//    addresses: it turns xn-- domains into Unicode, normalises IPv6
-//    literals, splits the command on white space (so a quoted local part
-//    such as "a b"@example.org breaks) and refuses local parts Postfix
-//    accepts ("a..b"@). It also reads the command line as UTF-8, so a byte
-//    that is not UTF-8 became U+FFFD. An archive keeps the envelope as the
-//    MTA saw it: the command line is read as latin1 (one character per
-//    byte), and Buffer.from(address, 'latin1') gives back the bytes sent.
-//    Which characters an address may hold is the receiver's decision, so
-//    that its refusal can name the character.
+// smtp-server is pinned to an exact version for this. UPSTREAM_SHA256 holds
+// the sha256 of the source of every upstream method the patches replace,
+// wrap or depend on, as that version has it, and
+// test/unit/smtp-server-patches.test.ts fails, naming the method, when the
+// installed smtp-server has another: a fix upstream makes in a method we
+// replace would otherwise be dropped without anyone noticing.
+//
+// 1. Addresses. smtp-server's MAIL/RCPT parser rewrites and filters
+//    addresses and reads the command line as UTF-8 (a byte that is not UTF-8
+//    became U+FFFD); it is replaced by parseAddressCommand (smtp-address.ts),
+//    which keeps the bytes sent and returns what handler_MAIL and
+//    handler_RCPT act on: the parameters, and one given twice.
 // 2. The greeting. smtp-server waits 100 ms before its 220 to catch "early
 //    talkers" (a spam-fighting trick). benno-smtp serves known exporters
 //    only, and the pause limited it to 10 connections a second per client.
@@ -31,60 +34,14 @@
 //    storage"), which is wrong for "too many recipients" (4.5.3). A reply
 //    text that starts with its own enhanced status code of the same class
 //    keeps it.
-// 5. Closing. When smtp-server ends a connection (421, QUIT) it only half
-//    closes it: it goes on reading and running the commands the client
-//    pipelined or still sends (a password guess after "421 too many failed
-//    attempts" would still be checked), and a client that never hangs up
-//    keeps the socket until the idle timeout, without counting against any
-//    limit. A closing connection now runs no more commands, and its socket is
-//    destroyed when the client has not hung up within CLOSING_GRACE_MS.
+//
+// Closing is no longer patched: since 3.20 smtp-server stops parsing a
+// connection it closes (421, QUIT), so no pipelined command runs after it,
+// and destroys its socket when the client has not hung up within 5 s.
+// test/unit/smtp-server-patches.test.ts holds it to both.
 
 import type { SMTPServerSession } from 'smtp-server';
-
-export interface AddressCommand {
-  address: string;
-  args: Record<string, string | true> | false;
-}
-
-/** Space or tab: SMTP's white space. (\s would also take latin1's no-break space, byte 0xA0.) */
-const BLANK = /[ \t]/;
-const BLANKS = /[ \t]+/g;
-
-/**
- * Parses "MAIL FROM:<addr> PARAMS" / "RCPT TO:<addr> PARAMS"; false when
- * malformed. The command is a string of one character per byte (latin1).
- */
-export function parseAddressCommand(name: string, command: string): AddressCommand | false {
-  const verb = name.trim().toUpperCase();
-  const colon = command.indexOf(':');
-  if (colon < 0 || command.slice(0, colon).replace(BLANKS, ' ').trim().toUpperCase() !== verb) return false;
-  let i = colon + 1;
-  while (command[i] === ' ') i++;
-  if (command[i] !== '<') return false;
-  const start = ++i;
-  let quoted = false;
-  for (; i < command.length; i++) {
-    const c = command[i];
-    if (quoted && c === '\\') i++;
-    else if (c === '"') quoted = !quoted;
-    else if (c === '>' && !quoted) break;
-  }
-  if (i >= command.length) return false;
-  const address = command.slice(start, i);
-  const rest = command.slice(i + 1);
-  if (rest !== '' && !BLANK.test(rest[0])) return false;
-  let args: Record<string, string | true> | false = false;
-  for (const part of rest.split(BLANKS).filter(Boolean)) {
-    const eq = part.indexOf('=');
-    const key = (eq < 0 ? part : part.slice(0, eq)).toUpperCase();
-    if (!key) continue;
-    const value = eq < 0 ? true : part.slice(eq + 1).replace(/\+([0-9A-F]{2})/gi, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
-    // Parameters end up in replies and DSNs; control characters there split lines.
-    if (typeof value === 'string' && /[\x00-\x1f\x7f]/.test(value)) return false;
-    args = { ...(args || {}), [key]: value };
-  }
-  return { address, args };
-}
+import { AddressCommand, parseAddressCommand } from './smtp-address';
 
 /** smtp-server options the patches read (smtp-server keeps the options object it is given). */
 export interface PatchOptions {
@@ -108,15 +65,19 @@ interface Socket {
   off(event: 'data', fn: (chunk: Buffer) => void): void;
 }
 
+type Handler = (command: Buffer, callback: () => void) => void;
+
 interface Connection {
-  _onCommand(command: Buffer, callback?: () => void): void;
-  close(): void;
   _closing: boolean;
   _parseAddressCommand(name: string, command: unknown): AddressCommand | false;
+  handler_MAIL: Handler;
+  handler_RCPT: Handler;
+  handler_AUTH: Handler;
+  close(): void;
   _setListeners(done: () => void): void;
   _isSupported(command: string): boolean;
   _useEnhancedStatusCodes(): boolean;
-  handler_EHLO(command: Buffer, callback: () => void): void;
+  handler_EHLO: Handler;
   connectionReady(): void;
   send(code: number, data?: string | string[], context?: string | false): void;
   init(): void;
@@ -125,41 +86,98 @@ interface Connection {
   session: SMTPServerSession;
   _socket: Socket;
   _server: { options: ServerOptions; connections: Set<unknown> };
-  __bennoPatched?: boolean;
-  __bennoClosing?: boolean;
+  /** Upstream's source of each hooked method, kept when the patches replace them. */
+  __bennoOriginals?: Record<HookedMethod, string>;
 }
 
-/** The methods the patches replace or call; patchSmtpServer() refuses to run if one is missing. */
+/**
+ * The SMTPConnection methods the patches replace, wrap or call, and those
+ * whose behaviour they mirror or feed; patchSmtpServer() refuses to run if
+ * one is missing.
+ */
 export const HOOKED_METHODS = [
-  '_parseAddressCommand',
-  '_setListeners',
-  '_isSupported',
-  '_useEnhancedStatusCodes',
-  '_onCommand',
-  'handler_EHLO',
-  'connectionReady',
-  'send',
-  'close',
-  'init',
+  '_parseAddressCommand', // 1: replaced
+  'handler_MAIL', // 1: calls the parser, acts on what it returns (args, duplicate)
+  'handler_RCPT', // 1: the same; the Receiver also empties its recipient list
+  'init', // 2: replaced by a copy without the pause
+  '_setListeners', // 2: called by the copy
+  'connectionReady', // 2: called by the copy
+  'close', // 2: sets _closing, which the first-command deadline reads
+  'handler_EHLO', // 3: wrapped
+  '_isSupported', // 3: shadowed for one EHLO reply
+  'handler_AUTH', // 3: its 538 condition is mirrored in the EHLO wrapper
+  'send', // 4: wrapped; 2: called
+  '_useEnhancedStatusCodes', // 4: called
 ] as const;
 
-/** How long a client has to hang up after the last reply of a connection we close. */
+export type HookedMethod = (typeof HOOKED_METHODS)[number];
+
+/** The smtp-server release the patches were checked against. */
+export const PINNED_SMTP_SERVER = '3.21.6';
+
+/**
+ * sha256 of Function.prototype.toString() of each hooked method of
+ * PINNED_SMTP_SERVER, before patching. On an upgrade, read each method that
+ * the test names in the new release, adjust the patch, then record the new
+ * hash here.
+ */
+export const UPSTREAM_SHA256: Record<HookedMethod, string> = {
+  _parseAddressCommand: '6c12334d014173e8806c0e05fd22532a3b674bb43b3206a2b734ea89dbfd0281',
+  handler_MAIL: 'a40618dd2e16f0fa01c49110b1dce1ae724fae587d2eced96afd62d957b392f5',
+  handler_RCPT: 'ef2acd7214eaa466005564206adf3bb4a158ae3f5ac39af9a1e5aa5d88bc7435',
+  init: '1265a7d7ca8f5510b4ce94ce4c52bdc127a13b6ef912ec7f9dec69be7a662918',
+  _setListeners: 'cf07ab6f47db09acf796970e44196427a39c0d8f357d207ec797ca08f10027f5',
+  connectionReady: '62c0ab75022331de177ec1ff0fdbfff7eb9c5c292af74567cb0a015d0e0b029f',
+  close: '8b9a23413167403aa8cf3b933072aba83407cd3f7cea2f7605275fe0ced5821f',
+  handler_EHLO: '42394b3ad94f3debdc14fc08f5e017635b00c85799bb3a8fa68b4a8aa5b0642a',
+  _isSupported: 'dbbb9a8918cf72015fb0b4edb8553715450f9190bfc7b4b9da668b274074fe19',
+  handler_AUTH: '84c3fee26e93196f0f209775341fd6f6d22838b2c264b2a2dd8cd81fdc40e259',
+  send: 'c33568c0111a58b2d16786c2ffebbeef6f040c6914742bbcae1c3b3b2507efcb',
+  _useEnhancedStatusCodes: 'a779b37aa914745dfdd730c443d5df1c8d969cbae2523cd9f3e151adc3245081',
+};
+
+/**
+ * How long smtp-server gives a client to hang up after the last reply of a
+ * connection it closes (its HALF_CLOSE_TIMEOUT; socketTimeout where shorter).
+ */
 export const CLOSING_GRACE_MS = 5_000;
 
 /** "4.5.3 Too many recipients" → ["4.5.3", "Too many recipients"]. */
 const OWN_ENHANCED_CODE = /^([245])\.(\d{1,3})\.(\d{1,3}) ([^]*)$/;
 
-/** Applies the patches to smtp-server's connection class. Idempotent. */
-export function patchSmtpServer(): void {
+/** The prototype of the connection class the installed smtp-server uses (its CommonJS build, as ours is). */
+function connectionPrototype(): Connection {
   // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const { SMTPConnection } = require('smtp-server/lib/smtp-connection') as { SMTPConnection: { prototype: Connection } };
-  const proto = SMTPConnection.prototype;
+  return (require('smtp-server/lib/smtp-connection') as { SMTPConnection: { prototype: Connection } }).SMTPConnection.prototype;
+}
+
+/** Whether patchSmtpServer() has run in this process. */
+export function smtpServerPatched(): boolean {
+  return connectionPrototype().__bennoOriginals !== undefined;
+}
+
+/** The source of each hooked method as upstream has it: kept from before patching, or read now. */
+export function upstreamSources(): Record<HookedMethod, string> {
+  const proto = connectionPrototype();
+  return proto.__bennoOriginals ?? sourcesOf(proto);
+}
+
+function sourcesOf(proto: Connection): Record<HookedMethod, string> {
+  const sources = {} as Record<HookedMethod, string>;
   for (const method of HOOKED_METHODS) {
     if (typeof proto[method] !== 'function') {
       throw new Error(`smtp-server no longer has SMTPConnection#${method}; see src/receiver/smtp-server-patches.ts`);
     }
+    sources[method] = Function.prototype.toString.call(proto[method]);
   }
-  if (proto.__bennoPatched) return;
+  return sources;
+}
+
+/** Applies the patches to smtp-server's connection class, once per process; later calls do nothing. */
+export function patchSmtpServer(): void {
+  const proto = connectionPrototype();
+  if (proto.__bennoOriginals) return;
+  const originals = sourcesOf(proto);
 
   // 1.
   proto._parseAddressCommand = function (name: string, command: unknown) {
@@ -211,26 +229,7 @@ export function patchSmtpServer(): void {
     return originalSend.call(this, code, data, context);
   };
 
-  // 5.
-  const originalOnCommand = proto._onCommand;
-  proto._onCommand = function (this: Connection, command: Buffer, callback?: () => void) {
-    // Without the callback the parser takes no further line, and the socket is no longer read.
-    if (this._closing) return;
-    return originalOnCommand.call(this, command, callback);
-  };
-  const originalClose = proto.close;
-  proto.close = function (this: Connection) {
-    originalClose.call(this);
-    const socket = this._socket;
-    if (!socket || socket.destroyed || this.__bennoClosing) return;
-    // A deadline, not an idle timeout: a client could keep an idle timeout from firing by trickling bytes.
-    const deadline = setTimeout(() => socket.destroy(), CLOSING_GRACE_MS);
-    deadline.unref();
-    socket.once('close', () => clearTimeout(deadline));
-    this.__bennoClosing = true;
-  };
-
-  proto.__bennoPatched = true;
+  proto.__bennoOriginals = originals;
 }
 
 /**

@@ -3,10 +3,12 @@
 
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { MILTER_BIN, ROOT, runToEnd } from '../helpers/daemon';
 import { removeTree, tempDir } from '../helpers/fs';
+import { SMTP_BIN } from '../helpers/smtp';
 
 describe('benno-milter command line', () => {
   let work: string;
@@ -106,4 +108,39 @@ describe('benno-milter-admin command line', () => {
       assert.equal(r.stderr, `benno-milter-admin: ${message} (try --help)`);
     });
   }
+});
+
+describe('benno-smtp starts as benno-milter does (issue 10)', () => {
+  let work: string;
+  before(() => (work = tempDir()));
+  after(() => removeTree(work));
+
+  const start = (name: string, lines: string[]) => {
+    const config = path.join(work, name);
+    fs.writeFileSync(config, `${lines.join('\n')}\n`);
+    return { config, run: () => runToEnd(SMTP_BIN, ['-c', config]) };
+  };
+
+  it('a missing inbox: one line naming it and the setting, exit 73', async () => {
+    const missing = path.join(work, 'no-such-inbox');
+    const { config, run } = start('missing.conf', ['listen = 127.0.0.1:1', `inbox = ${missing}`]);
+    const r = await run();
+    assert.equal(r.code, 73);
+    assert.equal(r.stderr.trim(), `benno-smtp: inbox ${missing} does not exist; create it (owner root, mode 0750) or set inbox in ${config}`);
+  });
+
+  it('a port another process listens on: one line, exit 69', async () => {
+    const busy = net.createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (busy.address() as net.AddressInfo).port;
+      const { run } = start('busy.conf', [`listen = 127.0.0.1:${port}`, `inbox = ${work}`]);
+      const r = await run();
+      assert.equal(r.code, 69, r.stderr);
+      assert.match(r.stderr.trim(), new RegExp(`^benno-smtp: cannot listen on 127\\.0\\.0\\.1:${port}: .*EADDRINUSE`));
+      assert.equal(r.stderr.trim().split('\n').length, 1);
+    } finally {
+      busy.close();
+    }
+  });
 });

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DEFAULTS, parseReceiverConfig } from '../../src/receiver/config';
+import { ConfigError, DEFAULTS, parseReceiverConfig, readReceiverConfig } from '../../src/receiver/config';
 import { parseDefaultFile } from '../../src/ops/default-file';
-import { Fatal } from '../../src/cli/sysexits';
 import { isLoopback } from '../../src/ops/allowlist';
 
 describe('/etc/default/benno-milter', () => {
@@ -106,11 +105,16 @@ describe('benno-smtp.conf', () => {
     ['recipient_header = X-Untrusted-To', /line 1: bad recipient_header: .*starts with X-Untrusted-/],
     ['recipient_header = X-A\nsender_header = x-a', /f, line 2: bad sender_header: the sender and recipient header names must differ/],
   ];
+  // A ConfigError is benno-smtp's exit 78 (test/integration/export.test.ts runs it with a bad file).
   for (const [text, re] of bad) {
-    it(`refuses ${JSON.stringify(text)} with exit 78`, () => {
-      assert.throws(() => parseReceiverConfig(text, 'f'), (e: Error) => e instanceof Fatal && e.exitCode === 78 && re.test(e.message));
+    it(`refuses ${JSON.stringify(text)} with a ConfigError (exit 78)`, () => {
+      assert.throws(() => parseReceiverConfig(text, 'f'), (e: Error) => e instanceof ConfigError && e.name === 'ConfigError' && re.test(e.message));
     });
   }
+
+  it('a file that cannot be read is a ConfigError too', () => {
+    assert.throws(() => readReceiverConfig('/nonexistent/benno-smtp.conf'), (e: Error) => e instanceof ConfigError && e.message === 'cannot read /nonexistent/benno-smtp.conf: ENOENT');
+  });
 });
 
 describe('loopback addresses and networks', () => {
