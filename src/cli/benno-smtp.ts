@@ -21,7 +21,9 @@ const EPILOG = `Stores every message it receives as one file in the inbox; with
 envelope_header = true (the default) the SMTP envelope is written first as X-REAL-MAILFROM /
 X-REAL-RCPTTO lines, so a file sent by benno-milter2smtp arrives byte for byte as it left.
 A field in a message that carries an envelope or gateway name is renamed X-Untrusted-...,
-its value kept: the only change made to a message. Addresses are kept as the bytes sent;
+its value kept, except an X-BENNO-GW line the message starts with (multi-import: the
+exporter carries the one benno-milter --gateway wrote); a message without one gets the
+gateway of the configuration, if set. Nothing else in a message is changed. Addresses are kept as the bytes sent;
 control, invisible and reordering characters in them are refused (501).
 The 250 after DATA comes only once the file is on disk; otherwise the client gets 451.
 
