@@ -120,7 +120,8 @@ export async function exportSpool(config: ExportConfig): Promise<ExportSummary> 
 /** A file claimed and read, ready to go out. */
 interface Ready {
   claimed: ClaimedFile;
-  envelope: FileEnvelope;
+  /** With a sender: files without one are refused before they are sent. */
+  envelope: FileEnvelope & { sender: Buffer };
 }
 
 /** What a sent file's log line tells. */
@@ -223,7 +224,13 @@ class ExportRun {
       this.summary.failed++;
       return null;
     }
-    return { claimed, envelope: read.envelope };
+    if (read.envelope.sender === null) {
+      // SMTP has no way to say "sender unknown"; <> would claim a bounce.
+      const reason = `no ${this.config.names.sender} line (an IMAP import whose envelope sender is not known): SMTP cannot carry it without inventing one`;
+      this.refuse(claimed, reason, `${claimed.name}: ${reason}; kept in the spool; point benno-imapsync's inbox at Benno's inbox instead of an export spool`);
+      return null;
+    }
+    return { claimed, envelope: { ...read.envelope, sender: read.envelope.sender } };
   }
 
   /** The worker's connection, opened anew when the last one went away; null when the server cannot be had, which stops the run. */

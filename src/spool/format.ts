@@ -1,6 +1,6 @@
 // The spool file format, defined here and nowhere else:
 //
-//   X-REAL-MAILFROM: <sender>          (null sender: <>)
+//   X-REAL-MAILFROM: <sender>          (null sender: <>; absent for some imports)
 //   X-REAL-RCPTTO: <recipient>         (one line per recipient, SMTP order)
 //   X-BENNO-GW: <gateway>              (optional: multi-import, see GatewayGate)
 //   <message headers as received>
@@ -23,6 +23,8 @@
 //    renamed with UNTRUSTED_PREFIX, its value kept (HeaderGuard). This is the
 //    only change the milter and benno-smtp make to message bytes, besides
 //    the gateway line they add.
+// 4. A message imported from a mailbox (IMAP) has no SMTP envelope to
+//    copy, so its block holds only what is known (importedEnvelope).
 // 3. The gateway line is ours only right after the envelope lines, written
 //    by the milter (--gateway), or kept by benno-smtp from a client it
 //    trusts. Anywhere else an X-BENNO-GW field is renamed by rule 2.
@@ -228,7 +230,8 @@ export interface EnvelopeProblem {
  * so a stored address never holds on to a larger network buffer.
  */
 export class EnvelopeBuilder {
-  private sender: Buffer = Buffer.alloc(0);
+  /** Written; null: no sender line (an import whose envelope sender is not known). */
+  private sender: Buffer | null = Buffer.alloc(0);
   private readonly recipients: Buffer[] = [];
   private size: number;
   private readonly senderName: Buffer;
@@ -252,9 +255,9 @@ export class EnvelopeBuilder {
     return this.size;
   }
 
-  /** The sender's address as written. */
+  /** The sender's address as written (empty when there is no sender line). */
   get writtenSender(): Buffer {
-    return this.sender;
+    return this.sender ?? Buffer.alloc(0);
   }
 
   /** Sets the sender (a bare address); returns the problem when it cannot be written. */
@@ -262,9 +265,16 @@ export class EnvelopeBuilder {
     const written = writtenAddress(address);
     const problem = tooLong(written);
     if (problem) return problem;
-    this.size += written.length - this.sender.length;
+    this.size += written.length - (this.sender?.length ?? -(this.senderName.length + 6));
     this.sender = Buffer.from(written);
     return null;
+  }
+
+  /** No sender line at all: the sender is not known (see importedEnvelope). */
+  dropSender(): void {
+    if (this.sender === null) return;
+    this.size -= this.senderName.length + 6 + this.sender.length;
+    this.sender = null;
   }
 
   /** Adds a recipient (a bare address); returns the problem when it cannot be added. */
@@ -285,10 +295,90 @@ export class EnvelopeBuilder {
   }
 
   block(): Buffer {
-    const lines = [envelopeLine(this.senderName, this.sender)];
+    const lines = this.sender === null ? [] : [envelopeLine(this.senderName, this.sender)];
     for (const r of this.recipients) lines.push(envelopeLine(this.recipientName, r));
     return Buffer.concat(lines, this.size);
   }
+}
+
+/**
+ * Rule 4: the envelope block of a message imported from a mailbox. Nothing
+ * is guessed, because an auditor reads these lines as the SMTP envelope:
+ *
+ * - The sender line is the address of the message's Return-Path field,
+ *   which the delivering server wrote (the first one: the last delivery),
+ *   <> included. A message without one, such as a copy a mail client
+ *   stored in Sent, has no sender line: From is the author, not the
+ *   envelope sender, and <> would say it was a bounce.
+ * - One recipient line per address of the account (benno-imapuser -e):
+ *   the mailbox is theirs, which is how Benno shows its owner a message
+ *   that reached the account only as Bcc.
+ *
+ * returnPathField is the message's header section, or just its
+ * Return-Path fields (what IMAP's BODY[HEADER.FIELDS (RETURN-PATH)]
+ * gives); null when the caller has neither. Returns the block, or the
+ * problem when an address cannot be written (too long, too many).
+ */
+export function importedEnvelope(
+  names: EnvelopeNames,
+  returnPathField: Buffer | null,
+  addresses: Buffer[],
+  maxRecipients = DEFAULT_MAX_RECIPIENTS,
+): { block: Buffer } | EnvelopeProblem {
+  // benno-imapuser gives every account an address; an account without one must not be imported into nobody's view.
+  if (addresses.length === 0) throw new RangeError('an imported message needs at least one address of its account');
+  const envelope = new EnvelopeBuilder(names, maxRecipients);
+  const sender = returnPathField && returnPath(returnPathField);
+  const problem = sender ? envelope.setSender(sender) : (envelope.dropSender(), null);
+  if (problem) return problem;
+  for (const address of addresses) {
+    const p = envelope.addRecipient(address);
+    if (p) return p;
+  }
+  return { block: envelope.block() };
+}
+
+const RETURN_PATH = Buffer.from('return-path:', 'latin1');
+
+/**
+ * The address of the first Return-Path field in a header section ("<>"
+ * gives an empty buffer); null when there is none, or when its value is not
+ * one <address> (a malformed field is no fact about the envelope).
+ */
+export function returnPath(header: Buffer): Buffer | null {
+  let at = 0;
+  while (at < header.length) {
+    let eol = header.indexOf(LF, at);
+    if (eol < 0) eol = header.length;
+    if (eol === at || (eol === at + 1 && header[at] === CR)) return null; // the empty line: end of the header section
+    if (startsWithName(header, at, RETURN_PATH)) {
+      // The field with its continuation lines, unfolded.
+      let end = eol;
+      while (end + 1 < header.length && isBlank(header[end + 1])) {
+        const next = header.indexOf(LF, end + 1);
+        end = next < 0 ? header.length : next;
+      }
+      const value = trimBlanks(unfold(header.subarray(at + RETURN_PATH.length, end)));
+      if (value.length < 2 || value[0] !== LT || value[value.length - 1] !== GT) return null;
+      return Buffer.from(value.subarray(1, -1));
+    }
+    at = eol + 1;
+  }
+  return null;
+}
+
+function startsWithName(buf: Buffer, at: number, lowerName: Buffer): boolean {
+  if (buf.length - at < lowerName.length) return false;
+  for (let k = 0; k < lowerName.length; k++) {
+    const c = buf[at + k];
+    if ((c >= 0x41 && c <= 0x5a ? c | 0x20 : c) !== lowerName[k]) return false;
+  }
+  return true;
+}
+
+/** Folding removed: CR and LF out, the blanks that follow them kept (RFC 5322 2.2.3). */
+function unfold(b: Buffer): Buffer {
+  return b.includes(LF) || b.includes(CR) ? Buffer.from(b.filter((c) => c !== CR && c !== LF)) : b;
 }
 
 function tooLong(written: Buffer): EnvelopeProblem | null {
@@ -564,8 +654,8 @@ function trimBlanks(b: Buffer): Buffer {
 }
 
 export interface ParsedEnvelope {
-  /** Addresses as written in the file. */
-  sender: Buffer;
+  /** Addresses as written in the file; sender null: the file has no sender line (an import, see importedEnvelope). */
+  sender: Buffer | null;
   recipients: Buffer[];
   /** Offset of the first byte after the envelope lines: the message itself. */
   messageOffset: number;
@@ -573,29 +663,31 @@ export interface ParsedEnvelope {
 
 /**
  * Reads the envelope block at the start of a spool file (or of its first
- * bytes), strictly as envelopeBlock writes it: one "Sender: <addr>" line,
- * then one or more "Recipient: <addr>" lines, names exactly as configured,
- * CRLF. Returns null when the file does not start that way, or when the block
- * is larger than MAX_ENVELOPE_OCTETS.
+ * bytes), strictly as it is written: one "Sender: <addr>" line (which an
+ * import may lack), then one or more "Recipient: <addr>" lines, names
+ * exactly as configured, CRLF. Returns null when the file does not start
+ * that way, or when the block is larger than MAX_ENVELOPE_OCTETS.
  */
 export function parseEnvelope(head: Buffer, names: EnvelopeNames = DEFAULT_ENVELOPE_NAMES): ParsedEnvelope | null {
   const senderName = Buffer.from(`${names.sender}: <`, 'latin1');
   const recipientName = Buffer.from(`${names.recipient}: <`, 'latin1');
   let off = 0;
-  let sender: Buffer | undefined;
+  let sender: Buffer | null = null;
   const recipients: Buffer[] = [];
   while (off < head.length) {
     const eol = head.indexOf(CRLF, off);
     if (eol < 0) break;
-    const addr = envelopeValue(head.subarray(off, eol), sender === undefined ? senderName : recipientName);
+    const line = head.subarray(off, eol);
+    const first = off === 0 ? envelopeValue(line, senderName) : null;
+    const addr = first ?? envelopeValue(line, recipientName);
     if (!addr) break;
-    if (sender === undefined) sender = addr;
+    if (first) sender = addr;
     else recipients.push(addr);
     off = eol + 2;
     // Larger than we ever write: taking part of it would archive the message with part of its envelope.
     if (off > MAX_ENVELOPE_OCTETS) return null;
   }
-  if (sender === undefined || recipients.length === 0) return null;
+  if (recipients.length === 0) return null;
   return { sender, recipients, messageOffset: off };
 }
 

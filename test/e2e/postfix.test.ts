@@ -85,7 +85,7 @@ describe('benno-milter behind a real Postfix', () => {
     const qid = queuedAs(r.output);
     const file = await spoolFileFor(milter, spool, qid);
     const env = parseEnvelope(file)!;
-    assert.equal(env.sender.toString(), 'envelope-sender@example.com');
+    assert.equal(env.sender!.toString(), 'envelope-sender@example.com');
     assert.deepEqual(env.recipients.map(String), ['first@example.org', 'bcc-only@example.net']);
     assert.deepEqual(file.subarray(env.messageOffset), withoutOwnReceived(await postfix.queued(qid)));
     // and the message itself came through unchanged
@@ -105,7 +105,7 @@ describe('benno-milter behind a real Postfix', () => {
     assert.ok(d.queueId, d.replies.map((r) => r.text).join('\n'));
     const file = await spoolFileFor(milter, spool, d.queueId);
     const env = parseEnvelope(file)!;
-    assert.equal(env.sender.toString(), 'real-sender@example.com');
+    assert.equal(env.sender!.toString(), 'real-sender@example.com');
     assert.deepEqual(env.recipients.map(String), ['real@example.org']);
     const message = file.toString('latin1', env.messageOffset);
     assert.ok(message.startsWith('X-Untrusted-X-REAL-RCPTTO: <ceo@victim.example>\r\nX-Untrusted-x-real-rcptto:<cfo@victim.example>\r\nX-Untrusted-X-REAL-RCPTTO: <coo@victim.example>\r\n'), message);

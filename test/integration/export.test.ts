@@ -639,6 +639,24 @@ describe('benno-milter2smtp on the wire (raw SMTP recorder)', () => {
     assert.deepEqual(mailAndRcpts(), lines('MAIL FROM:<a@x.org>', 'RCPT TO:<b@x.org>'));
   });
 
+  it('an imported file without a sender line is kept, not sent with an invented sender, an error at every run, exit 65 (issue 11)', async () => {
+    server.clear();
+    const spool = spoolDir('imported');
+    const ok = writeSpoolFile(spool, 'a@x.org', ['b@x.org'], b('Subject: fine\r\n\r\nbody\r\n'));
+    const imported = Buffer.from('X-REAL-RCPTTO: <owner@x.org>\r\nSubject: sent copy\r\n\r\nbody\r\n');
+    const importedName = `${sha256(imported)}.eml`;
+    fs.writeFileSync(path.join(spool, importedName), imported);
+    for (let run = 1; run <= 2; run++) {
+      const r = await exportTo([spool]);
+      assert.equal(r.code, 65, r.stderr);
+      assert.deepEqual(inSpool(spool), [importedName], 'kept under its name, no .err');
+      assert.match(r.stderr, new RegExp(`error: ${importedName}: no X-REAL-MAILFROM line \\(an IMAP import whose envelope sender is not known\\): SMTP cannot carry it without inventing one; kept in the spool`));
+    }
+    assert.equal(server.messages.length, 1);
+    assert.deepEqual(server.messages[0].data, ok.content.subarray(ok.content.indexOf('Subject:')));
+    assert.ok(!server.commandText().includes('MAIL FROM:<>'), 'no null sender invented');
+  });
+
   it('a 5xx for DATA or for one RCPT: the file keeps its name (no .err), an error at every run, exit 65, in the status; sent once the server takes it; never with part of its envelope', async () => {
     server.clear();
     const spool = spoolDir('refusals');

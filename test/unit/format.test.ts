@@ -14,6 +14,7 @@ import {
   gatewayLine,
   gatewayNameProblem,
   headerLine,
+  importedEnvelope,
   isFieldName,
   parseEnvelope,
   reservedNames,
@@ -76,7 +77,8 @@ describe('spool format: envelope block', () => {
   it('a file without envelope lines does not parse', () => {
     assert.equal(parseEnvelope(b('Subject: x\r\n\r\n')), null);
     assert.equal(parseEnvelope(b('X-REAL-MAILFROM: <a@b>\r\nSubject: x\r\n')), null, 'no recipient');
-    assert.equal(parseEnvelope(b('X-REAL-RCPTTO: <a@b>\r\n')), null, 'no sender');
+    // Issue 11: recipient lines without a sender line are an import's block (rule 4), no longer "no envelope".
+    assert.equal(parseEnvelope(b('X-REAL-RCPTTO: <a@b>\r\n'))?.sender, null, 'no sender');
   });
 });
 
@@ -230,7 +232,7 @@ describe('spool format: strict envelope reading', () => {
   it('addresses with ">" in a quoted local part parse back whole', () => {
     const block = envelopeBlock(DEFAULT_ENVELOPE_NAMES, b('<"a> X-REAL-RCPTTO: <e"@x.org>'), [b('<"<>"@x>')]);
     const env = parseEnvelope(Buffer.concat([block, b('S: x\r\n')]))!;
-    assert.equal(env.sender.toString('latin1'), '"a> X-REAL-RCPTTO: <e"@x.org');
+    assert.equal(env.sender!.toString('latin1'), '"a> X-REAL-RCPTTO: <e"@x.org');
     assert.equal(env.recipients[0].toString('latin1'), '"<>"@x');
   });
 
@@ -381,5 +383,46 @@ describe('spool format: the gateway line (multi-import)', () => {
     const long = `X-BENNO-GW: ${'x'.repeat(1000)}\r\n\r\n`;
     assert.equal(gated(b(long), null).out, `X-Untrusted-${long}`);
     assert.equal(gated(b('X-BENNO-G'), null).out, 'X-BENNO-G');
+  });
+});
+
+describe('spool format: the envelope of an imported message (rule 4)', () => {
+  const addresses = [b('owner@example.org'), b('alias@example.org')];
+  const block = (header: string | null) => {
+    const r = importedEnvelope(DEFAULT_ENVELOPE_NAMES, header === null ? null : b(header), addresses);
+    assert.ok('block' in r);
+    return r.block.toString('latin1');
+  };
+  const RCPTS = 'X-REAL-RCPTTO: <owner@example.org>\r\nX-REAL-RCPTTO: <alias@example.org>\r\n';
+
+  it("the sender is the first Return-Path's address, <> included; the recipients are the account's addresses", () => {
+    assert.equal(block('Return-Path: <a@example.com>\r\nReturn-Path: <older@example.com>\r\nSubject: x\r\n\r\n'), `X-REAL-MAILFROM: <a@example.com>\r\n${RCPTS}`);
+    assert.equal(block('Received: x\r\nreturn-path:\r\n <folded@example.com>\r\n\r\n'), `X-REAL-MAILFROM: <folded@example.com>\r\n${RCPTS}`);
+    assert.equal(block('Return-Path: <>\n\n'), `X-REAL-MAILFROM: <>\r\n${RCPTS}`);
+  });
+
+  it('no Return-Path, a malformed one, or one in the body: no sender line, nothing guessed', () => {
+    for (const header of [null, 'From: author@example.com\r\nSubject: sent copy\r\n\r\n', 'Return-Path: a@example.com\r\n\r\n', 'Subject: x\r\n\r\nReturn-Path: <body@example.com>\r\n']) {
+      assert.equal(block(header), RCPTS, String(header));
+    }
+  });
+
+  it('a block without a sender line parses back; a file with no envelope line still does not', () => {
+    const file = Buffer.concat([b(block(null)), b('Subject: x\r\n\r\nbody\r\n')]);
+    const env = parseEnvelope(file)!;
+    assert.equal(env.sender, null);
+    assert.deepEqual(env.recipients.map(String), ['owner@example.org', 'alias@example.org']);
+    assert.equal(file.toString('latin1', env.messageOffset), 'Subject: x\r\n\r\nbody\r\n');
+    assert.equal(parseEnvelope(b('Subject: x\r\n\r\nbody\r\n')), null);
+    assert.equal(parseEnvelope(b('X-REAL-MAILFROM: <a@b>\r\nSubject: x\r\n\r\n')), null, 'a sender without recipients');
+  });
+
+  it('addresses are written by the same rules as the MTA envelope, and an account needs one', () => {
+    const r = importedEnvelope(DEFAULT_ENVELOPE_NAMES, b('Return-Path: <a\x1bb@x>\r\n'), [Buffer.from('jürgen@bücher.example', 'utf8')]);
+    assert.ok('block' in r);
+    assert.equal(r.block.toString('utf8'), 'X-REAL-MAILFROM: <a\\x{1B}b@x>\r\nX-REAL-RCPTTO: <jürgen@bücher.example>\r\n');
+    assert.throws(() => importedEnvelope(DEFAULT_ENVELOPE_NAMES, null, []), RangeError);
+    const long = importedEnvelope(DEFAULT_ENVELOPE_NAMES, b(`Return-Path: <${'x'.repeat(1000)}@x>\r\n`), addresses);
+    assert.ok('kind' in long && long.kind === 'address-too-long');
   });
 });
