@@ -114,6 +114,12 @@ export abstract class ImapServer {
     return this.certificate === 'wrong' ? { cert: c.wrongCertFile, key: c.wrongKeyFile } : { cert: c.certFile, key: c.keyFile };
   }
 
+  /** The master process, leader of the server's process group. */
+  get pid(): number {
+    if (!this.program) throw new Error(`${this.kind} is not running`);
+    return this.program.pid;
+  }
+
   protected abstract writeConfig(): void;
   protected abstract spawn(): ChildProcess;
   /** The protocol trace of every session of user so far, oldest first. */
@@ -133,6 +139,7 @@ export abstract class ImapServer {
     try {
       server.writeConfig();
       server.program = new Program(server.spawn());
+      running.add(server);
       await Promise.all([server.waitForGreeting(server.imapPort, false), server.waitForGreeting(server.imapsPort, true)]);
     } catch (err) {
       await server.stop();
@@ -161,19 +168,19 @@ export abstract class ImapServer {
     throw new Error(`${this.kind} did not greet on port ${port} within ${timeoutMs} ms (${String(last)}):\n${this.program!.log()}`);
   }
 
-  /** Stops the server and its children, waits until they are gone, and removes its directory. */
+  /** Stops the server and every process of its group, waits until they are gone, and removes its directory. */
   async stop(): Promise<void> {
     if (this.program) {
-      const family = descendants(this.program.pid);
+      const group = this.program.pid;
       const exited = await Promise.race([this.program.stop('SIGTERM'), new Promise<null>((r) => setTimeout(() => r(null), 10_000).unref())]);
       if (exited === null) await this.program.stop('SIGKILL');
+      // Children may outlive the master for a moment (an imapd finishing a session).
       const deadline = Date.now() + 10_000;
-      for (;;) {
-        const left = family.filter(alive);
-        if (left.length === 0) break;
-        if (Date.now() > deadline) for (const pid of left) process.kill(pid, 'SIGKILL');
+      while (groupAlive(group)) {
+        if (Date.now() > deadline) process.kill(-group, 'SIGKILL');
         await new Promise((r) => setTimeout(r, 25));
       }
+      running.delete(this);
     }
     removeTree(this.dir);
   }
@@ -198,40 +205,43 @@ async function greeting(host: string, port: number, secure: boolean): Promise<st
   });
 }
 
-function alive(pid: number): boolean {
+function groupAlive(group: number): boolean {
   try {
-    process.kill(pid, 0);
+    process.kill(-group, 0);
     return true;
   } catch {
     return false;
   }
 }
 
-/** Every process below pid now, from /proc. */
-function descendants(pid: number): number[] {
-  const parent = new Map<number, number>();
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
+/** Servers not stopped yet: killed when the test process exits anyway (a crash, a test that forgot stop()). */
+const running = new Set<ImapServer>();
+process.on('exit', () => {
+  for (const server of running) {
     try {
-      // The command name in parentheses may contain spaces: ppid is the second field after it.
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'latin1');
-      parent.set(Number(entry), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+      process.kill(-server.pid, 'SIGKILL');
     } catch {
-      // gone meanwhile
+      // already gone
     }
+    removeTree(server.dir);
   }
-  const out: number[] = [];
-  const walk = (p: number) => {
-    for (const [child, ppid] of parent) {
-      if (ppid === p) {
-        out.push(child);
-        walk(child);
-      }
-    }
-  };
-  walk(pid);
-  return out;
+});
+
+/** The trace files of one user, in the order the sessions last wrote to them (their names carry pids, which wrap). */
+function traceSessions(dir: string, isTrace: (name: string) => boolean, commands: (raw: Buffer) => string[]): TraceSession[] {
+  return fs
+    .readdirSync(dir)
+    .filter(isTrace)
+    .map((f) => ({ file: path.join(dir, f), mtime: fs.statSync(path.join(dir, f)).mtimeMs }))
+    .sort((a, b) => a.mtime - b.mtime)
+    .map(({ file }) => ({ file, commands: commands(fs.readFileSync(file)) }));
 }
+
+/**
+ * A process group of its own: Cyrus's master signals its whole group when it
+ * stops, which would take down every other server this test process started.
+ */
+const DAEMON_STDIO = { stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'], detached: true };
 
 function requireFile(file: string, fix: string): void {
   if (!fs.existsSync(file)) throw new Error(`${file} is missing: ${fix} (scripts/test-deps does it)`);
@@ -350,16 +360,11 @@ export class Dovecot extends ImapServer {
   }
 
   protected spawn(): ChildProcess {
-    return spawn('/usr/sbin/dovecot', ['-F', '-c', path.join(this.dir, 'dovecot.conf')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    return spawn('/usr/sbin/dovecot', ['-F', '-c', path.join(this.dir, 'dovecot.conf')], DAEMON_STDIO);
   }
 
   sessions(user: string): TraceSession[] {
-    const dir = this.rawlogDir(user);
-    return fs
-      .readdirSync(dir)
-      .filter((f) => f.endsWith('.in'))
-      .sort()
-      .map((f) => ({ file: path.join(dir, f), commands: commandLines(withoutTimestamps(fs.readFileSync(path.join(dir, f)))) }));
+    return traceSessions(this.rawlogDir(user), (f) => f.endsWith('.in'), (raw) => commandLines(withoutTimestamps(raw)));
   }
 
   /** The logout lines so far, with the fetch counts imap_logout_format puts in them. */
@@ -531,17 +536,12 @@ export class Cyrus extends ImapServer {
     return spawn(
       path.join(CYRUS_BIN, 'master'),
       ['-C', path.join(d, 'imapd.conf'), '-M', path.join(d, 'cyrus.conf'), '-p', path.join(d, 'master.pid'), '-D'],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      DAEMON_STDIO,
     );
   }
 
   sessions(user: string): TraceSession[] {
-    const dir = this.telemetryDir(user);
-    return fs
-      .readdirSync(dir)
-      .map((f) => path.join(dir, f))
-      .sort((a, b) => fs.statSync(a).mtimeMs - fs.statSync(b).mtimeMs)
-      .map((file) => ({ file, commands: telemetryCommands(fs.readFileSync(file)) }));
+    return traceSessions(this.telemetryDir(user), () => true, telemetryCommands);
   }
 }
 
@@ -622,7 +622,10 @@ export async function createFolder(client: ImapFlow, parts: string[]): Promise<s
 
 /** APPENDs exactly these bytes with these flags; returns the new message's UID and the folder's UIDVALIDITY. */
 export async function append(client: ImapFlow, folder: string, message: Buffer, flags: string[] = []): Promise<{ uid: number; uidValidity: bigint }> {
-  const res = await client.append(folder, message, flags);
+  const res = await client.append(folder, message, flags).catch((err: Error & { response?: string }) => {
+    // imapflow says only "Command failed"; the reason is in the server's response.
+    throw new Error(`APPEND to ${folder} refused: ${err.response ?? err.message}`);
+  });
   if (!res || typeof res === 'boolean' || res.uid === undefined || res.uidValidity === undefined) {
     throw new Error(`APPEND to ${folder} gave no APPENDUID: ${JSON.stringify(res)}`);
   }
