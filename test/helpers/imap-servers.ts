@@ -88,6 +88,11 @@ export function fetchCommands(session: TraceSession): string[] {
   return session.commands.filter((c) => /^\S+ (UID )?FETCH /i.test(c));
 }
 
+interface Ports {
+  imap: number;
+  imaps: number;
+}
+
 export abstract class ImapServer {
   abstract readonly kind: 'dovecot' | 'cyrus';
   /** The IMAP hierarchy separator this server uses. */
@@ -97,12 +102,16 @@ export abstract class ImapServer {
   readonly caFile: string;
   protected program?: Program;
 
-  protected constructor(
-    readonly users: ImapUser[],
-    readonly imapPort: number,
-    readonly imapsPort: number,
-    protected readonly certificate: 'ca' | 'wrong',
-  ) {
+  readonly users: ImapUser[];
+  readonly imapPort: number;
+  readonly imapsPort: number;
+  protected readonly certificate: 'ca' | 'wrong';
+
+  protected constructor(options: ImapServerOptions, ports: Ports) {
+    this.users = options.users;
+    this.certificate = options.certificate ?? 'ca';
+    this.imapPort = ports.imap;
+    this.imapsPort = ports.imaps;
     this.dir = tempDir(`benno-imapsrv-`);
     // Both servers run their processes as unprivileged users that must reach their files in here.
     fs.chmodSync(this.dir, 0o755);
@@ -135,7 +144,9 @@ export abstract class ImapServer {
     return this.program.waitForLine(re, timeoutMs);
   }
 
-  protected static async launch<T extends ImapServer>(server: T): Promise<T> {
+  /** Makes the server on free ports, starts it and waits until it greets on both. */
+  protected static async launch<T extends ImapServer>(make: (ports: Ports) => T): Promise<T> {
+    const server = make({ imap: await freePort(), imaps: await freePort() });
     try {
       server.writeConfig();
       server.program = new Program(server.spawn());
@@ -277,21 +288,18 @@ export class Dovecot extends ImapServer {
   readonly kind = 'dovecot';
   readonly separator = '/';
 
-  private constructor(
-    users: ImapUser[],
-    imapPort: number,
-    imapsPort: number,
-    certificate: 'ca' | 'wrong',
-    private readonly compress: boolean,
-  ) {
-    super(users, imapPort, imapsPort, certificate);
+  private readonly compress: boolean;
+
+  private constructor(options: DovecotOptions, ports: Ports) {
+    super(options, ports);
+    this.compress = options.compress ?? false;
   }
 
   static async start(options: DovecotOptions): Promise<Dovecot> {
     requireRoot('Dovecot');
     requireFile('/usr/sbin/dovecot', 'apt-get install dovecot-core');
     requireFile(path.join(DOVECOT_IMAPD, 'usr/lib/dovecot/imap'), 'apt-get download dovecot-imapd and dpkg-deb -x it into .cache/dovecot-imapd');
-    return ImapServer.launch(new Dovecot(options.users, await freePort(), await freePort(), options.certificate ?? 'ca', options.compress ?? false));
+    return ImapServer.launch((ports) => new Dovecot(options, ports));
   }
 
   private rawlogDir(user: string): string {
@@ -451,21 +459,18 @@ export class Cyrus extends ImapServer {
   /** Must match saslpasswd2 -u, or every login fails with "authentication failure". */
   readonly servername = 'imap.test.invalid';
 
-  private constructor(
-    users: ImapUser[],
-    imapPort: number,
-    imapsPort: number,
-    certificate: 'ca' | 'wrong',
-    readonly separator: '/' | '.',
-  ) {
-    super(users, imapPort, imapsPort, certificate);
+  readonly separator: '/' | '.';
+
+  private constructor(options: CyrusOptions, ports: Ports) {
+    super(options, ports);
+    this.separator = options.separator ?? '.';
   }
 
   static async start(options: CyrusOptions): Promise<Cyrus> {
     requireRoot('Cyrus');
     requireFile(path.join(CYRUS_BIN, 'master'), 'apt-get install cyrus-imapd');
     requireFile('/usr/sbin/saslpasswd2', 'apt-get install sasl2-bin');
-    return ImapServer.launch(new Cyrus(options.users, await freePort(), await freePort(), options.certificate ?? 'ca', options.separator ?? '.'));
+    return ImapServer.launch((ports) => new Cyrus(options, ports));
   }
 
   private get configDirectory(): string {
