@@ -6,14 +6,16 @@
 // scripts/test-deps installs; a missing server is an error, never a skip.
 //
 // What a session did is read from a protocol trace the server writes per
-// user, so a test can assert that the client never sent a FETCH:
-// - Dovecot: rawlog_dir (one .in/.out file pair per session, written by the
-//   post-login imap process, so LOGIN and its password are never in it), and
-//   also the logout line of its log, imap_logout_format with
-//   fetch_hdr_count/fetch_body_count (dovecotLogouts()).
-// - Cyrus: telemetry, which imapd writes for every session of a user whose
-//   directory configdirectory/log/USER exists (client lines start with
-//   "<timestamp<", server lines with ">timestamp>").
+// user (sessions(user): the client's command lines), so a test can assert
+// that a client never sent a FETCH. Both traces start after login, so LOGIN
+// and its password are never in them.
+// - Dovecot: rawlog_dir, one .in/.out file pair per session (the stream as
+//   it travels: with COMPRESS it is deflated, hence compress is off by
+//   default); and its log's logout line, imap_logout_format with
+//   fetch_hdr_count/fetch_body_count (logouts(), waitForLogouts()).
+// - Cyrus: telemetry, which imapd writes (decompressed) for every session of
+//   a user whose directory configdirectory/log/USER exists. Cyrus logs only
+//   to syslog, which a test cannot read, so logLines() has no logout lines.
 
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
