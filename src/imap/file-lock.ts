@@ -132,10 +132,8 @@ export async function withFileLock<T>(file: string, work: () => Promise<T>, opti
   const deadline = Date.now() + (options.timeoutMs ?? 30_000);
   for (let pause = 1; !tryCreate(file, mode); pause = Math.min(pause * 2, 50)) {
     const seen = readLock(file);
-    if (seen && holderGone(seen.content)) {
-      breakStale(file, seen, mode);
-      continue;
-    }
+    // No `continue` after a break: a break guard held elsewhere must not make this loop spin past its deadline.
+    if (seen && holderGone(seen.content)) breakStale(file, seen, mode);
     if (Date.now() > deadline) throw new LockTimeout(file, seen?.content.trim() ?? '');
     await sleep(pause);
   }

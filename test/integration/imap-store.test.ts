@@ -335,8 +335,13 @@ describe('the SQLite file', () => {
     // Another host's lock is never judged stale, even with a pid that does not exist here.
     fs.writeFileSync(`${file}.lock`, `999999999 not-${os.hostname()} 1\n`);
     await rejectsWith(store.saveAccount({ user: 'u', host: 'h', container: 'C' }), 'locked');
-    fs.unlinkSync(`${file}.lock`);
+    // A dead holder whose takeover is guarded by another host's break lock: still a timeout, not a spin.
+    fs.writeFileSync(`${file}.lock`, `999999999 ${os.hostname()} 1\n`);
+    fs.writeFileSync(`${file}.lock.break`, `999999999 not-${os.hostname()} 1\n`);
+    await rejectsWith(store.saveAccount({ user: 'u', host: 'h', container: 'C' }), 'locked');
+    fs.unlinkSync(`${file}.lock.break`);
     await store.saveAccount({ user: 'u', host: 'h', container: 'C' });
+    assert.equal(fs.existsSync(`${file}.lock`), false);
   });
 
   it('takes over the lock of a process that is gone, or whose pid now belongs to another process', async () => {
