@@ -3,10 +3,10 @@
 // is a ConfigError naming the file, line and reason, which benno-smtp turns
 // into its exit status 78.
 
-import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { Subnet, SubnetError, parseSubnets } from '../ops/allowlist';
-import { LOG_LEVELS, LogLevel } from '../ops/log';
+import { LogLevel } from '../ops/log';
+import { ConfigError, Setter, ValueError, absolutePath, applyConfigLines, checkedBy, logLevel, readConfigText, wholeNumber } from '../ops/config-lines';
 import { DEFAULT_SPOOL_DIR, DEFAULT_SUFFIX, suffixProblem } from '../spool/names';
 import { DEFAULT_ENVELOPE_NAMES, DEFAULT_MAX_RECIPIENTS, EnvelopeNames, envelopeNamesProblem, gatewayNameProblem, isFieldName } from '../spool/format';
 
@@ -58,12 +58,7 @@ export const DEFAULTS: ReceiverConfig = {
   logLevel: 'info',
 };
 
-/** A configuration file that cannot be used; the message says which file, where and why. */
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
-
-class ValueError extends Error {}
+export { ConfigError };
 
 export function parseListen(v: string): { host: string; port: number } {
   const m = /^\[([^\]]+)\]:(\d+)$/.exec(v) ?? /^([^:\s]+):(\d+)$/.exec(v) ?? /^()(\d+)$/.exec(v);
@@ -85,30 +80,11 @@ function parseBool(v: string): boolean {
   throw new ValueError('use true or false');
 }
 
-function parseInt(min: number, max: number) {
-  return (v: string) => {
-    const n = Number(v);
-    if (!/^\d+$/.test(v) || n < min || n > max) throw new ValueError(`use a whole number from ${min} to ${max}`);
-    return n;
-  };
-}
-
-function absolutePath(v: string): string {
-  if (!v.startsWith('/')) throw new ValueError('use an absolute path');
-  return v;
-}
-
-type Setter = (c: ReceiverConfig, v: string) => void;
-
-const KEYS: Record<string, Setter> = {
+const KEYS: Record<string, Setter<ReceiverConfig>> = {
   listen: (c, v) => (c.listen = parseListen(v)),
   inbox: (c, v) => (c.inbox = absolutePath(v)),
   envelope_header: (c, v) => (c.envelopeHeader = parseBool(v)),
-  suffix: (c, v) => {
-    const problem = suffixProblem(v);
-    if (problem) throw new ValueError(problem);
-    c.suffix = v;
-  },
+  suffix: (c, v) => (c.suffix = checkedBy(suffixProblem)(v)),
   max_size: (c, v) => (c.maxSize = parseSize(v)),
   allowed_clients: (c, v) => {
     try {
@@ -125,11 +101,11 @@ const KEYS: Record<string, Setter> = {
     if (!/^[A-Za-z0-9.-]+$/.test(v)) throw new ValueError('not a host name');
     c.hostname = v;
   },
-  max_clients: (c, v) => (c.maxClients = parseInt(1, 100000)(v)),
-  max_connections_per_client: (c, v) => (c.maxConnectionsPerClient = parseInt(1, 100000)(v)),
-  timeout: (c, v) => (c.timeout = parseInt(1, 3600)(v)),
-  first_command_timeout: (c, v) => (c.firstCommandTimeout = parseInt(1, 3600)(v)),
-  max_recipients: (c, v) => (c.maxRecipients = parseInt(1, 100000)(v)),
+  max_clients: (c, v) => (c.maxClients = wholeNumber(1, 100000)(v)),
+  max_connections_per_client: (c, v) => (c.maxConnectionsPerClient = wholeNumber(1, 100000)(v)),
+  timeout: (c, v) => (c.timeout = wholeNumber(1, 3600)(v)),
+  first_command_timeout: (c, v) => (c.firstCommandTimeout = wholeNumber(1, 3600)(v)),
+  max_recipients: (c, v) => (c.maxRecipients = wholeNumber(1, 100000)(v)),
   sender_header: (c, v) => {
     if (!isFieldName(v)) throw new ValueError('not a header field name');
     c.names = { ...c.names, sender: v };
@@ -138,15 +114,8 @@ const KEYS: Record<string, Setter> = {
     if (!isFieldName(v)) throw new ValueError('not a header field name');
     c.names = { ...c.names, recipient: v };
   },
-  gateway: (c, v) => {
-    const problem = gatewayNameProblem(v);
-    if (problem) throw new ValueError(problem.replace(/^"[^"]*" /, ''));
-    c.gateway = v;
-  },
-  log_level: (c, v) => {
-    if (!(LOG_LEVELS as readonly string[]).includes(v)) throw new ValueError(`use ${LOG_LEVELS.join(', ')}`);
-    c.logLevel = v as LogLevel;
-  },
+  gateway: (c, v) => (c.gateway = checkedBy(gatewayNameProblem)(v)),
+  log_level: (c, v) => (c.logLevel = logLevel(v)),
 };
 
 export const CONFIG_KEYS = Object.keys(KEYS);
@@ -154,26 +123,7 @@ export const CONFIG_KEYS = Object.keys(KEYS);
 /** Parses the text of a configuration file; errors name the file and line. */
 export function parseReceiverConfig(text: string, file: string): ReceiverConfig {
   const config: ReceiverConfig = { ...DEFAULTS, listen: { ...DEFAULTS.listen } };
-  const seen = new Map<string, number>();
-  text.split(/\r?\n/).forEach((raw, i) => {
-    const line = raw.trim();
-    if (line === '' || line.startsWith('#')) return;
-    const where = `${file}, line ${i + 1}`;
-    const eq = line.indexOf('=');
-    if (eq < 0) throw new ConfigError(`${where}: expected "key = value", got "${line}"`);
-    const key = line.slice(0, eq).trim();
-    const value = line.slice(eq + 1).trim();
-    const set = KEYS[key];
-    if (!set) throw new ConfigError(`${where}: unknown key "${key}" (known: ${CONFIG_KEYS.join(', ')})`);
-    if (seen.has(key)) throw new ConfigError(`${where}: "${key}" is already set on line ${seen.get(key)}`);
-    seen.set(key, i + 1);
-    try {
-      set(config, value);
-    } catch (err) {
-      if (err instanceof ValueError) throw new ConfigError(`${where}: bad ${key} "${value}": ${err.message}`);
-      throw err;
-    }
-  });
+  const seen = applyConfigLines(text, file, config, KEYS, { comments: '#' });
   if (Boolean(config.tlsKey) !== Boolean(config.tlsCert)) {
     throw new ConfigError(`${file}: tls_key and tls_cert go together`);
   }
@@ -187,11 +137,5 @@ export function parseReceiverConfig(text: string, file: string): ReceiverConfig 
 }
 
 export function readReceiverConfig(file: string): ReceiverConfig {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new ConfigError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  return parseReceiverConfig(text, file);
+  return parseReceiverConfig(readConfigText(file), file);
 }

@@ -1,0 +1,203 @@
+// /etc/benno-imap/imapsync.conf, read by benno-imapsync and benno-imapuser:
+// INI, one [imapsync] section of "key = value" lines, ";" and "#" comments,
+// also after a value. The key names the issue fixes (database, pubkey,
+// keyfile, ...) are the ones other tools write. Every key is checked here;
+// a bad file is one ConfigError naming file, line and problem, before any
+// network traffic (the command line makes it exit 78).
+
+import * as fs from 'node:fs';
+import { ConfigError, Setter, ValueError, absolutePath, applyConfigLines, checkedBy, logLevel, readConfigText, wholeNumber } from '../ops/config-lines';
+import { LogLevel } from '../ops/log';
+import { gatewayNameProblem } from '../spool/format';
+import { DEFAULT_SPOOL_DIR, DEFAULT_SUFFIX, suffixProblem } from '../spool/names';
+import { GENKEY_HINT } from './secret';
+
+export { ConfigError };
+
+export const DEFAULT_CONFIG_FILE = '/etc/benno-imap/imapsync.conf';
+export const SECTION = 'imapsync';
+export const DEFAULT_DATABASE = 'sqlite:/var/lib/benno-imap/benno-imap.db';
+export const DEFAULT_PUBKEY = '/etc/benno-imap/benno-imap.pub';
+/** Where benno-imapuser --genkey puts the private key; keyfile has no default (absent: stdin). */
+export const DEFAULT_KEYFILE = '/etc/benno-imap/benno-imap.sec';
+
+export type DatabaseSpec =
+  | { kind: 'sqlite'; path: string }
+  | { kind: 'mysql'; user: string; host: string; port: number; database: string };
+
+export type TlsMode = 'starttls' | 'imaps' | 'none';
+const TLS_MODES: readonly TlsMode[] = ['starttls', 'imaps', 'none'];
+
+export interface ImapConfig {
+  /** The file read and the line each key was set on, for messages about what a key names. */
+  source: { file: string; lines: ReadonlyMap<string, number> };
+  database: DatabaseSpec;
+  /** MySQL only: a file whose first line is the database password. */
+  databasePasswordFile?: string;
+  /** Public key that benno-imapuser encrypts passwords with. */
+  pubkey: string;
+  /** Private key of benno-imapsync; null: read it from stdin. */
+  keyfile: string | null;
+  inbox: string;
+  suffix: string;
+  /** Folder names never synced (a folder's subfolders with them). */
+  exclude: string[];
+  tls: TlsMode;
+  /** Port of accounts whose host names none. */
+  port: number;
+  /** CA certificates (PEM) the IMAP servers' certificates are checked against; absent: the system's. */
+  cafile?: string;
+  /** Seconds an IMAP server may stay silent before its account is given up for this run. */
+  timeout: number;
+  /** Default container of benno-imapuser -C. */
+  container: string;
+  /** Default X-BENNO-GW name of new accounts (multi-import); absent: none. */
+  gateway?: string;
+  logLevel: LogLevel;
+}
+
+export const DEFAULT_PORTS: Record<TlsMode, number> = { starttls: 143, imaps: 993, none: 143 };
+
+export const DEFAULTS: Omit<ImapConfig, 'source'> = {
+  database: { kind: 'sqlite', path: DEFAULT_DATABASE.slice('sqlite:'.length) },
+  pubkey: DEFAULT_PUBKEY,
+  keyfile: null,
+  inbox: DEFAULT_SPOOL_DIR,
+  suffix: DEFAULT_SUFFIX,
+  exclude: ['Drafts', 'Trash', 'Junk'],
+  tls: 'starttls',
+  port: DEFAULT_PORTS.starttls,
+  timeout: 60,
+  container: 'BennoContainer',
+  logLevel: 'info',
+};
+
+/** sqlite:/path or mysql://USER@HOST[:PORT]/DBNAME. */
+export function parseDatabase(v: string): DatabaseSpec {
+  if (v.startsWith('sqlite:')) {
+    const file = v.slice('sqlite:'.length);
+    if (!file.startsWith('/') || file.startsWith('//')) throw new ValueError('use sqlite:/absolute/path');
+    return { kind: 'sqlite', path: file };
+  }
+  if (!v.startsWith('mysql://')) throw new ValueError('use sqlite:/path or mysql://USER@HOST[:PORT]/DBNAME');
+  // The URL may carry a password, which must neither work nor appear in the message.
+  if (/^mysql:\/\/[^@/]*:[^@/]*@/.test(v)) throw new ValueError('no password in the URL: put it in database_password_file', true);
+  const m = /^mysql:\/\/([^@/]+)@(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(\d+))?\/([A-Za-z0-9_$]+)$/.exec(v);
+  if (!m) throw new ValueError('use mysql://USER@HOST[:PORT]/DBNAME (DBNAME: letters, digits, _ and $)', true);
+  let user: string;
+  try {
+    user = decodeURIComponent(m[1]);
+  } catch {
+    throw new ValueError('the user name has a bad %-escape', true);
+  }
+  const port = m[3] === undefined ? 3306 : Number(m[3]);
+  if (port < 1 || port > 65535) throw new ValueError(`port ${m[3]} is not 1-65535`);
+  return { kind: 'mysql', user, host: m[2].replace(/^\[(.*)\]$/, '$1'), port, database: m[4] };
+}
+
+/** "Drafts, Trash, Junk"; empty: nothing excluded. */
+export function parseFolderList(v: string): string[] {
+  if (v === '') return [];
+  const names = v.split(',').map((s) => s.trim());
+  if (names.some((n) => n === '')) throw new ValueError('an empty folder name; use names separated by commas');
+  return names;
+}
+
+function containerName(v: string): string {
+  // Benno keeps each container in a directory of that name.
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(v) || v.length > 64) throw new ValueError("1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit");
+  return v;
+}
+
+type Config = Omit<ImapConfig, 'source'>;
+
+const KEYS: Record<string, Setter<Config>> = {
+  database: (c, v) => (c.database = parseDatabase(v)),
+  database_password_file: (c, v) => (c.databasePasswordFile = absolutePath(v)),
+  pubkey: (c, v) => (c.pubkey = absolutePath(v)),
+  keyfile: (c, v) => {
+    if (v === '') throw new ValueError('comment the line out to read the private key from stdin');
+    c.keyfile = absolutePath(v);
+  },
+  inbox: (c, v) => (c.inbox = absolutePath(v)),
+  suffix: (c, v) => (c.suffix = checkedBy(suffixProblem)(v)),
+  exclude: (c, v) => (c.exclude = parseFolderList(v)),
+  tls: (c, v) => {
+    if (!(TLS_MODES as readonly string[]).includes(v)) throw new ValueError(`use ${TLS_MODES.join(', ')}`);
+    c.tls = v as TlsMode;
+  },
+  port: (c, v) => (c.port = wholeNumber(1, 65535)(v)),
+  cafile: (c, v) => (c.cafile = absolutePath(v)),
+  timeout: (c, v) => (c.timeout = wholeNumber(1, 3600)(v)),
+  container: (c, v) => (c.container = containerName(v)),
+  gateway: (c, v) => (c.gateway = checkedBy(gatewayNameProblem)(v)),
+  log_level: (c, v) => (c.logLevel = logLevel(v)),
+};
+
+export const CONFIG_KEYS = Object.keys(KEYS);
+
+/** Parses the text of imapsync.conf; errors name the file and line. Reads no other file. */
+export function parseImapConfig(text: string, file: string): ImapConfig {
+  const config: Config = { ...DEFAULTS, exclude: [...DEFAULTS.exclude] };
+  const lines = applyConfigLines(text, file, config, KEYS, { comments: ';#', trailingComments: true, section: SECTION });
+  if (!lines.has('port')) config.port = DEFAULT_PORTS[config.tls];
+  if (config.databasePasswordFile !== undefined && config.database.kind !== 'mysql') {
+    throw new ConfigError(`${file}, line ${lines.get('database_password_file')}: database_password_file is for a MySQL database; database is ${config.database.kind}:${config.database.path}`);
+  }
+  return { source: { file, lines }, ...config };
+}
+
+export function readImapConfig(file: string): ImapConfig {
+  return parseImapConfig(readConfigText(file), file);
+}
+
+/** What a program is about to open of the files the configuration names. */
+export interface Needs {
+  /** benno-imapuser: it encrypts passwords. */
+  publicKey?: boolean;
+  /** benno-imapsync: it decrypts them (from keyfile; with none, stdin is its own check). */
+  privateKey?: boolean;
+  /** Anything that connects to an IMAP server: cafile. */
+  imap?: boolean;
+  /** Anything that opens the database: database_password_file. */
+  database?: boolean;
+}
+
+/**
+ * Checks that the files a program needs can be opened, so that a wrong path
+ * or mode is a ConfigError at start, before any network traffic. Reads no
+ * content (it never appears in a message); the key's kind is checked where
+ * it is loaded (secret.ts).
+ */
+export function checkConfigFiles(config: ImapConfig, needs: Needs): void {
+  const check = (key: string, file: string | null | undefined, hint = '') => {
+    if (file === null || file === undefined) return;
+    const problem = unreadable(file);
+    if (!problem) return;
+    const line = config.source.lines.get(key);
+    const where = line === undefined ? `${config.source.file}: ${key} ${file} (the default)` : `${config.source.file}, line ${line}: ${key} ${file}`;
+    throw new ConfigError(`${where}: ${problem}${problem.startsWith('cannot open it (ENOENT)') ? hint : ''}`);
+  };
+  if (needs.publicKey) check('pubkey', config.pubkey, `; ${GENKEY_HINT}`);
+  if (needs.privateKey) check('keyfile', config.keyfile, `; ${GENKEY_HINT}, or comment keyfile out to pipe the key in on stdin`);
+  if (needs.imap) check('cafile', config.cafile);
+  if (needs.database && config.database.kind === 'mysql') check('database_password_file', config.databasePasswordFile);
+}
+
+function unreadable(file: string): string | null {
+  let fd: number;
+  try {
+    // O_NONBLOCK: a FIFO put there by mistake must not hang the start.
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  } catch (err) {
+    return `cannot open it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) return 'is not a regular file';
+    if (st.size === 0) return 'is empty';
+    return null;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
