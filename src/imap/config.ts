@@ -11,6 +11,7 @@ import { LogLevel } from '../ops/log';
 import { gatewayNameProblem } from '../spool/format';
 import { DEFAULT_SPOOL_DIR, DEFAULT_SUFFIX, suffixProblem } from '../spool/names';
 import { GENKEY_HINT } from './secret';
+import { DatabaseUrl, DatabaseUrlError, parseDatabaseUrl } from './open-store';
 
 export { ConfigError };
 
@@ -21,9 +22,6 @@ export const DEFAULT_PUBKEY = '/etc/benno-imap/benno-imap.pub';
 /** Where benno-imapuser --genkey puts the private key; keyfile has no default (absent: stdin). */
 export const DEFAULT_KEYFILE = '/etc/benno-imap/benno-imap.sec';
 
-export type DatabaseSpec =
-  | { kind: 'sqlite'; path: string }
-  | { kind: 'mysql'; user: string; host: string; port: number; database: string };
 
 export type TlsMode = 'starttls' | 'imaps' | 'none';
 const TLS_MODES: readonly TlsMode[] = ['starttls', 'imaps', 'none'];
@@ -31,7 +29,7 @@ const TLS_MODES: readonly TlsMode[] = ['starttls', 'imaps', 'none'];
 export interface ImapConfig {
   /** The file read and the line each key was set on, for messages about what a key names. */
   source: { file: string; lines: ReadonlyMap<string, number> };
-  database: DatabaseSpec;
+  database: DatabaseUrl;
   /** MySQL only: a file whose first line is the database password. */
   databasePasswordFile?: string;
   /** Public key that benno-imapuser encrypts passwords with. */
@@ -59,7 +57,7 @@ export interface ImapConfig {
 export const DEFAULT_PORTS: Record<TlsMode, number> = { starttls: 143, imaps: 993, none: 143 };
 
 export const DEFAULTS: Omit<ImapConfig, 'source'> = {
-  database: { kind: 'sqlite', path: DEFAULT_DATABASE.slice('sqlite:'.length) },
+  database: { kind: 'sqlite', file: DEFAULT_DATABASE.slice('sqlite:'.length) },
   pubkey: DEFAULT_PUBKEY,
   keyfile: null,
   inbox: DEFAULT_SPOOL_DIR,
@@ -72,27 +70,14 @@ export const DEFAULTS: Omit<ImapConfig, 'source'> = {
   logLevel: 'info',
 };
 
-/** sqlite:/path or mysql://USER@HOST[:PORT]/DBNAME. */
-export function parseDatabase(v: string): DatabaseSpec {
-  if (v.startsWith('sqlite:')) {
-    const file = v.slice('sqlite:'.length);
-    if (!file.startsWith('/') || file.startsWith('//')) throw new ValueError('use sqlite:/absolute/path');
-    return { kind: 'sqlite', path: file };
-  }
-  if (!v.startsWith('mysql://')) throw new ValueError('use sqlite:/path or mysql://USER@HOST[:PORT]/DBNAME');
-  // The URL may carry a password, which must neither work nor appear in the message.
-  if (/^mysql:\/\/[^@/]*:[^@/]*@/.test(v)) throw new ValueError('no password in the URL: put it in database_password_file', true);
-  const m = /^mysql:\/\/([^@/]+)@(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(\d+))?\/([A-Za-z0-9_$]+)$/.exec(v);
-  if (!m) throw new ValueError('use mysql://USER@HOST[:PORT]/DBNAME (DBNAME: letters, digits, _ and $)', true);
-  let user: string;
+/** The database setting, parsed by the store's own rule; the value is never quoted back (it may hold a password). */
+function database(v: string): DatabaseUrl {
   try {
-    user = decodeURIComponent(m[1]);
-  } catch {
-    throw new ValueError('the user name has a bad %-escape', true);
+    return parseDatabaseUrl(v);
+  } catch (err) {
+    if (err instanceof DatabaseUrlError) throw new ValueError(err.message, !err.mayQuote);
+    throw err;
   }
-  const port = m[3] === undefined ? 3306 : Number(m[3]);
-  if (port < 1 || port > 65535) throw new ValueError(`port ${m[3]} is not 1-65535`);
-  return { kind: 'mysql', user, host: m[2].replace(/^\[(.*)\]$/, '$1'), port, database: m[4] };
 }
 
 /** "Drafts, Trash, Junk"; empty: nothing excluded. */
@@ -112,7 +97,7 @@ function containerName(v: string): string {
 type Config = Omit<ImapConfig, 'source'>;
 
 const KEYS: Record<string, Setter<Config>> = {
-  database: (c, v) => (c.database = parseDatabase(v)),
+  database: (c, v) => (c.database = database(v)),
   database_password_file: (c, v) => (c.databasePasswordFile = absolutePath(v)),
   pubkey: (c, v) => (c.pubkey = absolutePath(v)),
   keyfile: (c, v) => {
@@ -142,7 +127,7 @@ export function parseImapConfig(text: string, file: string): ImapConfig {
   const lines = applyConfigLines(text, file, config, KEYS, { comments: ';#', trailingComments: true, section: SECTION });
   if (!lines.has('port')) config.port = DEFAULT_PORTS[config.tls];
   if (config.databasePasswordFile !== undefined && config.database.kind !== 'mysql') {
-    throw new ConfigError(`${file}, line ${lines.get('database_password_file')}: database_password_file is for a MySQL database; database is ${config.database.kind}:${config.database.path}`);
+    throw new ConfigError(`${file}, line ${lines.get('database_password_file')}: database_password_file is for a MySQL database; database is ${config.database.kind}:${config.database.file}`);
   }
   return { source: { file, lines }, ...config };
 }

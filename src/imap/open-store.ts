@@ -18,46 +18,45 @@ export interface StoreOptions extends SqliteOptions {
 
 const MYSQL_PORT = 3306;
 
-function bad(url: string, why: string): StoreError {
-  return new StoreError('config', `database ${url}: ${why}; expected sqlite:/PATH/FILE.db or mysql://USER@HOST[:PORT]/DBNAME`);
+/** A database setting that cannot be used; mayQuote: the setting holds no password and may be repeated in the message. */
+export class DatabaseUrlError extends StoreError {
+  constructor(
+    why: string,
+    readonly mayQuote: boolean,
+  ) {
+    super('config', why);
+  }
 }
 
-export function parseDatabaseUrl(url: string): DatabaseUrl {
-  if (url.startsWith('sqlite:')) {
-    const file = url.slice('sqlite:'.length);
-    if (!path.isAbsolute(file)) throw bad(url, 'the SQLite file must be an absolute path');
-    return { kind: 'sqlite', file };
+/**
+ * The one reading of a database setting: sqlite:/absolute/path or
+ * mysql://USER@HOST[:PORT]/DBNAME. A password in the URL is refused before
+ * anything else, and no message that could hold one quotes the URL.
+ */
+export function parseDatabaseUrl(v: string): DatabaseUrl {
+  if (v.startsWith('sqlite:')) {
+    const file = v.slice('sqlite:'.length);
+    if (!file.startsWith('/') || file.startsWith('//')) throw new DatabaseUrlError('use sqlite:/absolute/path', true);
+    return { kind: 'sqlite', file: path.normalize(file) };
   }
-  if (!url.startsWith('mysql://')) throw bad(url, 'unknown kind of database');
-  // Checked before URL parsing, so that no message can repeat a password.
-  const authority = url.slice('mysql://'.length).split('/')[0];
-  const at = authority.lastIndexOf('@');
-  if (at >= 0 && authority.slice(0, at).includes(':')) {
-    throw new StoreError('config', 'the database URL must not contain a password; put it in database_password_file');
-  }
-  let u: URL;
+  if (!v.startsWith('mysql://')) throw new DatabaseUrlError('use sqlite:/path or mysql://USER@HOST[:PORT]/DBNAME', true);
+  if (/^mysql:\/\/[^@/]*:[^@/]*@/.test(v)) throw new DatabaseUrlError('no password in the URL: put it in database_password_file', false);
+  const m = /^mysql:\/\/([^@/]+)@(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(\d+))?\/([A-Za-z0-9_$]+)$/.exec(v);
+  if (!m) throw new DatabaseUrlError('use mysql://USER@HOST[:PORT]/DBNAME (DBNAME: letters, digits, _ and $)', false);
+  let user: string;
   try {
-    u = new URL(url);
+    user = decodeURIComponent(m[1]);
   } catch {
-    throw bad(url, 'not a URL');
+    throw new DatabaseUrlError('the user name has a bad %-escape', false);
   }
-  const database = decodeURIComponent(u.pathname.replace(/^\//, ''));
-  if (!u.username) throw bad(url, 'no user');
-  if (!u.hostname) throw bad(url, 'no host');
-  if (!database || database.includes('/')) throw bad(url, 'no database name');
-  if (u.search || u.hash) throw bad(url, 'unexpected ? or #');
-  return {
-    kind: 'mysql',
-    user: decodeURIComponent(u.username),
-    // URL keeps an IPv6 address in brackets; the socket wants it bare.
-    host: u.hostname.replace(/^\[(.*)\]$/, '$1'),
-    port: u.port ? Number(u.port) : MYSQL_PORT,
-    database,
-  };
+  const port = m[3] === undefined ? MYSQL_PORT : Number(m[3]);
+  if (port < 1 || port > 65535) throw new DatabaseUrlError(`port ${m[3]} is not 1-65535`, true);
+  // The socket wants an IPv6 address without its brackets.
+  return { kind: 'mysql', user, host: m[2].replace(/^\[(.*)\]$/, '$1'), port, database: m[4] };
 }
 
 /** Opens the store a database URL names. Nothing connects or touches a file before the first call. */
-export function openStore(url: string, options: StoreOptions = {}): AccountStore {
-  const target = parseDatabaseUrl(url);
+export function openStore(url: string | DatabaseUrl, options: StoreOptions = {}): AccountStore {
+  const target = typeof url === 'string' ? parseDatabaseUrl(url) : url;
   return new SqlAccountStore(target.kind === 'sqlite' ? new SqliteBackend(target.file, options) : new MysqlBackend(target, options.password));
 }

@@ -4,7 +4,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { CONFIG_KEYS, ConfigError, DEFAULTS, checkConfigFiles, parseDatabase, parseImapConfig, readImapConfig } from '../../src/imap/config';
+import { CONFIG_KEYS, ConfigError, DEFAULTS, checkConfigFiles, parseImapConfig, readImapConfig } from '../../src/imap/config';
+import { parseDatabaseUrl } from '../../src/imap/open-store';
 import { ConfigError as ReceiverConfigError } from '../../src/receiver/config';
 import { ROOT } from '../helpers/daemon';
 
@@ -17,7 +18,7 @@ function parse(body: string) {
 describe('imapsync.conf', () => {
   it('defaults: SQLite, STARTTLS on 143, keys in /etc/benno-imap, private key from stdin', () => {
     const c = parseImapConfig('[imapsync]\n', 'f');
-    assert.deepEqual(c.database, { kind: 'sqlite', path: '/var/lib/benno-imap/benno-imap.db' });
+    assert.deepEqual(c.database, { kind: 'sqlite', file: '/var/lib/benno-imap/benno-imap.db' });
     assert.equal(c.pubkey, '/etc/benno-imap/benno-imap.pub');
     assert.equal(c.keyfile, null);
     assert.equal(c.inbox, '/srv/benno/inbox');
@@ -64,9 +65,9 @@ describe('imapsync.conf', () => {
   });
 
   it('database: sqlite paths and MySQL URLs', () => {
-    assert.deepEqual(parseDatabase('sqlite:/tmp/x.db'), { kind: 'sqlite', path: '/tmp/x.db' });
-    assert.deepEqual(parseDatabase('mysql://b%40x@[::1]/benno_imap'), { kind: 'mysql', user: 'b@x', host: '::1', port: 3306, database: 'benno_imap' });
-    assert.deepEqual(parseDatabase('mysql://benno@127.0.0.1:13306/b'), { kind: 'mysql', user: 'benno', host: '127.0.0.1', port: 13306, database: 'b' });
+    assert.deepEqual(parseDatabaseUrl('sqlite:/tmp/x.db'), { kind: 'sqlite', file: '/tmp/x.db' });
+    assert.deepEqual(parseDatabaseUrl('mysql://b%40x@[::1]/benno_imap'), { kind: 'mysql', user: 'b@x', host: '::1', port: 3306, database: 'benno_imap' });
+    assert.deepEqual(parseDatabaseUrl('mysql://benno@127.0.0.1:13306/b'), { kind: 'mysql', user: 'benno', host: '127.0.0.1', port: 13306, database: 'b' });
   });
 
   const bad: [string, string][] = [
