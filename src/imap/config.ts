@@ -88,7 +88,7 @@ export function parseFolderList(v: string): string[] {
   return names;
 }
 
-function containerName(v: string): string {
+export function containerName(v: string): string {
   // Benno keeps each container in a directory of that name.
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(v) || v.length > 64) throw new ValueError("1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit");
   return v;
