@@ -2,12 +2,15 @@
 // of both dialects, the time format, and who counts as a lock's dead holder.
 
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { holderGone } from '../../src/imap/file-lock';
 import { parseDatabaseUrl } from '../../src/imap/open-store';
 import { MYSQL, SQLITE, parseSqlTime, schemaSql, sqlTime } from '../../src/imap/schema';
 import { StoreError } from '../../src/imap/store';
+import { ROOT } from '../helpers/daemon';
 
 function configError(url: string, re: RegExp): void {
   assert.throws(
@@ -74,5 +77,12 @@ describe('lock holder', () => {
     assert.equal(holderGone(`999999999 ${host} 5`), true, 'no such process');
     assert.equal(holderGone(`999999999 other-${host} 5`), false);
     assert.equal(holderGone(''), false);
+  });
+});
+
+describe('README', () => {
+  it('shows the MySQL tables exactly as --init-db creates them', () => {
+    const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    assert.ok(readme.includes(`\`\`\`sql\n${schemaSql(MYSQL).trimEnd()}\n\`\`\``), 'README.md has the SQL of schemaSql(MYSQL)');
   });
 });
