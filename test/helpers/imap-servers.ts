@@ -519,6 +519,8 @@ export class Cyrus extends ImapServer {
     const config = path.join(d, 'imapd.conf');
     fs.writeFileSync(config, Object.entries(conf).map(([k, v]) => `${k}: ${v}\n`).join(''));
     // master does not pass its -C on: without their own, the services would read /etc/imapd.conf.
+    // -U 1: one session per imapd process, so that each session has a telemetry file of its
+    // own (a reused process appends its next session to the same file).
     fs.writeFileSync(
       path.join(d, 'cyrus.conf'),
       [
@@ -526,8 +528,8 @@ export class Cyrus extends ImapServer {
         `  recover cmd="ctl_cyrusdb -C ${config} -r"`,
         '}',
         'SERVICES {',
-        `  imap cmd="imapd -C ${config}" listen="127.0.0.1:${this.imapPort}" prefork=0`,
-        `  imaps cmd="imapd -s -C ${config}" listen="127.0.0.1:${this.imapsPort}" prefork=0`,
+        `  imap cmd="imapd -U 1 -C ${config}" listen="127.0.0.1:${this.imapPort}" prefork=0`,
+        `  imaps cmd="imapd -s -U 1 -C ${config}" listen="127.0.0.1:${this.imapsPort}" prefork=0`,
         '}',
         'EVENTS {',
         '}',
