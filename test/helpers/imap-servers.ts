@@ -16,6 +16,8 @@
 // - Cyrus: telemetry, which imapd writes (decompressed) for every session of
 //   a user whose directory configdirectory/log/USER exists. Cyrus logs only
 //   to syslog, which a test cannot read, so logLines() has no logout lines.
+//   An imapd serves several connections in turn into one file; sessions()
+//   splits it at the line each connection starts with.
 
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -240,14 +242,28 @@ process.on('exit', () => {
   }
 });
 
-/** The trace files of one user, in the order the sessions last wrote to them (their names carry pids, which wrap). */
-function traceSessions(dir: string, isTrace: (name: string) => boolean, commands: (raw: Buffer) => string[]): TraceSession[] {
+/**
+ * The sessions in the trace files of one user, files in the order the
+ * sessions last wrote to them (their names carry pids, which wrap). A file
+ * that split() cuts into sessions (a server process that serves one
+ * connection after the other) names each as "FILE (session N)".
+ */
+function traceSessions(
+  dir: string,
+  isTrace: (name: string) => boolean,
+  commands: (raw: Buffer) => string[],
+  split?: (raw: Buffer) => Buffer[],
+): TraceSession[] {
   return fs
     .readdirSync(dir)
     .filter(isTrace)
     .map((f) => ({ file: path.join(dir, f), mtime: fs.statSync(path.join(dir, f)).mtimeMs }))
     .sort((a, b) => a.mtime - b.mtime)
-    .map(({ file }) => ({ file, commands: commands(fs.readFileSync(file)) }));
+    .flatMap(({ file }) =>
+      split
+        ? split(fs.readFileSync(file)).map((raw, i) => ({ file: `${file} (session ${i + 1})`, commands: commands(raw) }))
+        : [{ file, commands: commands(fs.readFileSync(file)) }],
+    );
 }
 
 /**
@@ -548,8 +564,18 @@ export class Cyrus extends ImapServer {
   }
 
   sessions(user: string): TraceSession[] {
-    return traceSessions(this.telemetryDir(user), () => true, telemetryCommands);
+    return traceSessions(this.telemetryDir(user), () => true, telemetryCommands, telemetrySessions);
   }
+}
+
+/**
+ * An imapd process serves many connections one after the other and appends
+ * each to the same telemetry file, after a "---------- USER DATE" line.
+ */
+function telemetrySessions(raw: Buffer): Buffer[] {
+  const starts = [0];
+  for (let at = raw.indexOf('\n----------', 1); at >= 0; at = raw.indexOf('\n----------', at + 1)) starts.push(at + 1);
+  return starts.map((start, i) => raw.subarray(start, starts[i + 1] ?? raw.length));
 }
 
 /**

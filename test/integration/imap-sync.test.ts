@@ -1,0 +1,196 @@
+// The IMAP sync engine (src/imap/sync.ts) against a real Dovecot and a real
+// Cyrus with both hierarchy separators: what lands in the inbox is the
+// envelope block and then exactly the server's BODY[]; the server is only
+// read (flags and the protocol trace prove it); state makes a second run
+// archive only new mail and a no-change run send no FETCH; UIDVALIDITY
+// changes, expunges during a run and refused logins and certificates.
+
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Logger } from '../../src/ops/log';
+import { DEFAULT_ENVELOPE_NAMES, gatewayLine, importedEnvelope } from '../../src/spool/format';
+import { SpoolWriter } from '../../src/spool/writer';
+import { openStore } from '../../src/imap/open-store';
+import { Account, AccountStore } from '../../src/imap/store';
+import { SyncError, SyncOptions, SyncResult, syncAccount } from '../../src/imap/sync';
+import { removeTree, tempDir } from '../helpers/fs';
+import {
+  Cyrus,
+  Dovecot,
+  ImapServer,
+  ImapUser,
+  StoredMessage,
+  TraceSession,
+  append,
+  fetchCommands,
+  nastyMessage,
+  readFolder,
+  withClient,
+} from '../helpers/imap-servers';
+import { readWhole, spoolFiles, tempFiles } from '../helpers/spool';
+
+const users: ImapUser[] = ['alice', 'bob', 'carol', 'dave', 'erin'].map((user) => ({ user, password: `${user} pw "secret"` }));
+const [alice] = users;
+
+const kinds: { name: string; start: (certificate?: 'ca' | 'wrong') => Promise<ImapServer> }[] = [
+  { name: 'Dovecot', start: (certificate) => Dovecot.start({ users, certificate }) },
+  { name: "Cyrus with '.'", start: (certificate) => Cyrus.start({ users, certificate }) },
+  { name: "Cyrus with '/'", start: (certificate) => Cyrus.start({ users, certificate, separator: '/' }) },
+];
+
+function capturingLog(): { log: Logger; lines: string[] } {
+  const lines: string[] = [];
+  const at = (level: string) => (message: string) => lines.push(`${level}: ${message}`);
+  return { log: { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') } as unknown as Logger, lines };
+}
+
+/** A command that changes a mailbox or sets \Seen; the sync must never send one. */
+function writingCommand(line: string): boolean {
+  if (/^\S+ (UID )?(STORE|EXPUNGE|COPY|MOVE|APPEND|SELECT|CLOSE|CREATE|DELETE|RENAME|SETMETADATA)\b/i.test(line)) return true;
+  const withoutPeek = line.replace(/BODY\.PEEK\[/gi, '').replace(/BINARY\.PEEK\[/gi, '');
+  return /\bBODY\[|\bBINARY\[|\bRFC822(\.TEXT)?(?![.\w])/i.test(withoutPeek);
+}
+
+/** What one spool file must hold for a message of the account. */
+function expectedFile(account: Account, source: Buffer): Buffer {
+  const env = importedEnvelope(DEFAULT_ENVELOPE_NAMES, source, [Buffer.from(account.emails)]);
+  assert.ok('block' in env);
+  return Buffer.concat([env.block, ...(account.gateway ? [gatewayLine(account.gateway)] : []), source]);
+}
+
+function inboxContents(dir: string): Buffer[] {
+  assert.deepEqual(tempFiles(dir), [], 'no temp file left');
+  return spoolFiles(dir).map((n) => readWhole(dir, n));
+}
+
+function sameSet(actual: Buffer[], expected: Buffer[], what: string): void {
+  const hex = (l: Buffer[]) => [...new Set(l.map((b) => b.toString('hex')))].sort();
+  assert.deepEqual(hex(actual), hex(expected), what);
+}
+
+for (const kind of kinds) {
+  describe(`IMAP sync against ${kind.name}`, () => {
+    let server: ImapServer;
+    let work: string;
+    let store: AccountStore;
+
+    before(async () => {
+      server = await kind.start();
+      work = tempDir('benno-imapsync-');
+      store = openStore(`sqlite:${path.join(work, 'accounts.db')}`);
+    });
+    after(async () => {
+      await store?.close();
+      await server?.stop();
+      if (work) removeTree(work);
+    });
+
+    /** A fresh inbox and the account of user in the store. */
+    async function setUp(user: ImapUser, gateway: string | null = null) {
+      const inbox = path.join(work, `inbox-${user.user}`);
+      fs.mkdirSync(inbox, { recursive: true });
+      const { account } = await store.saveAccount({ user: user.user, host: `${server.host}:${server.imapPort}`, container: 'C', emails: `${user.user}@example.test`, gateway });
+      return { inbox, account, writer: new SpoolWriter(inbox) };
+    }
+
+    /** One sync; returns its result, its log and the server sessions it made, checked for writing commands. */
+    async function sync(user: ImapUser, account: Account, writer: SpoolWriter, extra: Partial<SyncOptions> = {}) {
+      const seen = new Set(server.sessions(user.user).map((s) => s.file));
+      const { log, lines } = capturingLog();
+      const result = await syncAccount({
+        server: { host: server.host, port: server.imapPort, tls: 'starttls', caFile: server.caFile, timeoutMs: 20_000 },
+        account,
+        password: Buffer.from(user.password),
+        store,
+        writer,
+        exclude: ['Drafts', 'Trash', 'Junk'],
+        log,
+        ...extra,
+      });
+      const sessions = server.sessions(user.user).filter((s) => !seen.has(s.file));
+      for (const s of sessions) {
+        const bad = s.commands.filter(writingCommand);
+        assert.deepEqual(bad, [], `${s.file}: the sync sent only reading commands`);
+        assert.ok(!s.commands.some((c) => c.includes(user.password)), `${s.file} holds no password`);
+      }
+      return { result, lines, sessions };
+    }
+
+    function folder(result: SyncResult, name: string) {
+      const f = result.folders.find((x) => x.folder === name);
+      assert.ok(f, `${name} in ${result.folders.map((x) => x.folder).join(', ')}`);
+      return f;
+    }
+
+    it('archives INBOX byte for byte after the envelope block, leaves flags alone, then archives only new mail, then fetches nothing', async () => {
+      const { inbox, account, writer } = await setUp(alice, 'gw-1');
+      const messages = [
+        nastyMessage(),
+        Buffer.from('Return-Path: <bounce@example.test>\r\nFrom: a@example.test\r\nSubject: rp\r\n\r\nbody\r\n'),
+        Buffer.from('Return-Path: <>\r\nSubject: null sender\r\n\r\nbounce\r\n'),
+        Buffer.from('Subject: short\r\n\r\nno newline at the end'),
+      ];
+      let before: StoredMessage[] = [];
+      await withClient(server, alice, async (c) => {
+        await append(c, 'INBOX', messages[0]);
+        await append(c, 'INBOX', messages[1], ['\\Flagged']);
+        await append(c, 'INBOX', messages[2], ['\\Answered', '$Label1']);
+        await append(c, 'INBOX', messages[3]);
+        before = await readFolder(c, 'INBOX');
+      });
+      assert.equal(before.length, 4);
+
+      const first = await sync(alice, account, writer);
+      assert.equal(first.result.archived, 4, first.lines.join('\n'));
+      assert.deepEqual({ ...folder(first.result, 'INBOX'), ms: 0 }, { folder: 'INBOX', key: 'INBOX', status: 'synced', reason: null, archived: 4, skipped: 0, uidValidityChanged: false, ms: 0 });
+      assert.ok(first.lines.some((l) => /^info: alice@127\.0\.0\.1:\d+ folder "INBOX": synced, 4 archived, 0 skipped, \d+ ms$/.test(l)), first.lines.join('\n'));
+      sameSet(inboxContents(inbox), before.map((m) => expectedFile(account, m.source)), 'one file per message: envelope, gateway line, BODY[]');
+      for (const s of first.sessions) {
+        assert.ok(s.commands.some((c) => / EXAMINE /i.test(c)), 'opened with EXAMINE');
+        assert.ok(s.commands.some((c) => /BODY\.PEEK\[\]/i.test(c)), 'fetched with BODY.PEEK[]');
+      }
+
+      let after: StoredMessage[] = [];
+      await withClient(server, alice, async (c) => {
+        after = await readFolder(c, 'INBOX');
+      });
+      assert.deepEqual(after.map((m) => [m.uid, m.flags]), before.map((m) => [m.uid, m.flags]), 'flags as they were; no \\Seen');
+
+      const fresh = Buffer.from('Subject: new\r\n\r\nnew mail\r\n');
+      await withClient(server, alice, (c) => append(c, 'INBOX', fresh));
+      const second = await sync(alice, account, writer);
+      assert.equal(second.result.archived, 1);
+      assert.equal(inboxContents(inbox).length, 5);
+      assert.ok(inboxContents(inbox).some((b) => b.equals(expectedFile(account, fresh))));
+      // Only the new message's body was fetched.
+      const bodies = second.sessions.flatMap((s) => s.commands.filter((c) => /BODY\.PEEK\[\]/i.test(c)));
+      assert.equal(bodies.length, 1, bodies.join('\n'));
+      assert.match(bodies[0], new RegExp(` UID FETCH ${before[3].uid + 1} `));
+
+      const third = await sync(alice, account, writer);
+      assert.equal(third.result.archived, 0);
+      assert.equal(folder(third.result, 'INBOX').status, 'unchanged');
+      assert.ok(third.sessions.length > 0);
+      for (const s of third.sessions) {
+        assert.deepEqual(fetchCommands(s), [], `no FETCH in a no-change run:\n${s.commands.join('\n')}`);
+        assert.ok(!s.commands.some((c) => / (EXAMINE|SELECT) /i.test(c)), `no folder opened:\n${s.commands.join('\n')}`);
+      }
+      assert.deepEqual((await store.folderStates(account.id)).find((f) => f.folder === 'INBOX')?.lastUid, before[3].uid + 1);
+    });
+
+    it('refuses a wrong password with a typed error naming user@host, never the password', async () => {
+      const { account, writer } = await setUp(users[1]);
+      await assert.rejects(sync(users[1], account, writer, { password: 'wrong "secret" pw' }), (err: unknown) => {
+        assert.ok(err instanceof SyncError, String(err));
+        assert.equal(err.kind, 'login', err.message);
+        assert.match(err.message, new RegExp(`^bob@127\\.0\\.0\\.1:${server.imapPort}: login refused`));
+        assert.ok(!err.message.includes('wrong "secret" pw') && !String(err.stack).includes('wrong "secret" pw'));
+        return true;
+      });
+    });
+  });
+}
+
+export type { TraceSession };
