@@ -47,16 +47,14 @@ function whyExcluded(f: ListedFolder, exclude: readonly string[], specialUse: Ma
   }
   const isInbox = f.path.toUpperCase() === 'INBOX';
   if (!isInbox && prefix !== '' && !f.path.startsWith(prefix)) return `outside the personal namespace "${prefix}"`;
-  const segments = splitPath(isInbox || !f.path.startsWith(prefix) ? f.path : f.path.slice(prefix.length), f.delimiter);
-  const full = splitPath(f.path, f.delimiter);
+  // As the user sees it (without the namespace prefix), and in full.
+  const forms = [splitPath(isInbox ? f.path : f.path.slice(prefix.length), f.delimiter), splitPath(f.path, f.delimiter)];
   for (const e of exclude) {
     // An entry may be written with either separator, whatever the server uses.
     for (const sep of new Set([f.delimiter, '/'])) {
       const wanted = splitPath(e, sep);
-      if (wanted.length === 0) continue;
-      if (startsWith(segments, wanted) || startsWith(full, wanted)) {
-        return wanted.length === segments.length || wanted.length === full.length ? `excluded by name "${e}"` : `inside excluded folder "${e}"`;
-      }
+      const form = wanted.length > 0 && forms.find((segments) => startsWith(segments, wanted));
+      if (form) return wanted.length === form.length ? `excluded by name "${e}"` : `inside excluded folder "${e}"`;
     }
   }
   return null;

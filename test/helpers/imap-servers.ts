@@ -300,6 +300,8 @@ export interface DovecotOptions extends ImapServerOptions {
    * bytes; logouts() still counts fetches.
    */
   compress?: boolean;
+  /** SPECIAL-USE folders by name, e.g. { Spam: '\\Junk' }: Dovecot takes them from its configuration (see createSpecialUseFolder). */
+  specialUse?: Record<string, string>;
 }
 
 export class Dovecot extends ImapServer {
@@ -307,10 +309,12 @@ export class Dovecot extends ImapServer {
   readonly separator = '/';
 
   private readonly compress: boolean;
+  readonly specialUse: Readonly<Record<string, string>>;
 
   private constructor(options: DovecotOptions, ports: Ports) {
     super(options, ports);
     this.compress = options.compress ?? false;
+    this.specialUse = options.specialUse ?? {};
   }
 
   static async start(options: DovecotOptions): Promise<Dovecot> {
@@ -369,6 +373,7 @@ export class Dovecot extends ImapServer {
         'namespace inbox {',
         '  inbox = yes',
         '  separator = /',
+        ...Object.entries(this.specialUse).flatMap(([name, use]) => [`  mailbox "${name}" {`, `    special_use = ${use}`, '  }']),
         '}',
         'protocol imap {',
         ...(this.compress ? ['  mail_plugins = $mail_plugins imap_zlib'] : []),
@@ -651,6 +656,26 @@ export async function createFolder(client: ImapFlow, parts: string[]): Promise<s
     if (!exists) await client.mailboxCreate(name);
   }
   return folderName(client, parts);
+}
+
+/**
+ * Creates a top-level folder with a SPECIAL-USE attribute such as \\Junk.
+ * Cyrus sets it by METADATA (/private/specialuse); Dovecot only from its
+ * configuration, so its server must have been started with the folder in
+ * DovecotOptions.specialUse.
+ */
+export async function createSpecialUseFolder(server: ImapServer, client: ImapFlow, name: string, use: string): Promise<string> {
+  if (server instanceof Dovecot && server.specialUse[name] !== use) {
+    throw new Error(`Dovecot marks ${name} ${use} only when started with it in DovecotOptions.specialUse`);
+  }
+  const folder = await createFolder(client, [name]);
+  if (server.kind === 'cyrus') {
+    // imapflow has no SETMETADATA; exec() sends it as it is (an internal, undeclared method).
+    const raw = client as unknown as { exec(command: string, attributes: unknown[]): Promise<{ next(): void }> };
+    const res = await raw.exec('SETMETADATA', [{ type: 'STRING', value: folder }, [{ type: 'STRING', value: '/private/specialuse' }, { type: 'STRING', value: use }]]);
+    res.next();
+  }
+  return folder;
 }
 
 /** APPENDs exactly these bytes with these flags; returns the new message's UID and the folder's UIDVALIDITY. */

@@ -14,6 +14,7 @@ import { DEFAULT_ENVELOPE_NAMES, gatewayLine, importedEnvelope } from '../../src
 import { SpoolWriter } from '../../src/spool/writer';
 import { openStore } from '../../src/imap/open-store';
 import { Account, AccountStore } from '../../src/imap/store';
+import { chooseFolders, toModifiedUtf7 } from '../../src/imap/folders';
 import { SyncError, SyncOptions, SyncResult, syncAccount } from '../../src/imap/sync';
 import { removeTree, tempDir } from '../helpers/fs';
 import {
@@ -24,6 +25,8 @@ import {
   StoredMessage,
   TraceSession,
   append,
+  createFolder,
+  createSpecialUseFolder,
   fetchCommands,
   nastyMessage,
   readFolder,
@@ -34,8 +37,11 @@ import { readWhole, spoolFiles, tempFiles } from '../helpers/spool';
 const users: ImapUser[] = ['alice', 'bob', 'carol', 'dave', 'erin'].map((user) => ({ user, password: `${user} pw "secret"` }));
 const [alice] = users;
 
+/** Folders the servers mark with a SPECIAL-USE attribute, under names the exclude list does not carry. */
+const SPECIAL_USE = { Spam: '\\Junk', Papierkorb: '\\Trash', Gesendet: '\\Sent' };
+
 const kinds: { name: string; start: (certificate?: 'ca' | 'wrong') => Promise<ImapServer> }[] = [
-  { name: 'Dovecot', start: (certificate) => Dovecot.start({ users, certificate }) },
+  { name: 'Dovecot', start: (certificate) => Dovecot.start({ users, certificate, specialUse: SPECIAL_USE }) },
   { name: "Cyrus with '.'", start: (certificate) => Cyrus.start({ users, certificate }) },
   { name: "Cyrus with '/'", start: (certificate) => Cyrus.start({ users, certificate, separator: '/' }) },
 ];
@@ -69,6 +75,32 @@ function sameSet(actual: Buffer[], expected: Buffer[], what: string): void {
   const hex = (l: Buffer[]) => [...new Set(l.map((b) => b.toString('hex')))].sort();
   assert.deepEqual(hex(actual), hex(expected), what);
 }
+
+describe('chooseFolders', () => {
+  const f = (path: string, delimiter: string, ...flags: string[]) => ({ path, delimiter, flags: new Set(flags) });
+  it('matches exclude entries per segment, with either separator, relative to the personal namespace', () => {
+    const chosen = chooseFolders(
+      [f('INBOX', '.'), f('INBOX.Trash', '.'), f('INBOX.Trash.x', '.'), f('INBOX.Trashy', '.'), f('INBOX.A.B', '.'), f('INBOX.A.Bc', '.'), f('INBOX.Box', '.', '\\Noselect'), f('user.bob.x', '.')],
+      ['Trash', 'A/B'],
+      'INBOX.',
+    );
+    assert.deepEqual(Object.fromEntries(chosen.map((c) => [c.path, c.excluded])), {
+      INBOX: null,
+      'INBOX.Trash': 'excluded by name "Trash"',
+      'INBOX.Trash.x': 'inside excluded folder "Trash"',
+      'INBOX.Trashy': null,
+      'INBOX.A.B': 'excluded by name "A/B"',
+      'INBOX.A.Bc': null,
+      'INBOX.Box': 'not selectable (\\Noselect)',
+      'user.bob.x': 'outside the personal namespace "INBOX."',
+    });
+  });
+  it('keys folders by their modified UTF-7 name', () => {
+    assert.equal(toModifiedUtf7('Entwürfe'), 'Entw&APw-rfe');
+    assert.equal(toModifiedUtf7('Größe €/A&B'), 'Gr&APYA3w-e &IKw-/A&-B');
+    assert.equal(toModifiedUtf7('😀'), '&2D3eAA-');
+  });
+});
 
 for (const kind of kinds) {
   describe(`IMAP sync against ${kind.name}`, () => {
@@ -178,6 +210,57 @@ for (const kind of kinds) {
         assert.ok(!s.commands.some((c) => / (EXAMINE|SELECT) /i.test(c)), `no folder opened:\n${s.commands.join('\n')}`);
       }
       assert.deepEqual((await store.folderStates(account.id)).find((f) => f.folder === 'INBOX')?.lastUid, before[3].uid + 1);
+    });
+
+    it('archives nested and non-ASCII folders and leaves out excluded ones: by name, as subfolder, by SPECIAL-USE', async () => {
+      const carol = users[2];
+      const { inbox, account, writer } = await setUp(carol);
+      const sep = server.separator;
+      const expected: Buffer[] = [];
+      const folders: Record<string, string> = {};
+      await withClient(server, carol, async (c) => {
+        for (const parts of [['Archiv', '2024', 'Q1'], ['Archiv', 'Größe €'], ['Archiv', 'Alt', 'Tief'], ['Entwürfe'], ['Drafts'], ['Trash', 'Alt'], ['Trashy']]) {
+          folders[parts.join('/')] = await createFolder(c, parts);
+        }
+        for (const [name, use] of Object.entries(SPECIAL_USE)) folders[name] = await createSpecialUseFolder(server, c, name, use);
+        folders.INBOX = 'INBOX';
+        for (const [label, name] of Object.entries(folders)) {
+          await append(c, name, Buffer.from(`Subject: in ${label}\r\n\r\nfolder ${label}\r\n`));
+        }
+        for (const label of ['INBOX', 'Archiv/2024/Q1', 'Archiv/Größe €', 'Entwürfe', 'Trashy', 'Gesendet']) {
+          for (const m of await readFolder(c, folders[label])) expected.push(expectedFile(account, m.source));
+        }
+      });
+
+      const { result, lines } = await sync(carol, account, writer, { exclude: ['Drafts', 'Trash', 'Junk', 'Archiv/Alt'] });
+      const status = Object.fromEntries(result.folders.map((f) => [f.folder, f.status === 'excluded' ? f.reason : `${f.status} ${f.archived}`]));
+      const p = (...parts: string[]) => parts.join(sep);
+      assert.deepEqual(status, {
+        INBOX: 'synced 1',
+        Archiv: 'synced 0',
+        [p('Archiv', '2024')]: 'synced 0',
+        [p('Archiv', '2024', 'Q1')]: 'synced 1',
+        [p('Archiv', 'Größe €')]: 'synced 1',
+        [p('Archiv', 'Alt')]: 'excluded by name "Archiv/Alt"',
+        [p('Archiv', 'Alt', 'Tief')]: 'inside excluded folder "Archiv/Alt"',
+        'Entwürfe': 'synced 1',
+        Drafts: 'excluded by name "Drafts"',
+        Trash: 'excluded by name "Trash"',
+        [p('Trash', 'Alt')]: 'inside excluded folder "Trash"',
+        Trashy: 'synced 1',
+        Spam: 'special-use \\Junk matches exclude "Junk"',
+        Papierkorb: 'special-use \\Trash matches exclude "Trash"',
+        Gesendet: 'synced 1',
+      }, lines.join('\n'));
+      assert.equal(result.archived, 6);
+      assert.equal(result.excluded, 7);
+      sameSet(inboxContents(inbox), expected, 'the messages of the synced folders, none of the excluded');
+      assert.ok(lines.some((l) => /folder "Archiv.Größe €": synced, 1 archived/.test(l)), 'logged with the decoded name');
+
+      const keys = (await store.folderStates(account.id)).map((f) => f.folder).sort();
+      assert.ok(keys.includes('Entw&APw-rfe'), `state keys are modified UTF-7: ${keys.join(', ')}`);
+      assert.ok(keys.includes(p('Archiv', 'Gr&APYA3w-e &IKw-')), keys.join(', '));
+      assert.deepEqual(keys.filter((k) => /^(Drafts|Trash|Spam|Papierkorb)$|Alt|Trash[./]/.test(k)), [], 'no state for excluded folders');
     });
 
     it('refuses a wrong password with a typed error naming user@host, never the password', async () => {
