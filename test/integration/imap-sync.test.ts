@@ -11,30 +11,32 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Logger } from '../../src/ops/log';
 import { DEFAULT_ENVELOPE_NAMES, gatewayLine, importedEnvelope } from '../../src/spool/format';
-import { SpoolWriter } from '../../src/spool/writer';
+import { SpoolFile, SpoolWriter } from '../../src/spool/writer';
 import { openStore } from '../../src/imap/open-store';
 import { Account, AccountStore } from '../../src/imap/store';
 import { chooseFolders, toModifiedUtf7 } from '../../src/imap/folders';
 import { SyncError, SyncOptions, SyncResult, syncAccount } from '../../src/imap/sync';
 import { removeTree, tempDir } from '../helpers/fs';
+import { freePort } from '../helpers/net';
 import {
   Cyrus,
   Dovecot,
   ImapServer,
   ImapUser,
   StoredMessage,
-  TraceSession,
   append,
   createFolder,
   createSpecialUseFolder,
   fetchCommands,
   nastyMessage,
   readFolder,
+  recreateFolder,
+  expunge,
   withClient,
 } from '../helpers/imap-servers';
 import { readWhole, spoolFiles, tempFiles } from '../helpers/spool';
 
-const users: ImapUser[] = ['alice', 'bob', 'carol', 'dave', 'erin'].map((user) => ({ user, password: `${user} pw "secret"` }));
+const users: ImapUser[] = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'gina'].map((user) => ({ user, password: `${user} pw "secret"` }));
 const [alice] = users;
 
 /** Folders the servers mark with a SPECIAL-USE attribute, under names the exclude list does not carry. */
@@ -69,6 +71,25 @@ function expectedFile(account: Account, source: Buffer): Buffer {
 function inboxContents(dir: string): Buffer[] {
   assert.deepEqual(tempFiles(dir), [], 'no temp file left');
   return spoolFiles(dir).map((n) => readWhole(dir, n));
+}
+
+/** A writer whose nth commit fails with the given error code (counted from 1, over the writer's life). */
+class FailingWriter extends SpoolWriter {
+  private begun = 0;
+  constructor(dir: string, private readonly failAt: number, private readonly code: string) {
+    super(dir);
+  }
+  override begin(): SpoolFile {
+    const file = super.begin();
+    if (++this.begun === this.failAt) {
+      const code = this.code;
+      file.commit = async () => {
+        await file.discard();
+        throw Object.assign(new Error(`${code} (injected)`), { code });
+      };
+    }
+    return file;
+  }
 }
 
 function sameSet(actual: Buffer[], expected: Buffer[], what: string): void {
@@ -107,6 +128,8 @@ for (const kind of kinds) {
     let server: ImapServer;
     let work: string;
     let store: AccountStore;
+    /** Sessions a test opened while a sync ran (hooks): not the sync's own. */
+    const notTheSync = new Set<string>();
 
     before(async () => {
       server = await kind.start();
@@ -141,7 +164,7 @@ for (const kind of kinds) {
         log,
         ...extra,
       });
-      const sessions = server.sessions(user.user).filter((s) => !seen.has(s.file));
+      const sessions = server.sessions(user.user).filter((s) => !seen.has(s.file) && !notTheSync.has(s.file));
       for (const s of sessions) {
         const bad = s.commands.filter(writingCommand);
         assert.deepEqual(bad, [], `${s.file}: the sync sent only reading commands`);
@@ -263,6 +286,142 @@ for (const kind of kinds) {
       assert.deepEqual(keys.filter((k) => /^(Drafts|Trash|Spam|Papierkorb)$|Alt|Trash[./]/.test(k)), [], 'no state for excluded folders');
     });
 
+    it('imports a folder again when its UIDVALIDITY changed, with a warning', async () => {
+      const dave = users[3];
+      const { inbox, account, writer } = await setUp(dave);
+      const msg = (n: number) => Buffer.from(`Subject: ${n}\r\n\r\nmessage ${n}\r\n`);
+      const box = await withClient(server, dave, async (c) => {
+        const name = await createFolder(c, ['Box']);
+        await append(c, name, msg(1));
+        await append(c, name, msg(2));
+        return name;
+      });
+      assert.equal(folder((await sync(dave, account, writer)).result, box).archived, 2);
+      const old = (await store.folderStates(account.id)).find((f) => f.folder === box)!;
+
+      await withClient(server, dave, async (c) => {
+        await recreateFolder(c, box);
+        await append(c, box, msg(1));
+        await append(c, box, msg(3));
+      });
+      const { result, lines } = await sync(dave, account, writer);
+      const f = folder(result, box);
+      assert.equal(f.uidValidityChanged, true);
+      assert.equal(f.archived, 2, 'both messages of the new folder fetched again');
+      assert.ok(lines.some((l) => new RegExp(`^warn: .*"${box}": UIDVALIDITY changed from ${old.uidValidity} to \\d+`).test(l)), lines.join('\n'));
+      assert.equal(inboxContents(inbox).length, 3, 'message 1 again, under the same name as before: 1, 2, 3');
+      const now = (await store.folderStates(account.id)).find((x) => x.folder === box)!;
+      assert.notEqual(now.uidValidity, old.uidValidity);
+      assert.equal(now.lastUid, 2);
+    });
+
+    it('skips a message expunged between listing and fetch, and goes on', async () => {
+      const erin = users[4];
+      const { inbox, account, writer } = await setUp(erin);
+      const box = await withClient(server, erin, async (c) => {
+        const name = await createFolder(c, ['Exp']);
+        for (let n = 1; n <= 3; n++) await append(c, name, Buffer.from(`Subject: ${n}\r\n\r\nexpunged? ${n}\r\n`));
+        return name;
+      });
+      let gone = 0;
+      const { result, lines } = await sync(erin, account, writer, {
+        // One FETCH per message: the server tells the session of the expunge with the answer to the first (RFC 3501 7.4.1 allows it after a UID command).
+        tuning: { batchMessages: 1 },
+        hooks: {
+          afterListing: async (name, uids) => {
+            if (name !== box || gone) return;
+            gone = uids[1];
+            const seen = new Set(server.sessions(erin.user).map((x) => x.file));
+            await withClient(server, erin, (c) => expunge(c, box, gone));
+            for (const x of server.sessions(erin.user)) if (!seen.has(x.file)) notTheSync.add(x.file);
+          },
+        },
+      });
+      const f = folder(result, box);
+      assert.equal(f.status, 'synced');
+      assert.deepEqual([f.archived, f.skipped], [2, 1], lines.join('\n'));
+      assert.ok(lines.some((l) => new RegExp(`^warn: .*"${box}": UID ${gone} was expunged before it could be fetched; skipped$`).test(l)), lines.join('\n'));
+      assert.equal(inboxContents(inbox).length, 2);
+      assert.equal((await store.folderStates(account.id)).find((x) => x.folder === box)!.lastUid, 3, 'state moved past the expunged message');
+    });
+
+    it('streams a large message in pieces, byte for byte', async () => {
+      const frank = users[5];
+      const { inbox, account, writer } = await setUp(frank);
+      // 3 MB of 8-bit lines, each different, so that a piece put in the wrong place shows.
+      const lines = Array.from({ length: 40_000 }, (_, i) => `${i.toString(36).padStart(8, '0')}${'\xe4\xf6\xfc'.repeat(20)} ${'y'.repeat(14)}\r\n`);
+      const big = Buffer.concat([Buffer.from('Subject: big\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\r\n'), Buffer.from(lines.join(''), 'latin1'), nastyMessage()]);
+      const source = await withClient(server, frank, async (c) => {
+        await append(c, 'INBOX', big);
+        await append(c, 'INBOX', nastyMessage());
+        return (await readFolder(c, 'INBOX')).map((m) => m.source);
+      });
+      const { result, sessions } = await sync(frank, account, writer, { tuning: { largeBytes: 1000, chunkBytes: 1024 * 1024 } });
+      assert.equal(result.archived, 2);
+      sameSet(inboxContents(inbox), source.map((b) => expectedFile(account, b)), 'pieces put together are BODY[]');
+      const pieces = sessions.flatMap((s) => s.commands.filter((c) => /BODY\.PEEK\[\]<\d+\.\d+>/i.test(c)));
+      assert.equal(pieces.length, Math.ceil(source[0].length / (1024 * 1024)) + 1, pieces.join('\n'));
+    });
+
+    it('stops a folder at a message it cannot write, and takes it up there next run; a full disk stops the run', async () => {
+      const gina = users[6];
+      const { inbox, account } = await setUp(gina);
+      const uids = await withClient(server, gina, async (c) => {
+        const out: number[] = [];
+        for (let n = 1; n <= 3; n++) out.push((await append(c, 'INBOX', Buffer.from(`Subject: ${n}\r\n\r\nwrite ${n}\r\n`))).uid);
+        return out;
+      });
+      const failed = await sync(gina, account, new FailingWriter(inbox, 2, 'EIO'));
+      const f = folder(failed.result, 'INBOX');
+      assert.equal(f.status, 'failed');
+      assert.match(f.reason!, new RegExp(`^UID ${uids[1]} could not be written to the inbox: EIO`));
+      assert.equal(failed.result.errors, 1);
+      assert.ok(failed.lines.some((l) => /^error: .*"INBOX": failed/.test(l)), failed.lines.join('\n'));
+      assert.equal((await store.folderStates(account.id)).find((x) => x.folder === 'INBOX')!.lastUid, uids[0], 'not past the failed message');
+
+      await withClient(server, gina, (c) => append(c, 'INBOX', Buffer.from('Subject: 4\r\n\r\nwrite 4\r\n')));
+      await assert.rejects(sync(gina, account, new FailingWriter(inbox, 1, 'ENOSPC')), (err: unknown) => {
+        assert.ok(err instanceof SyncError, String(err));
+        assert.equal(err.kind, 'disk-full');
+        assert.match(err.message, /^gina@127\.0\.0\.1:\d+: the inbox .* is full \(ENOSPC\)/);
+        assert.ok(err.partial, 'what was done comes with it');
+        return true;
+      });
+      assert.equal((await store.folderStates(account.id)).find((x) => x.folder === 'INBOX')!.lastUid, uids[0]);
+
+      const retried = await sync(gina, account, new SpoolWriter(inbox));
+      assert.equal(folder(retried.result, 'INBOX').archived, 3, 'the failed message and those after it');
+      assert.equal(inboxContents(inbox).length, 4);
+    });
+
+    it('connects over IMAPS; refuses a certificate the CA did not sign, and a server that is down, with typed errors', async () => {
+      const bob = users[1];
+      const { account, writer } = await setUp(bob);
+      const imaps = await sync(bob, account, writer, { server: { host: server.host, port: server.imapsPort, tls: 'imaps', caFile: server.caFile } });
+      assert.equal(folder(imaps.result, 'INBOX').status, 'synced');
+
+      const wrong = await kind.start('wrong');
+      try {
+        for (const [tls, port] of [['starttls', wrong.imapPort], ['imaps', wrong.imapsPort]] as const) {
+          await assert.rejects(sync(bob, account, writer, { server: { host: wrong.host, port, tls, caFile: server.caFile } }), (err: unknown) => {
+            assert.ok(err instanceof SyncError, String(err));
+            assert.equal(err.kind, 'tls', err.message);
+            assert.match(err.message, /^bob@127\.0\.0\.1:\d+: TLS failed: .*(certificate|SELF_SIGNED)/i);
+            return true;
+          });
+        }
+      } finally {
+        await wrong.stop();
+      }
+      const down = await freePort();
+      await assert.rejects(sync(bob, account, writer, { server: { host: server.host, port: down, tls: 'starttls', caFile: server.caFile } }), (err: unknown) => {
+        assert.ok(err instanceof SyncError, String(err));
+        assert.equal(err.kind, 'connect', err.message);
+        assert.match(err.message, /ECONNREFUSED/);
+        return true;
+      });
+    });
+
     it('refuses a wrong password with a typed error naming user@host, never the password', async () => {
       const { account, writer } = await setUp(users[1]);
       await assert.rejects(sync(users[1], account, writer, { password: 'wrong "secret" pw' }), (err: unknown) => {
@@ -275,5 +434,3 @@ for (const kind of kinds) {
     });
   });
 }
-
-export type { TraceSession };
