@@ -16,6 +16,8 @@
 // - Cyrus: telemetry, which imapd writes (decompressed) for every session of
 //   a user whose directory configdirectory/log/USER exists. Cyrus logs only
 //   to syslog, which a test cannot read, so logLines() has no logout lines.
+//   An imapd serves several connections in turn into one file; sessions()
+//   splits it at the line each connection starts with.
 
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -240,14 +242,28 @@ process.on('exit', () => {
   }
 });
 
-/** The trace files of one user, in the order the sessions last wrote to them (their names carry pids, which wrap). */
-function traceSessions(dir: string, isTrace: (name: string) => boolean, commands: (raw: Buffer) => string[]): TraceSession[] {
+/**
+ * The sessions in the trace files of one user, files in the order the
+ * sessions last wrote to them (their names carry pids, which wrap). A file
+ * that split() cuts into sessions (a server process that serves one
+ * connection after the other) names each as "FILE (session N)".
+ */
+function traceSessions(
+  dir: string,
+  isTrace: (name: string) => boolean,
+  commands: (raw: Buffer) => string[],
+  split?: (raw: Buffer) => Buffer[],
+): TraceSession[] {
   return fs
     .readdirSync(dir)
     .filter(isTrace)
     .map((f) => ({ file: path.join(dir, f), mtime: fs.statSync(path.join(dir, f)).mtimeMs }))
     .sort((a, b) => a.mtime - b.mtime)
-    .map(({ file }) => ({ file, commands: commands(fs.readFileSync(file)) }));
+    .flatMap(({ file }) =>
+      split
+        ? split(fs.readFileSync(file)).map((raw, i) => ({ file: `${file} (session ${i + 1})`, commands: commands(raw) }))
+        : [{ file, commands: commands(fs.readFileSync(file)) }],
+    );
 }
 
 /**
@@ -284,6 +300,8 @@ export interface DovecotOptions extends ImapServerOptions {
    * bytes; logouts() still counts fetches.
    */
   compress?: boolean;
+  /** SPECIAL-USE folders by name, e.g. { Spam: '\\Junk' }: Dovecot takes them from its configuration (see createSpecialUseFolder). */
+  specialUse?: Record<string, string>;
 }
 
 export class Dovecot extends ImapServer {
@@ -291,10 +309,12 @@ export class Dovecot extends ImapServer {
   readonly separator = '/';
 
   private readonly compress: boolean;
+  readonly specialUse: Readonly<Record<string, string>>;
 
   private constructor(options: DovecotOptions, ports: Ports) {
     super(options, ports);
     this.compress = options.compress ?? false;
+    this.specialUse = options.specialUse ?? {};
   }
 
   static async start(options: DovecotOptions): Promise<Dovecot> {
@@ -353,6 +373,7 @@ export class Dovecot extends ImapServer {
         'namespace inbox {',
         '  inbox = yes',
         '  separator = /',
+        ...Object.entries(this.specialUse).flatMap(([name, use]) => [`  mailbox "${name}" {`, `    special_use = ${use}`, '  }']),
         '}',
         'protocol imap {',
         ...(this.compress ? ['  mail_plugins = $mail_plugins imap_zlib'] : []),
@@ -550,8 +571,18 @@ export class Cyrus extends ImapServer {
   }
 
   sessions(user: string): TraceSession[] {
-    return traceSessions(this.telemetryDir(user), () => true, telemetryCommands);
+    return traceSessions(this.telemetryDir(user), () => true, telemetryCommands, telemetrySessions);
   }
+}
+
+/**
+ * An imapd process serves many connections one after the other and appends
+ * each to the same telemetry file, after a "---------- USER DATE" line.
+ */
+function telemetrySessions(raw: Buffer): Buffer[] {
+  const starts = [0];
+  for (let at = raw.indexOf('\n----------', 1); at >= 0; at = raw.indexOf('\n----------', at + 1)) starts.push(at + 1);
+  return starts.map((start, i) => raw.subarray(start, starts[i + 1] ?? raw.length));
 }
 
 /**
@@ -627,6 +658,26 @@ export async function createFolder(client: ImapFlow, parts: string[]): Promise<s
     if (!exists) await client.mailboxCreate(name);
   }
   return folderName(client, parts);
+}
+
+/**
+ * Creates a top-level folder with a SPECIAL-USE attribute such as \\Junk.
+ * Cyrus sets it by METADATA (/private/specialuse); Dovecot only from its
+ * configuration, so its server must have been started with the folder in
+ * DovecotOptions.specialUse.
+ */
+export async function createSpecialUseFolder(server: ImapServer, client: ImapFlow, name: string, use: string): Promise<string> {
+  if (server instanceof Dovecot && server.specialUse[name] !== use) {
+    throw new Error(`Dovecot marks ${name} ${use} only when started with it in DovecotOptions.specialUse`);
+  }
+  const folder = await createFolder(client, [name]);
+  if (server.kind === 'cyrus') {
+    // imapflow has no SETMETADATA; exec() sends it as it is (an internal, undeclared method).
+    const raw = client as unknown as { exec(command: string, attributes: unknown[]): Promise<{ next(): void }> };
+    const res = await raw.exec('SETMETADATA', [{ type: 'STRING', value: folder }, [{ type: 'STRING', value: '/private/specialuse' }, { type: 'STRING', value: use }]]);
+    res.next();
+  }
+  return folder;
 }
 
 /** APPENDs exactly these bytes with these flags; returns the new message's UID and the folder's UIDVALIDITY. */
