@@ -7,11 +7,12 @@ import { shellLine } from '../admin/postfix-setup';
 import { ConfigError, DEFAULT_CONFIG_FILE, ImapConfig, checkConfigFiles, containerName, readImapConfig } from '../imap/config';
 import { openStore } from '../imap/open-store';
 import { KeyError, SecretError, encryptPassword, generateKeyPair, loadPublicKey } from '../imap/secret';
-import { Account, AccountStore, StoreError, StoreErrorKind } from '../imap/store';
+import { Account, AccountStore, StoreError } from '../imap/store';
 import { ValueError } from '../ops/config-lines';
 import { gatewayNameProblem, unsafeCharacter } from '../spool/format';
 import { commandLine, rejectRepeated, runMain } from './run';
-import { EX_CANTCREAT, EX_CONFIG, EX_DATAERR, EX_NOUSER, EX_SOFTWARE, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE, Fatal } from './sysexits';
+import { STORE_EXIT } from './imap-exits';
+import { EX_CANTCREAT, EX_CONFIG, EX_SOFTWARE, EX_USAGE, Fatal } from './sysexits';
 
 const PROGRAM = 'benno-imapuser';
 
@@ -40,16 +41,6 @@ creates the tables in a MySQL database (an SQLite file gets them on first use).
 Exit status: 0 done, 64 bad usage or an ambiguous user, 65 bad data, 67 no such account,
 69 the database cannot be reached, 73 a key file cannot be created, 75 the database is
 locked by another program, 78 a bad configuration or key.`;
-
-/** How a store's refusal ends the program. */
-const STORE_EXIT: Record<StoreErrorKind, number> = {
-  config: EX_CONFIG,
-  'not-found': EX_NOUSER,
-  ambiguous: EX_USAGE,
-  invalid: EX_DATAERR,
-  locked: EX_TEMPFAIL,
-  database: EX_UNAVAILABLE,
-};
 
 interface Args {
   config: string;

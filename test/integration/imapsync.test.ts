@@ -1,0 +1,198 @@
+// benno-imapsync as cron runs it, against a real Dovecot: accounts added
+// with benno-imapuser, one of three with a wrong password, the private key
+// from keyfile or from stdin, a key of the wrong kind, a run that finds
+// another one going, SIGKILL in the middle of a sync, the server down.
+
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { withFileLock } from '../../src/imap/file-lock';
+import { parseEnvelope } from '../../src/spool/format';
+import { ROOT } from '../helpers/daemon';
+import { removeTree, tempDir } from '../helpers/fs';
+import { Dovecot, ImapUser, append, withClient } from '../helpers/imap-servers';
+import { readWhole, spoolFiles, tempFiles } from '../helpers/spool';
+
+const SYNC = path.join(ROOT, 'dist', 'src', 'cli', 'benno-imapsync.js');
+const USER = path.join(ROOT, 'dist', 'src', 'cli', 'benno-imapuser.js');
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(bin: string, args: string[], input = ''): Result {
+  const r = spawnSync(process.execPath, [bin, ...args], { input, encoding: 'utf8' });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const users: ImapUser[] = [
+  { user: 'anna', password: 'anna pw' },
+  { user: 'bob', password: 'bob pw' },
+  { user: 'carl', password: 'carl pw' },
+];
+
+const message = (i: number, who: string) =>
+  Buffer.from(`Return-Path: <sender${i}@example.com>\r\nFrom: sender${i}@example.com\r\nTo: ${who}@example.org\r\nSubject: message ${i} for ${who}\r\n\r\nbody ${i}\r\n`);
+
+describe('benno-imapsync against a real Dovecot', () => {
+  let work: string;
+  let dovecot: Dovecot;
+  let config: string;
+  let inbox: string;
+  let lock: string;
+
+  /** The configuration, with the private key in keyfile or (stdin) not. */
+  const writeConfig = (keyfile: boolean) =>
+    fs.writeFileSync(
+      config,
+      [
+        '[imapsync]',
+        `database = sqlite:${work}/accounts.db`,
+        `pubkey = ${work}/key.pub`,
+        keyfile ? `keyfile = ${work}/key.sec` : '; keyfile commented out: the key comes on stdin',
+        `inbox = ${inbox}`,
+        'tls = starttls',
+        `port = ${dovecot.imapPort}`,
+        `cafile = ${dovecot.caFile}`,
+        'timeout = 10',
+        '',
+      ].join('\n'),
+    );
+  const sync = (extra: string[] = [], input = '') => cli(SYNC, ['-c', config, '--lock', lock, ...extra], input);
+
+  before(async () => {
+    work = tempDir();
+    inbox = path.join(work, 'inbox');
+    fs.mkdirSync(inbox);
+    lock = path.join(work, 'sync.lock');
+    config = path.join(work, 'imapsync.conf');
+    dovecot = await Dovecot.start({ users });
+    writeConfig(true);
+    assert.equal(cli(USER, ['-c', config, '--genkey']).code, 0);
+    for (const u of users) {
+      const password = u.user === 'carl' ? 'wrong password' : u.password;
+      const r = cli(USER, ['-c', config, '-u', u.user, '-i', '127.0.0.1', '-e', `${u.user}@example.org`, '-p', '-'], `${password}\n`);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    for (const u of users) await withClient(dovecot, u, async (c) => {
+      for (let i = 1; i <= 3; i++) await append(c, 'INBOX', message(i, u.user));
+    });
+  });
+  after(async () => {
+    await dovecot?.stop();
+    removeTree(work);
+  });
+
+  it('archives every account it can; the one with a wrong password is logged with user@host, no password, exit 69', () => {
+    const r = sync();
+    assert.equal(r.code, 69, r.stderr);
+    assert.match(r.stderr, /error: carl@127\.0\.0\.1: /);
+    assert.ok(!r.stderr.includes('wrong password') && !r.stderr.includes('anna pw'), 'no password in the log');
+    assert.match(r.stderr, /info: summary: accounts=3 failed=1 archived=6 /);
+    const files = spoolFiles(inbox);
+    assert.equal(files.length, 6);
+    const owners = files.map((n) => parseEnvelope(readWhole(inbox, n))!.recipients.map(String)[0]).sort();
+    assert.deepEqual(owners, ['anna@example.org', 'anna@example.org', 'anna@example.org', 'bob@example.org', 'bob@example.org', 'bob@example.org']);
+    const status = cli(SYNC, ['-c', config, '--status']);
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stdout, /^anna on 127\.0\.0\.1: last run \S+, archived 3, no error$/m);
+    assert.match(status.stdout, /^carl on 127\.0\.0\.1: last run \S+, archived 0, error: carl@127\.0\.0\.1: /m);
+  });
+
+  it('a second run archives only what is new; the right password makes carl go through', async () => {
+    await withClient(dovecot, users[0], (c) => append(c, 'INBOX', message(4, 'anna')));
+    assert.equal(cli(USER, ['-c', config, '-u', 'carl', '-i', '127.0.0.1', '-p', '-'], 'carl pw\n').code, 0);
+    const r = sync();
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /summary: accounts=3 failed=0 archived=4 /);
+    assert.equal(spoolFiles(inbox).length, 10);
+  });
+
+  it('the private key from stdin when keyfile is commented out; a key of the wrong kind is one line, exit 78', () => {
+    writeConfig(false);
+    try {
+      const key = fs.readFileSync(path.join(work, 'key.sec'), 'utf8');
+      const r = sync([], key);
+      assert.equal(r.code, 0, r.stderr);
+      const rsa = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+      const wrong = sync([], rsa);
+      assert.equal(wrong.code, 78, wrong.stderr);
+      assert.equal(wrong.stderr.trim().split('\n').length, 1, wrong.stderr);
+      assert.match(wrong.stderr, /^benno-imapsync: the key on stdin .*X25519/);
+      assert.ok(!wrong.stderr.includes('PRIVATE KEY'));
+    } finally {
+      writeConfig(true);
+    }
+  });
+
+  it('a run that finds another one going logs "already running" and exits 0', async () => {
+    await withFileLock(lock, async () => {
+      const r = await new Promise<Result>((resolve) => {
+        const p = spawn(process.execPath, [SYNC, '-c', config, '--lock', lock], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let stdout = '';
+        let stderr = '';
+        p.stdout.on('data', (d) => (stdout += d));
+        p.stderr.on('data', (d) => (stderr += d));
+        p.on('close', (code) => resolve({ code, stdout, stderr }));
+      });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /already running/);
+      assert.doesNotMatch(r.stderr, /summary:/);
+    });
+  });
+
+  it('SIGKILL in the middle of a sync, then a new run: every message in the inbox once, nothing half-written', async () => {
+    const bob = users[1];
+    const before = spoolFiles(inbox).length;
+    const big = Buffer.alloc(200 * 1024, 'x');
+    await withClient(dovecot, bob, async (c) => {
+      for (let i = 100; i < 160; i++) await append(c, 'INBOX', Buffer.concat([message(i, 'bob'), big, Buffer.from('\r\n')]));
+    });
+    const p = spawn(process.execPath, [SYNC, '-c', config, '--lock', lock, '-u', 'bob'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const closed = new Promise((resolve) => p.on('close', resolve));
+    // Killed once the first of the new files is on disk.
+    await new Promise<void>((resolve, reject) => {
+      const timer = setInterval(() => {
+        if (spoolFiles(inbox).length > before) {
+          clearInterval(timer);
+          p.kill('SIGKILL');
+          resolve();
+        } else if (p.exitCode !== null) {
+          clearInterval(timer);
+          reject(new Error('the sync ended before it could be killed'));
+        }
+      }, 5);
+    });
+    await closed;
+    const r = sync(['-u', 'bob']);
+    assert.equal(r.code, 0, r.stderr);
+    const files = spoolFiles(inbox);
+    assert.equal(files.length, before + 60, 'each of the 60 messages once');
+    for (const n of files) readWhole(inbox, n);
+    assert.deepEqual(tempFiles(inbox), [], 'the killed run left no temp file behind after the next start');
+  });
+
+  it('--list-folders shows what would be synced and what is excluded, and why', async () => {
+    await withClient(dovecot, users[0], async (c) => {
+      await c.mailboxCreate('Drafts');
+      await c.mailboxCreate('Projekte');
+    });
+    const r = sync(['--list-folders', '-u', 'anna', '-i', '127.0.0.1']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^synced {4}INBOX$/m);
+    assert.match(r.stdout, /^synced {4}Projekte$/m);
+    assert.match(r.stdout, /^excluded {2}Drafts {2}\(.+\)$/m);
+  });
+
+  it('the server down: the accounts are deferred, exit 75', async () => {
+    await dovecot.stop();
+    const r = sync();
+    assert.equal(r.code, 75, r.stderr);
+    assert.match(r.stderr, /summary: accounts=3 failed=3 archived=0 /);
+  });
+});
