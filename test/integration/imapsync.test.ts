@@ -4,7 +4,7 @@
 // another one going, SIGKILL in the middle of a sync, the server down.
 
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { withFileLock } from '../../src/imap/file-lock';
 import { parseEnvelope } from '../../src/spool/format';
 import { ROOT } from '../helpers/daemon';
-import { removeTree, tempDir } from '../helpers/fs';
+import { mountTmpfs, removeTree, tempDir } from '../helpers/fs';
 import { Dovecot, ImapUser, append, withClient } from '../helpers/imap-servers';
 import { readWhole, spoolFiles, tempFiles } from '../helpers/spool';
 
@@ -175,6 +175,34 @@ describe('benno-imapsync against a real Dovecot', () => {
     assert.equal(files.length, before + 60, 'each of the 60 messages once');
     for (const n of files) readWhole(inbox, n);
     assert.deepEqual(tempFiles(inbox), [], 'the killed run left no temp file behind after the next start');
+  });
+
+  it('an inbox on a full disk stops the run (exit 74) with whole files only; once there is room, the next run brings the rest', async () => {
+    const carl = users[2];
+    await withClient(dovecot, carl, async (c) => {
+      for (let i = 200; i < 230; i++) await append(c, 'INBOX', Buffer.concat([message(i, 'carl'), Buffer.alloc(100 * 1024, 'y'), Buffer.from('\r\n')]));
+    });
+    const small = mountTmpfs(1024);
+    try {
+      const fullConfig = path.join(work, 'full.conf');
+      fs.writeFileSync(fullConfig, fs.readFileSync(config, 'utf8').replace(`inbox = ${inbox}`, `inbox = ${small.dir}`));
+      const r = cli(SYNC, ['-c', fullConfig, '--lock', lock, '-u', 'carl']);
+      assert.equal(r.code, 74, r.stderr);
+      assert.match(r.stderr, /the inbox .* is full: the run stops/);
+      const first = spoolFiles(small.dir);
+      assert.ok(first.length > 0 && first.length < 33, `some files fit: ${first.length}`);
+      for (const n of first) readWhole(small.dir, n);
+      assert.deepEqual(tempFiles(small.dir), [], 'no temp file left');
+      execFileSync('mount', ['-o', 'remount,size=16m', small.dir]);
+      const again = cli(SYNC, ['-c', fullConfig, '--lock', lock, '-u', 'carl']);
+      assert.equal(again.code, 0, again.stderr);
+      const all = spoolFiles(small.dir);
+      assert.ok(all.length >= 30, `every new message of carl is archived: ${all.length}`);
+      for (const n of all) readWhole(small.dir, n);
+      assert.ok(first.every((n) => all.includes(n)));
+    } finally {
+      small.unmount();
+    }
   });
 
   it('--list-folders shows what would be synced and what is excluded, and why', async () => {
