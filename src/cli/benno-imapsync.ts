@@ -14,6 +14,7 @@ import { LOG_LEVELS, LogLevel, Logger, createLogger } from '../ops/log';
 import { SpoolWriter } from '../spool/writer';
 import { commandLine, rejectRepeated, runMain } from './run';
 import { STORE_EXIT } from './imap-exits';
+import { progressBar } from './progress';
 import { prepareSpool } from './start';
 import { EX_CONFIG, EX_DATAERR, EX_IOERR, EX_NOUSER, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE, Fatal } from './sysexits';
 
@@ -103,6 +104,8 @@ function exitFor(err: SyncError): number {
 }
 
 interface RunContext {
+  /** A bar per folder on a terminal, for a large first sync. */
+  progress?: (folder: string, done: number, total: number) => void;
   config: ImapConfig;
   store: AccountStore;
   key: crypto.KeyObject;
@@ -138,6 +141,7 @@ async function syncOne(ctx: RunContext, account: Account): Promise<{ code: numbe
       writer: ctx.writer,
       exclude: ctx.config.exclude,
       log: ctx.log,
+      progress: ctx.progress,
     });
     const failed = result.errors > 0 ? `${result.errors} folder(s) failed, tried again next run` : null;
     return finish(result.archived, failed, failed ? EX_TEMPFAIL : EX_OK);
@@ -171,6 +175,19 @@ async function syncAll(ctx: RunContext, accounts: Account[]): Promise<number> {
   }
   ctx.log.info(`summary: accounts=${accounts.length} failed=${failed} archived=${archived} seconds=${((Date.now() - started) / 1000).toFixed(1)}`);
   return code;
+}
+
+/** One progress bar per folder, on stderr. */
+function folderBars(): (folder: string, done: number, total: number) => void {
+  let current = '';
+  let bar = progressBar(process.stderr);
+  return (folder, done, total) => {
+    if (folder !== current) {
+      current = folder;
+      bar = progressBar(process.stderr, `${folder} `);
+    }
+    bar(done, total);
+  };
 }
 
 function statusLines(accounts: Account[]): string {
@@ -218,7 +235,8 @@ async function main(): Promise<void> {
         a.lock,
         async () => {
           await prepareSpool(writer, { noun: 'inbox', elsewhere: `set inbox in ${a.config}` }, log);
-          process.exitCode = await syncAll({ config, store, key, writer, log }, accounts);
+          const progress = process.stderr.isTTY && !a.logfile ? folderBars() : undefined;
+          process.exitCode = await syncAll({ config, store, key, writer, log, progress }, accounts);
         },
         // Long enough to take over the lock of a run that died; a live run is not waited for.
         { timeoutMs: 2000 },

@@ -5,6 +5,7 @@
 import { ExportConfig, ExportSummary, InputError, exportSpool } from '../export/exporter';
 import { logSummary, recordStatus } from '../export/record';
 import { ExportSettings, RawExportSettings, SettingsError, checkExportSettings } from '../export/settings';
+import { progressBar } from './progress';
 import { EX_DATAERR, EX_NOINPUT, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE, Fatal } from './sysexits';
 
 /** checkExportSettings, a bad setting ending the program with exitCode (64 for an option, 78 for the default file). */
@@ -18,23 +19,6 @@ export function exportSettings(raw: RawExportSettings, nameOf: (key: keyof RawEx
 }
 
 export type RunConfig = Omit<ExportConfig, 'progress' | 'quietSuccess'>;
-
-/** Below this many files a progress bar is noise. */
-const PROGRESS_FROM = 100;
-
-function progressBar(stream: NodeJS.WriteStream): (done: number, total: number) => void {
-  let last = 0;
-  return (done, total) => {
-    if (total < PROGRESS_FROM) return;
-    const now = Date.now();
-    if (done < total && now - last < 100) return;
-    last = now;
-    const width = 30;
-    const filled = Math.round((done / total) * width);
-    stream.write(`\r[${'='.repeat(filled)}${' '.repeat(width - filled)}] ${done}/${total}`);
-    if (done === total) stream.write('\n');
-  };
-}
 
 /** The server refuses us, before something deferred, before files refused or set aside, before success. */
 export function exitCode(s: ExportSummary): number {

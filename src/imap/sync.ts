@@ -74,6 +74,8 @@ export interface SyncOptions {
   envelopeNames?: EnvelopeNames;
   tuning?: Partial<SyncTuning>;
   hooks?: SyncHooks;
+  /** Called as a folder's new messages are archived (a progress bar for a large first sync); total is an upper bound. */
+  progress?: (folder: string, done: number, total: number) => void;
 }
 
 export type FolderStatus = 'synced' | 'unchanged' | 'excluded' | 'failed';
@@ -277,6 +279,7 @@ export async function syncAccount(options: SyncOptions): Promise<SyncResult> {
     addresses,
     gateway: account.gateway ? gatewayLine(account.gateway) : null,
     tuning: { ...DEFAULT_TUNING, ...options.tuning },
+    expected: 0,
   };
   try {
     const states = new Map((await options.store.folderStates(account.id)).map((st) => [st.folder, st]));
@@ -288,6 +291,9 @@ export async function syncAccount(options: SyncOptions): Promise<SyncResult> {
         fr = { ...emptyFolder(choice), status: 'excluded', reason: choice.excluded };
       } else {
         fr = await syncFolder(ctx, choice, byPath.get(choice.path)?.status, states.get(choice.key));
+        const handled = fr.archived + fr.skipped;
+        // The total was an estimate: the last call says where it ended.
+        if (handled > 0) options.progress?.(fr.folder, handled, handled);
       }
       result.folders.push(fr);
       result.archived += fr.archived;
@@ -322,6 +328,8 @@ interface FolderContext extends SyncOptions {
   addresses: Buffer[];
   gateway: Buffer | null;
   tuning: SyncTuning;
+  /** New messages the folder being synced may hold, for progress. */
+  expected: number;
 }
 
 function emptyFolder(choice: FolderChoice): FolderResult {
@@ -403,6 +411,8 @@ async function syncFolder(ctx: FolderContext, choice: FolderChoice, listedStatus
     }
     progress = new Progress(ctx, choice.key, uidValidity, lastUid, !state || fr.uidValidityChanged);
     const ceiling = mailbox.uidNext ? mailbox.uidNext - 1 : null;
+    // A first sync takes every message; later ones at most the UIDs above the last one.
+    ctx.expected = lastUid === 0 || ceiling === null ? mailbox.exists : Math.min(mailbox.exists, ceiling - lastUid);
     for (let from = lastUid + 1; ceiling === null || from <= ceiling; ) {
       const to = ceiling === null ? '*' : Math.min(from + ctx.tuning.listWindow - 1, ceiling);
       const listed = await listMessages(client, `${from}:${to}`, lastUid);
@@ -457,6 +467,7 @@ async function archiveListed(ctx: FolderContext, choice: FolderChoice, listed: L
 }
 
 function count(ctx: FolderContext, choice: FolderChoice, fr: FolderResult, uid: number, outcome: 'archived' | 'gone'): void {
+  ctx.progress?.(choice.path, fr.archived + fr.skipped + 1, Math.max(ctx.expected, fr.archived + fr.skipped + 1));
   if (outcome === 'archived') {
     fr.archived++;
   } else {

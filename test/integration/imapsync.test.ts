@@ -205,6 +205,18 @@ describe('benno-imapsync against a real Dovecot', () => {
     }
   });
 
+  it('on a terminal, a large sync draws a progress bar per folder, ending on its own line', async () => {
+    await withClient(dovecot, users[0], async (c) => {
+      for (let i = 300; i < 450; i++) await append(c, 'INBOX', message(i, 'anna'));
+    });
+    const command = [process.execPath, SYNC, '-c', config, '--lock', lock, '-u', 'anna'].map((w) => `'${w}'`).join(' ');
+    // script(1) gives the program a terminal; its output is what the terminal showed.
+    const r = spawnSync('script', ['-q', '-e', '-c', command, '/dev/null'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stdout);
+    assert.match(r.stdout, /\rINBOX \[=+\] 150\/150\r?\n/);
+    assert.match(r.stdout, /\r?\n[^\r\n]*folder "INBOX": synced, 150 archived/);
+  });
+
   it('--list-folders shows what would be synced and what is excluded, and why', async () => {
     await withClient(dovecot, users[0], async (c) => {
       await c.mailboxCreate('Drafts');
