@@ -3,10 +3,11 @@
 // delete, and one clear line with a sysexits code for each mistake.
 
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { withFileLock } from '../../src/imap/file-lock';
 import { openStore } from '../../src/imap/open-store';
 import { decryptPassword, loadPrivateKey } from '../../src/imap/secret';
 import { ROOT } from '../helpers/daemon';
@@ -133,6 +134,27 @@ function accountRoundTrip(setUp: () => Promise<{ dir: string; config: string; ur
       assert.match(lines[0], re);
       assert.ok(!r.stderr.includes('S3cret!'));
     }
+  });
+
+  it('-p PASSWORD does not stay in the process list while the program runs', async () => {
+    if (!url.startsWith('sqlite:')) return; // the lock file below is the SQLite store's
+    const db = url.slice('sqlite:'.length);
+    // Holding the database's lock keeps benno-imapuser waiting, long enough to look at it.
+    await withFileLock(`${db}.lock`, async () => {
+      const p = spawn(process.execPath, [BIN, '-c', config, '-u', 'erin@example.org', '-i', 'imap.example.org', '-p', 'Visible?Secret'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const exited = new Promise((resolve) => p.on('close', resolve));
+      let seen = '';
+      // Until the warning is printed, the arguments may still be there.
+      await new Promise<void>((resolve) => p.stderr.once('data', () => resolve()));
+      for (let i = 0; i < 20; i++) {
+        seen += fs.readFileSync(`/proc/${p.pid}/cmdline`, 'latin1');
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      p.kill();
+      await exited;
+      assert.ok(seen.length > 0);
+      assert.ok(!seen.includes('Visible?Secret'), `cmdline: ${JSON.stringify(seen.slice(0, 200))}`);
+    });
   });
 
   it('a configuration naming a missing public key: exit 78 before the database is touched', () => {
