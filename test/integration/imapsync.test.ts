@@ -13,7 +13,7 @@ import { withFileLock } from '../../src/imap/file-lock';
 import { parseEnvelope } from '../../src/spool/format';
 import { ROOT } from '../helpers/daemon';
 import { mountTmpfs, removeTree, tempDir } from '../helpers/fs';
-import { Dovecot, ImapUser, append, withClient } from '../helpers/imap-servers';
+import { Cyrus, Dovecot, ImapUser, append, withClient } from '../helpers/imap-servers';
 import { readWhole, spoolFiles, tempFiles } from '../helpers/spool';
 
 const SYNC = path.join(ROOT, 'dist', 'src', 'cli', 'benno-imapsync.js');
@@ -234,5 +234,56 @@ describe('benno-imapsync against a real Dovecot', () => {
     const r = sync();
     assert.equal(r.code, 75, r.stderr);
     assert.match(r.stderr, /summary: accounts=3 failed=3 archived=0 /);
+  });
+});
+
+describe('benno-imapsync against a real Cyrus, and a server certificate not from the CA', () => {
+  let work: string;
+  let cyrus: Cyrus;
+  let wrongCert: Cyrus;
+  before(async () => {
+    work = tempDir();
+    cyrus = await Cyrus.start({ users, separator: '/' });
+    wrongCert = await Cyrus.start({ users, certificate: 'wrong' });
+  });
+  after(async () => {
+    await cyrus?.stop();
+    await wrongCert?.stop();
+    removeTree(work);
+  });
+
+  /** A configuration for one server, the accounts added, anna with a wrong password. */
+  const setUp = (name: string, server: Cyrus) => {
+    const dir = path.join(work, name);
+    fs.mkdirSync(path.join(dir, 'inbox'), { recursive: true });
+    const config = path.join(dir, 'imapsync.conf');
+    fs.writeFileSync(
+      config,
+      ['[imapsync]', `database = sqlite:${dir}/accounts.db`, `pubkey = ${dir}/key.pub`, `keyfile = ${dir}/key.sec`, `inbox = ${dir}/inbox`, `port = ${server.imapPort}`, `cafile = ${server.caFile}`, ''].join('\n'),
+    );
+    assert.equal(cli(USER, ['-c', config, '--genkey']).code, 0);
+    for (const u of users) {
+      const r = cli(USER, ['-c', config, '-u', u.user, '-i', '127.0.0.1', '-e', `${u.user}@example.org`, '-p', '-'], `${u.user === 'anna' ? 'wrong' : u.password}\n`);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    return { config, inbox: path.join(dir, 'inbox'), lock: path.join(dir, 'lock') };
+  };
+
+  it("archives Cyrus mailboxes; a wrong password is that account's failure only (exit 69)", async () => {
+    const { config, inbox, lock } = setUp('cyrus', cyrus);
+    for (const u of users) await withClient(cyrus, u, (c) => append(c, 'INBOX', message(1, u.user)));
+    const r = cli(SYNC, ['-c', config, '--lock', lock]);
+    assert.equal(r.code, 69, r.stderr);
+    assert.match(r.stderr, /error: anna@127\.0\.0\.1: /);
+    assert.match(r.stderr, /summary: accounts=3 failed=1 archived=2 /);
+    assert.equal(spoolFiles(inbox).length, 2);
+  });
+
+  it('a certificate the CA file does not vouch for is refused: nothing fetched, the accounts deferred (exit 75)', () => {
+    const { config, inbox, lock } = setUp('wrong-cert', wrongCert);
+    const r = cli(SYNC, ['-c', config, '--lock', lock]);
+    assert.equal(r.code, 75, r.stderr);
+    assert.match(r.stderr, /error: bob@127\.0\.0\.1: .*(certificate|TLS)/i);
+    assert.deepEqual(spoolFiles(inbox), []);
   });
 });
