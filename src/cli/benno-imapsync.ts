@@ -6,14 +6,13 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import { ConfigError, DEFAULT_CONFIG_FILE, ImapConfig, checkConfigFiles, readImapConfig } from '../imap/config';
 import { LockTimeout, withFileLock } from '../imap/file-lock';
-import { openStore } from '../imap/open-store';
 import { DecryptError, KeyError, decryptPassword, loadPrivateKey, readPrivateKeyStream } from '../imap/secret';
 import { Account, AccountStore, StoreError } from '../imap/store';
 import { ServerOptions, SyncError, SyncResult, listFolders, syncAccount } from '../imap/sync';
 import { LOG_LEVELS, LogLevel, Logger, createLogger } from '../ops/log';
 import { SpoolWriter } from '../spool/writer';
 import { commandLine, rejectRepeated, runMain } from './run';
-import { STORE_EXIT } from './imap-exits';
+import { STORE_EXIT, openAccountStore } from './imap-store';
 import { progressBar } from './progress';
 import { prepareSpool } from './start';
 import { EX_CONFIG, EX_DATAERR, EX_IOERR, EX_NOUSER, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE, Fatal } from './sysexits';
@@ -65,10 +64,6 @@ function parseArgs(): Args {
 
 function usage(message: string): never {
   throw new Fatal(`${message} (try --help)`, EX_USAGE);
-}
-
-function firstLine(file: string): string {
-  return fs.readFileSync(file, 'utf8').split('\n')[0].replace(/\r$/, '');
 }
 
 /** The private key, before any network traffic: from keyfile, or from stdin when keyfile is commented out. */
@@ -213,7 +208,7 @@ async function main(): Promise<void> {
   }
   const stream = a.logfile ? fs.createWriteStream(a.logfile, { flags: 'a', mode: 0o640 }) : undefined;
   const log = createLogger({ program: PROGRAM, level: a['log-level'] ?? config.logLevel, stream, journal: stream ? false : undefined });
-  const store = openStore(config.database, { password: config.databasePasswordFile ? firstLine(config.databasePasswordFile) : undefined });
+  const store = openAccountStore(config);
   try {
     if (a.status) {
       process.stdout.write(`${statusLines(await store.listAccounts())}\n`);
@@ -224,7 +219,8 @@ async function main(): Promise<void> {
     if (a.user !== undefined && accounts.length === 0) throw new Fatal(`no account ${a.user}${a.host ? ` on ${a.host}` : ''}`, EX_NOUSER);
     if (a['list-folders']) {
       const [account] = accounts;
-      const password = decryptPassword(key, account, account.password ?? Buffer.alloc(0));
+      if (!account.password) throw new Fatal(`${account.user}@${account.host}: no password stored; set one with benno-imapuser -u ${account.user} -i ${account.host} -p -`, EX_DATAERR);
+      const password = decryptPassword(key, account, account.password);
       const folders = await listFolders({ server: serverOf(account, config), account, password, exclude: config.exclude });
       process.stdout.write(folders.map((f) => (f.excluded ? `excluded  ${f.path}  (${f.excluded})` : `synced    ${f.path}`)).join('\n') + '\n');
       return;

@@ -5,13 +5,12 @@
 import * as fs from 'node:fs';
 import { shellLine } from '../admin/postfix-setup';
 import { ConfigError, DEFAULT_CONFIG_FILE, ImapConfig, checkConfigFiles, containerName, readImapConfig } from '../imap/config';
-import { openStore } from '../imap/open-store';
 import { KeyError, SecretError, encryptPassword, generateKeyPair, loadPublicKey } from '../imap/secret';
 import { Account, AccountStore, StoreError } from '../imap/store';
 import { ValueError } from '../ops/config-lines';
 import { gatewayNameProblem, unsafeCharacter } from '../spool/format';
-import { commandLine, rejectRepeated, runMain } from './run';
-import { STORE_EXIT } from './imap-exits';
+import { commandLine, firstLine, readStdin, rejectRepeated, runMain } from './run';
+import { STORE_EXIT, openAccountStore } from './imap-store';
 import { EX_CANTCREAT, EX_CONFIG, EX_SOFTWARE, EX_USAGE, Fatal } from './sysexits';
 
 const PROGRAM = 'benno-imapuser';
@@ -82,22 +81,6 @@ function usage(message: string): never {
   throw new Fatal(`${message} (try --help)`, EX_USAGE);
 }
 
-function readStdin(): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    process.stdin.on('data', (d: Buffer) => chunks.push(d));
-    process.stdin.on('end', () => resolve(Buffer.concat(chunks)));
-    process.stdin.on('error', reject);
-  });
-}
-
-/** The first line of what was read: a password file or stdin ends with a newline. */
-function firstLine(b: Buffer): Buffer {
-  const lf = b.indexOf(0x0a);
-  const line = lf < 0 ? b : b.subarray(0, lf);
-  return line[line.length - 1] === 0x0d ? line.subarray(0, -1) : line;
-}
-
 /** The password the command line points to, or null when none is given. */
 async function passwordOf(a: Args): Promise<Buffer | null> {
   if (a.password !== undefined && a['password-file'] !== undefined) usage('-p and --password-file cannot be combined');
@@ -155,11 +138,6 @@ function accountLine(account: Account): string {
   return `${shellLine(PROGRAM, args)}${account.password ? '' : '   # no password yet'}`;
 }
 
-function databasePassword(config: ImapConfig): string | undefined {
-  if (config.database.kind !== 'mysql' || !config.databasePasswordFile) return undefined;
-  return firstLine(fs.readFileSync(config.databasePasswordFile)).toString('utf8');
-}
-
 /** The group benno-imapsync runs as, to read the private key; undefined where there is none. */
 function bennoGid(): number | undefined {
   try {
@@ -172,7 +150,7 @@ function bennoGid(): number | undefined {
 
 async function withStore<T>(config: ImapConfig, run: (store: AccountStore) => Promise<T>): Promise<T> {
   checkConfigFiles(config, { database: true });
-  const store = openStore(config.database, { password: databasePassword(config) });
+  const store = openAccountStore(config);
   try {
     return await run(store);
   } finally {

@@ -11,7 +11,7 @@ import { hashPassword } from '../receiver/auth';
 import { Receiver } from '../receiver/receiver';
 import { patchSmtpServer } from '../receiver/smtp-server-patches';
 import { SpoolWriter } from '../spool/writer';
-import { commandLine, fail, rejectRepeated, runMain } from './run';
+import { commandLine, fail, readStdin, rejectRepeated, runMain } from './run';
 
 const PROGRAM = 'benno-smtp';
 /** Transactions under way at a stop get this long; with smtp-server's 5 s for a client to hang up, within systemd's TimeoutStopSec=40s. */
@@ -41,16 +41,6 @@ function readConfig(file: string): ReceiverConfig {
   }
 }
 
-function readStdin(): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    process.stdin.setEncoding('utf8');
-    process.stdin.on('data', (d: string) => (text += d));
-    process.stdin.on('end', () => resolve(text));
-    process.stdin.on('error', reject);
-  });
-}
-
 async function main(): Promise<void> {
   const a = commandLine(
     PROGRAM,
@@ -65,7 +55,7 @@ async function main(): Promise<void> {
   rejectRepeated(PROGRAM, a, ['config', 'pidfile']);
 
   if (a['hash-password']) {
-    const password = (await readStdin()).replace(/\r?\n$/, '');
+    const password = (await readStdin()).toString('utf8').replace(/\r?\n$/, '');
     if (!password) fail(PROGRAM, 'no password on stdin', EX_USAGE);
     process.stdout.write(`${hashPassword(password)}\n`);
     return;

@@ -48,3 +48,20 @@ export function commandLine(program: string, usage: string, epilog: string, opti
 export function rejectRepeated(program: string, args: Record<string, unknown>, names: string[]): void {
   for (const name of names) if (Array.isArray(args[name])) fail(program, `--${name} given more than once`, EX_USAGE);
 }
+
+/** Everything on stdin, as bytes. */
+export function readStdin(): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    process.stdin.on('data', (d: Buffer) => chunks.push(d));
+    process.stdin.on('end', () => resolve(Buffer.concat(chunks)));
+    process.stdin.on('error', reject);
+  });
+}
+
+/** The first line, without its line end: what a password file or a password on stdin holds. */
+export function firstLine(b: Buffer): Buffer {
+  const lf = b.indexOf(0x0a);
+  const line = lf < 0 ? b : b.subarray(0, lf);
+  return line[line.length - 1] === 0x0d ? line.subarray(0, -1) : line;
+}

@@ -639,9 +639,10 @@ export class GatewayGate {
     }
     // No gateway line of its own (or none we keep, which the guard renames): the configured one goes first.
     this.head = null;
-    const added = this.fallback === null ? EMPTY : gatewayLine(this.fallback);
-    if (this.fallback !== null) this.gateway = Buffer.from(this.fallback, 'latin1');
-    return Buffer.concat([added, this.guard.push(head)]);
+    // Without a configured line the first chunk goes on as the guard returns it, uncopied.
+    if (this.fallback === null) return this.guard.push(head);
+    this.gateway = Buffer.from(this.fallback, 'latin1');
+    return Buffer.concat([gatewayLine(this.fallback), this.guard.push(head)]);
   }
 }
 
