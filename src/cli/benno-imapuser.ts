@@ -197,9 +197,9 @@ async function changePassword(config: ImapConfig, user: string, host: string | u
 
 async function main(): Promise<void> {
   const a = parseArgs();
-  const password = await passwordOf(a);
-  // A password given with -p is in our argv: overwrite it there, so that ps shows it no longer than necessary.
+  // A password given with -p is in our argv: overwrite it there at once, so that ps shows it no longer than necessary.
   if (a.password !== undefined && a.password !== '-') process.title = PROGRAM;
+  const password = await passwordOf(a);
   const modes = [a.delete && '-D', a.list && '-l', a.genkey && '--genkey', a['init-db'] && '--init-db'].filter(Boolean);
   if (modes.length > 1) usage(`${modes.join(' and ')} cannot be combined`);
   let config: ImapConfig;
