@@ -9,7 +9,7 @@ import { LockTimeout, withFileLock } from '../imap/file-lock';
 import { DecryptError, KeyError, decryptPassword, loadPrivateKey, readPrivateKeyStream } from '../imap/secret';
 import { Account, AccountStore, StoreError } from '../imap/store';
 import { ServerOptions, SyncError, SyncResult, listFolders, syncAccount } from '../imap/sync';
-import { LOG_LEVELS, LogLevel, Logger, createLogger } from '../ops/log';
+import { LOG_LEVELS, LogLevel, Logger, createLogger, openSyslog } from '../ops/log';
 import { SpoolWriter } from '../spool/writer';
 import { commandLine, rejectRepeated, runMain } from './run';
 import { STORE_EXIT, openAccountStore } from './imap-store';
@@ -36,6 +36,7 @@ stops; what is on disk is recorded), 78 a bad configuration or key, 64 bad usage
 interface Args {
   config: string;
   logfile?: string;
+  syslog?: string;
   user?: string;
   host?: string;
   'list-folders': boolean;
@@ -45,9 +46,10 @@ interface Args {
 }
 
 function parseArgs(): Args {
-  const a = commandLine(PROGRAM, `Usage: ${PROGRAM} [-c CONFIG] [-f LOGFILE] [-u USER [-i HOST]]\n       ${PROGRAM} --list-folders -u USER -i HOST\n       ${PROGRAM} --status`, EPILOG)
+  const a = commandLine(PROGRAM, `Usage: ${PROGRAM} [-c CONFIG] [-f LOGFILE | --syslog] [-u USER [-i HOST]]\n       ${PROGRAM} --list-folders -u USER -i HOST\n       ${PROGRAM} --status`, EPILOG)
     .option('config', { alias: 'c', type: 'string', default: DEFAULT_CONFIG_FILE, describe: 'configuration file' })
     .option('logfile', { alias: 'f', type: 'string', describe: 'append the log to this file instead of stderr' })
+    .option('syslog', { type: 'string', describe: 'log to syslog, facility mail, instead of stderr (socket: /dev/log unless given)' })
     .option('user', { alias: 'u', type: 'string', describe: 'only this user' })
     .option('host', { alias: 'i', type: 'string', describe: 'only on this IMAP server' })
     .option('list-folders', { type: 'boolean', default: false, describe: 'show which folders of USER on HOST are synced, which are excluded and why' })
@@ -55,7 +57,8 @@ function parseArgs(): Args {
     .option('lock', { type: 'string', default: DEFAULT_LOCK, describe: 'lock file that keeps runs from overlapping' })
     .option('log-level', { choices: LOG_LEVELS, describe: 'least severity logged (default: log_level of the configuration)' })
     .parseSync() as unknown as Args;
-  rejectRepeated(PROGRAM, a as unknown as Record<string, unknown>, ['config', 'logfile', 'user', 'host', 'lock', 'log-level']);
+  rejectRepeated(PROGRAM, a as unknown as Record<string, unknown>, ['config', 'logfile', 'syslog', 'user', 'host', 'lock', 'log-level']);
+  if (a.logfile !== undefined && a.syslog !== undefined) usage('-f LOGFILE and --syslog: choose one');
   if (a['list-folders'] && (!a.user || !a.host)) usage('--list-folders needs -u USER and -i HOST');
   if (a.host !== undefined && a.user === undefined) usage('-i HOST needs -u USER');
   if (a.status && (a['list-folders'] || a.user !== undefined)) usage('--status lists every account; it takes no -u, -i or --list-folders');
@@ -206,8 +209,9 @@ async function main(): Promise<void> {
     if (err instanceof ConfigError) throw new Fatal(err.message, EX_CONFIG);
     throw err;
   }
-  const stream = a.logfile ? fs.createWriteStream(a.logfile, { flags: 'a', mode: 0o640 }) : undefined;
-  const log = createLogger({ program: PROGRAM, level: a['log-level'] ?? config.logLevel, stream, journal: stream ? false : undefined });
+  const syslog = a.syslog !== undefined ? openSyslog(PROGRAM, a.syslog || undefined) : undefined;
+  const stream = a.logfile ? fs.createWriteStream(a.logfile, { flags: 'a', mode: 0o640 }) : syslog?.stream;
+  const log = createLogger({ program: PROGRAM, level: a['log-level'] ?? config.logLevel, stream, journal: stream ? Boolean(syslog) : undefined });
   const store = openAccountStore(config);
   try {
     if (a.status) {
@@ -231,7 +235,7 @@ async function main(): Promise<void> {
         a.lock,
         async () => {
           await prepareSpool(writer, { noun: 'inbox', elsewhere: `set inbox in ${a.config}` }, log);
-          const progress = process.stderr.isTTY && !a.logfile ? folderBars() : undefined;
+          const progress = process.stderr.isTTY && !stream ? folderBars() : undefined;
           process.exitCode = await syncAll({ config, store, key, writer, log, progress }, accounts);
         },
         // Long enough to take over the lock of a run that died; a live run is not waited for.
@@ -251,7 +255,8 @@ async function main(): Promise<void> {
     throw err;
   } finally {
     await store.close();
-    stream?.end();
+    if (syslog) await syslog.close();
+    else stream?.end();
   }
 }
 

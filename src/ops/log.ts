@@ -3,6 +3,7 @@
 // unit's SyslogFacility=mail files it with the mail logs. Outside systemd the
 // line gets a timestamp and the program name, syslog style.
 
+import { spawn } from 'node:child_process';
 import * as winston from 'winston';
 import { printable } from './text';
 
@@ -41,4 +42,38 @@ export function createLogger(options: LoggerOptions): Logger {
     format: line,
     transports: [transport],
   });
+}
+
+export interface SyslogSink {
+  /** Takes the journal format ("<N>line"), which logger(1) reads with --prio-prefix. */
+  stream: NodeJS.WritableStream;
+  /** Ends the stream and waits until logger(1) has sent every line. */
+  close(): Promise<void>;
+}
+
+/**
+ * Lines to syslog, facility mail, for runs outside systemd (cron). Node has
+ * no unix datagram socket, so the lines go through logger(1) from bsdutils
+ * (Essential on Debian), which speaks syslog's local protocol for us.
+ */
+export function openSyslog(program: string, socket = '/dev/log'): SyslogSink {
+  const child = spawn('logger', ['--prio-prefix', '-p', 'mail.info', '-t', program, `--id=${process.pid}`, '--socket-errors=on', '-u', socket], {
+    stdio: ['pipe', 'ignore', 'inherit'],
+  });
+  const exited = new Promise<void>((resolve) => {
+    child.on('error', (err) => {
+      process.stderr.write(`${program}: cannot start logger(1) for syslog: ${err.message}\n`);
+      resolve();
+    });
+    child.on('exit', () => resolve());
+  });
+  // A logger that died must not take the program with it (EPIPE).
+  child.stdin.on('error', () => undefined);
+  return {
+    stream: child.stdin,
+    close: async () => {
+      child.stdin.end();
+      await exited;
+    },
+  };
 }

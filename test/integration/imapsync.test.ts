@@ -1,7 +1,8 @@
 // benno-imapsync as cron runs it, against a real Dovecot: accounts added
 // with benno-imapuser, one of three with a wrong password, the private key
 // from keyfile or from stdin, a key of the wrong kind, a run that finds
-// another one going, SIGKILL in the middle of a sync, the server down.
+// another one going, SIGKILL in the middle of a sync (on both servers), the
+// server down, syslog.
 
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -38,6 +39,42 @@ const users: ImapUser[] = [
 
 const message = (i: number, who: string) =>
   Buffer.from(`Return-Path: <sender${i}@example.com>\r\nFrom: sender${i}@example.com\r\nTo: ${who}@example.org\r\nSubject: message ${i} for ${who}\r\n\r\nbody ${i}\r\n`);
+
+/**
+ * Sixty new messages for one user; benno-imapsync is SIGKILLed once the first
+ * of them is on disk, and a new run must leave each of them in the inbox once,
+ * whole, with no temp file left behind.
+ */
+async function killMidSyncThenRerun(server: Dovecot | Cyrus, who: ImapUser, run: { config: string; inbox: string; lock: string }): Promise<void> {
+  const { config, inbox, lock } = run;
+  const before = spoolFiles(inbox).length;
+  const big = Buffer.alloc(200 * 1024, 'x');
+  await withClient(server, who, async (c) => {
+    for (let i = 100; i < 160; i++) await append(c, 'INBOX', Buffer.concat([message(i, who.user), big, Buffer.from('\r\n')]));
+  });
+  const p = spawn(process.execPath, [SYNC, '-c', config, '--lock', lock, '-u', who.user], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const closed = new Promise((resolve) => p.on('close', resolve));
+  // Killed once the first of the new files is on disk.
+  await new Promise<void>((resolve, reject) => {
+    const timer = setInterval(() => {
+      if (spoolFiles(inbox).length > before) {
+        clearInterval(timer);
+        p.kill('SIGKILL');
+        resolve();
+      } else if (p.exitCode !== null) {
+        clearInterval(timer);
+        reject(new Error('the sync ended before it could be killed'));
+      }
+    }, 5);
+  });
+  await closed;
+  const r = cli(SYNC, ['-c', config, '--lock', lock, '-u', who.user]);
+  assert.equal(r.code, 0, r.stderr);
+  const files = spoolFiles(inbox);
+  assert.equal(files.length, before + 60, 'each of the 60 messages once');
+  for (const n of files) readWhole(inbox, n);
+  assert.deepEqual(tempFiles(inbox), [], 'the killed run left no temp file behind after the next start');
+}
 
 describe('benno-imapsync against a real Dovecot', () => {
   let work: string;
@@ -113,6 +150,47 @@ describe('benno-imapsync against a real Dovecot', () => {
     assert.equal(spoolFiles(inbox).length, 10);
   });
 
+  it('--syslog sends every line to syslog, facility mail, tagged with the program and its pid; nothing on stderr', async () => {
+    await withClient(dovecot, users[1], (c) => append(c, 'INBOX', message(5, 'bob')));
+    const socket = path.join(work, 'log.sock');
+    // A syslog socket of our own: a unix datagram server, one datagram per line on stdout.
+    const server = spawn('python3', ['-c', [
+      'import socket, sys',
+      's = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)',
+      `s.bind(${JSON.stringify(socket)})`,
+      'print("ready", flush=True)',
+      'while True:',
+      '    print(s.recv(65536).decode("utf-8", "replace"), flush=True)',
+    ].join('\n')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let received = '';
+    server.stdout.on('data', (d) => (received += d));
+    try {
+      await new Promise<void>((resolve) => server.stdout.once('data', () => resolve()));
+      const r = await new Promise<Result & { pid: number }>((resolve) => {
+        const p = spawn(process.execPath, [SYNC, '-c', config, '--lock', lock, '--syslog', socket], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let stdout = '';
+        let stderr = '';
+        p.stdout.on('data', (d) => (stdout += d));
+        p.stderr.on('data', (d) => (stderr += d));
+        p.on('close', (code) => resolve({ code, stdout, stderr, pid: p.pid! }));
+      });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stderr, '');
+      // The summary is the run's last line; when the program has exited, logger(1) has sent it.
+      const lines = received.split('\n').filter((l) => l.startsWith('<'));
+      // <22> is facility mail (2) × 8 + info (6).
+      const summary = lines.find((l) => l.includes('summary: accounts=3 failed=0 archived=1 '));
+      assert.ok(summary, received);
+      assert.match(summary, new RegExp(`^<22>.* benno-imapsync\\[${r.pid}\\]: summary: `));
+      assert.ok(lines.some((l) => /^<22>.*bob@127\.0\.0\.1.*INBOX/.test(l)), received);
+    } finally {
+      server.kill();
+    }
+    const both = cli(SYNC, ['-c', config, '-f', path.join(work, 'x.log'), '--syslog']);
+    assert.equal(both.code, 64);
+    assert.match(both.stderr, /^benno-imapsync: -f LOGFILE and --syslog: choose one/);
+  });
+
   it('the private key from stdin when keyfile is commented out; a key of the wrong kind is one line, exit 78', () => {
     writeConfig(false);
     try {
@@ -146,36 +224,8 @@ describe('benno-imapsync against a real Dovecot', () => {
     });
   });
 
-  it('SIGKILL in the middle of a sync, then a new run: every message in the inbox once, nothing half-written', async () => {
-    const bob = users[1];
-    const before = spoolFiles(inbox).length;
-    const big = Buffer.alloc(200 * 1024, 'x');
-    await withClient(dovecot, bob, async (c) => {
-      for (let i = 100; i < 160; i++) await append(c, 'INBOX', Buffer.concat([message(i, 'bob'), big, Buffer.from('\r\n')]));
-    });
-    const p = spawn(process.execPath, [SYNC, '-c', config, '--lock', lock, '-u', 'bob'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const closed = new Promise((resolve) => p.on('close', resolve));
-    // Killed once the first of the new files is on disk.
-    await new Promise<void>((resolve, reject) => {
-      const timer = setInterval(() => {
-        if (spoolFiles(inbox).length > before) {
-          clearInterval(timer);
-          p.kill('SIGKILL');
-          resolve();
-        } else if (p.exitCode !== null) {
-          clearInterval(timer);
-          reject(new Error('the sync ended before it could be killed'));
-        }
-      }, 5);
-    });
-    await closed;
-    const r = sync(['-u', 'bob']);
-    assert.equal(r.code, 0, r.stderr);
-    const files = spoolFiles(inbox);
-    assert.equal(files.length, before + 60, 'each of the 60 messages once');
-    for (const n of files) readWhole(inbox, n);
-    assert.deepEqual(tempFiles(inbox), [], 'the killed run left no temp file behind after the next start');
-  });
+  it('SIGKILL in the middle of a sync, then a new run: every message in the inbox once, nothing half-written', () =>
+    killMidSyncThenRerun(dovecot, users[1], { config, inbox, lock }));
 
   it('an inbox on a full disk stops the run (exit 74) with whole files only; once there is room, the next run brings the rest', async () => {
     const carl = users[2];
@@ -253,9 +303,11 @@ describe('benno-imapsync against a real Cyrus, and a server certificate not from
   });
 
   /** A configuration for one server, the accounts added, anna with a wrong password. */
-  const setUp = (name: string, server: Cyrus) => {
+  const setUp = (name: string, server: Cyrus, fresh = true) => {
     const dir = path.join(work, name);
-    fs.mkdirSync(path.join(dir, 'inbox'), { recursive: true });
+    const inbox = path.join(dir, 'inbox');
+    if (!fresh) return { config: path.join(dir, 'imapsync.conf'), inbox, lock: path.join(dir, 'lock') };
+    fs.mkdirSync(inbox, { recursive: true });
     const config = path.join(dir, 'imapsync.conf');
     fs.writeFileSync(
       config,
@@ -266,7 +318,7 @@ describe('benno-imapsync against a real Cyrus, and a server certificate not from
       const r = cli(USER, ['-c', config, '-u', u.user, '-i', '127.0.0.1', '-e', `${u.user}@example.org`, '-p', '-'], `${u.user === 'anna' ? 'wrong' : u.password}\n`);
       assert.equal(r.code, 0, r.stderr);
     }
-    return { config, inbox: path.join(dir, 'inbox'), lock: path.join(dir, 'lock') };
+    return { config, inbox, lock: path.join(dir, 'lock') };
   };
 
   it("archives Cyrus mailboxes; a wrong password is that account's failure only (exit 69)", async () => {
@@ -277,6 +329,11 @@ describe('benno-imapsync against a real Cyrus, and a server certificate not from
     assert.match(r.stderr, /error: anna@127\.0\.0\.1: /);
     assert.match(r.stderr, /summary: accounts=3 failed=1 archived=2 /);
     assert.equal(spoolFiles(inbox).length, 2);
+  });
+
+  it('SIGKILL in the middle of a Cyrus sync, then a new run: every message in the inbox once, nothing half-written', async () => {
+    const { config, inbox, lock } = setUp('cyrus', cyrus, false);
+    await killMidSyncThenRerun(cyrus, users[1], { config, inbox, lock });
   });
 
   it('a certificate the CA file does not vouch for is refused: nothing fetched, the accounts deferred (exit 75)', () => {
