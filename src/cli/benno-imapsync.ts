@@ -4,11 +4,11 @@
 
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import { ConfigError, DEFAULT_CONFIG_FILE, ImapConfig, checkConfigFiles, readImapConfig } from '../imap/config';
+import { ConfigError, DEFAULT_CONFIG_FILE, ImapConfig, checkConfigFiles, readImapConfig, serverFor } from '../imap/config';
 import { LockTimeout, withFileLock } from '../imap/file-lock';
 import { DecryptError, KeyError, decryptPassword, loadPrivateKey, readPrivateKeyStream } from '../imap/secret';
 import { Account, AccountStore, StoreError } from '../imap/store';
-import { ServerOptions, SyncError, SyncResult, listFolders, syncAccount } from '../imap/sync';
+import { SyncError, SyncResult, listFolders, syncAccount } from '../imap/sync';
 import { LOG_LEVELS, LogLevel, Logger, createLogger, openSyslog } from '../ops/log';
 import { SpoolWriter } from '../spool/writer';
 import { commandLine, rejectRepeated, runMain } from './run';
@@ -74,13 +74,6 @@ async function privateKey(config: ImapConfig): Promise<crypto.KeyObject> {
   return config.keyfile ? loadPrivateKey(config.keyfile) : readPrivateKeyStream(process.stdin);
 }
 
-/** Where an account's server is: its own HOST:PORT, or the configuration's port. */
-function serverOf(account: Account, config: ImapConfig): ServerOptions {
-  const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(account.host);
-  const host = (m?.[1] ?? account.host).replace(/^\[(.*)\]$/, '$1');
-  return { host, port: m?.[2] ? Number(m[2]) : config.port, tls: config.tls, caFile: config.cafile, timeoutMs: config.timeout * 1000 };
-}
-
 /** How one account's failure counts for the exit status, worst first. */
 const OUTCOME_ORDER = [EX_IOERR, EX_UNAVAILABLE, EX_DATAERR, EX_TEMPFAIL, EX_OK];
 
@@ -132,7 +125,7 @@ async function syncOne(ctx: RunContext, account: Account): Promise<{ code: numbe
   }
   try {
     const result: SyncResult = await syncAccount({
-      server: serverOf(account, ctx.config),
+      server: serverFor(account.host, ctx.config),
       account,
       password,
       store: ctx.store,
@@ -225,7 +218,7 @@ async function main(): Promise<void> {
       const [account] = accounts;
       if (!account.password) throw new Fatal(`${account.user}@${account.host}: no password stored; set one with benno-imapuser -u ${account.user} -i ${account.host} -p -`, EX_DATAERR);
       const password = decryptPassword(key, account, account.password);
-      const folders = await listFolders({ server: serverOf(account, config), account, password, exclude: config.exclude });
+      const folders = await listFolders({ server: serverFor(account.host, config), account, password, exclude: config.exclude });
       process.stdout.write(folders.map((f) => (f.excluded ? `excluded  ${f.path}  (${f.excluded})` : `synced    ${f.path}`)).join('\n') + '\n');
       return;
     }

@@ -12,11 +12,17 @@ import { gatewayNameProblem } from '../spool/format';
 import { DEFAULT_SPOOL_DIR, DEFAULT_SUFFIX, suffixProblem } from '../spool/names';
 import { GENKEY_HINT } from './secret';
 import { DatabaseUrl, DatabaseUrlError, parseDatabaseUrl } from './open-store';
+import type { ServerOptions } from './sync';
 
 export { ConfigError };
 
 export const DEFAULT_CONFIG_FILE = '/etc/benno-imap/imapsync.conf';
 export const SECTION = 'imapsync';
+/** benno_imapauth's file: read by the web server's user, so it never names the private key. */
+export const DEFAULT_AUTH_CONFIG_FILE = '/etc/benno-imap/imapauth.conf';
+export const AUTH_SECTION = 'imapauth';
+/** A login waits on the IMAP server while the user waits on the web page. */
+export const DEFAULT_AUTH_TIMEOUT = 10;
 export const DEFAULT_DATABASE = 'sqlite:/var/lib/benno-imap/benno-imap.db';
 export const DEFAULT_PUBKEY = '/etc/benno-imap/benno-imap.pub';
 /** Where benno-imapuser --genkey puts the private key; keyfile has no default (absent: stdin). */
@@ -125,6 +131,10 @@ export const CONFIG_KEYS = Object.keys(KEYS);
 export function parseImapConfig(text: string, file: string): ImapConfig {
   const config: Config = { ...DEFAULTS, exclude: [...DEFAULTS.exclude] };
   const lines = applyConfigLines(text, file, config, KEYS, { comments: ';#', trailingComments: true, section: SECTION });
+  return finish(config, lines, file);
+}
+
+function finish(config: Config, lines: Map<string, number>, file: string): ImapConfig {
   if (!lines.has('port')) config.port = DEFAULT_PORTS[config.tls];
   if (config.databasePasswordFile !== undefined && config.database.kind !== 'mysql') {
     throw new ConfigError(`${file}, line ${lines.get('database_password_file')}: database_password_file is for a MySQL database; database is ${config.database.kind}:${config.database.file}`);
@@ -134,6 +144,34 @@ export function parseImapConfig(text: string, file: string): ImapConfig {
 
 export function readImapConfig(file: string): ImapConfig {
   return parseImapConfig(readConfigText(file), file);
+}
+
+/** imapauth.conf's keys: those of imapsync.conf that mean the same for a login check. */
+const AUTH_KEYS: Record<string, Setter<Config>> = {
+  ...Object.fromEntries(['database', 'database_password_file', 'pubkey', 'tls', 'port', 'cafile', 'timeout', 'log_level'].map((k) => [k, KEYS[k]])),
+  keyfile: () => {
+    throw new ValueError('the web server reads this file: it must not name the private key (only benno-imapsync needs it, from imapsync.conf); remove the line');
+  },
+};
+
+export const AUTH_CONFIG_KEYS = Object.keys(AUTH_KEYS).filter((k) => k !== 'keyfile');
+
+/** Parses the text of imapauth.conf (section [imapauth]); the result has no keyfile. */
+export function parseImapAuthConfig(text: string, file: string): ImapConfig {
+  const config: Config = { ...DEFAULTS, exclude: [...DEFAULTS.exclude], timeout: DEFAULT_AUTH_TIMEOUT };
+  const lines = applyConfigLines(text, file, config, AUTH_KEYS, { comments: ';#', trailingComments: true, section: AUTH_SECTION });
+  return finish(config, lines, file);
+}
+
+export function readImapAuthConfig(file: string): ImapConfig {
+  return parseImapAuthConfig(readConfigText(file), file);
+}
+
+/** Where an account's IMAP server is: its HOST[:PORT], else the configuration's port; TLS as configured. */
+export function serverFor(accountHost: string, config: ImapConfig): ServerOptions {
+  const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(accountHost);
+  const host = (m?.[1] ?? accountHost).replace(/^\[(.*)\]$/, '$1');
+  return { host, port: m?.[2] ? Number(m[2]) : config.port, tls: config.tls, caFile: config.cafile, timeoutMs: config.timeout * 1000 };
 }
 
 /** What a program is about to open of the files the configuration names. */

@@ -3,6 +3,7 @@
 // a Backend only runs SQL, alone (read) or in a transaction (write).
 
 import { ACCOUNT_TABLE, Dialect, FOLDER_TABLE, LIMITS, STATUS_TABLE, parseSqlTime, sqlTime } from './schema';
+import { UNSAFE_CHARACTER, codePointName } from '../ops/text';
 
 export type StoreErrorKind =
   /** The database URL or options are wrong. */
@@ -154,10 +155,14 @@ function toAccount(r: Row): Account {
   };
 }
 
-function checkLength(field: keyof typeof LIMITS, value: string | null | undefined): void {
-  if (value != null && value.length > LIMITS[field]) {
+function checkField(field: keyof typeof LIMITS, value: string | null | undefined): void {
+  if (value == null) return;
+  if (value.length > LIMITS[field]) {
     throw new StoreError('invalid', `${field} is longer than ${LIMITS[field]} characters`);
   }
+  // These values end up in lines: the web login's answer to Benno, log lines, benno-imapuser -l.
+  const bad = UNSAFE_CHARACTER.exec(value);
+  if (bad) throw new StoreError('invalid', `${codePointName(bad[0].codePointAt(0)!)} in the ${field}`);
 }
 
 function checkUid(what: string, n: number): void {
@@ -166,11 +171,11 @@ function checkUid(what: string, n: number): void {
 
 function checkAccount(a: AccountInput): void {
   if (a.user === '' || a.host === '') throw new StoreError('invalid', 'an account needs a user and a host');
-  checkLength('user', a.user);
-  checkLength('host', a.host);
-  checkLength('container', a.container);
-  checkLength('name', a.name);
-  checkLength('gateway', a.gateway);
+  checkField('user', a.user);
+  checkField('host', a.host);
+  checkField('container', a.container);
+  checkField('name', a.name);
+  checkField('gateway', a.gateway);
 }
 
 /** AccountStore over any Backend: the one place that knows the queries. */
@@ -242,7 +247,7 @@ export class SqlAccountStore implements AccountStore {
 
   async saveFolderStates(accountId: number, states: readonly FolderState[]): Promise<void> {
     for (const st of states) {
-      checkLength('folder', st.folder);
+      checkField('folder', st.folder);
       checkUid('UIDVALIDITY', st.uidValidity);
       checkUid('UID', st.lastUid);
     }

@@ -240,6 +240,15 @@ function accountAddresses(account: SyncAccount): Buffer[] {
     .map((a) => Buffer.from(a, 'utf8'));
 }
 
+/**
+ * benno_imapauth: whether the server takes this user name and password.
+ * Resolves once logged in (and out again); rejects with a SyncError whose
+ * kind says why (login, connect, tls).
+ */
+export async function verifyLogin(server: ServerOptions, user: string, password: string, who: string): Promise<void> {
+  await disconnect(await connect(server, user, password, who));
+}
+
 /** For --list-folders: every folder with the reason it is excluded, or null when it would be synced. */
 export async function listFolders(options: Pick<SyncOptions, 'server' | 'account' | 'password' | 'exclude'>): Promise<FolderChoice[]> {
   const who = accountName(options.account);

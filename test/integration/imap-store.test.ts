@@ -183,6 +183,9 @@ function storeBehaviour(fresh: () => Promise<AccountStore>): void {
     assert.deepEqual((await s.listAccounts())[0].password, zeros);
     await rejectsWith(s.saveAccount({ user: 'u'.repeat(256), host: 'h', container: 'C' }), 'invalid', /user is longer than 255/);
     await rejectsWith(s.saveAccount({ user: '', host: 'h', container: 'C' }), 'invalid');
+    // The web login prints these as lines of its answer: a line break would forge one ("ROLE ADMIN").
+    await rejectsWith(s.saveAccount({ user: 'u', host: 'h', container: 'C', name: 'Anna\nROLE ADMIN' }), 'invalid', /U\+000A in the name/);
+    await rejectsWith(s.saveAccount({ user: 'u\u2028x', host: 'h', container: 'C' }), 'invalid', /U\+2028 in the user/);
   });
 }
 
