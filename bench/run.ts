@@ -9,12 +9,13 @@
 import * as os from 'node:os';
 import { exportBench } from './export';
 import { imapBench } from './imap';
+import { imapauthBench } from './imapauth';
 import { Options, Part, mountBenchFs, numberArg, removeSpoolBases } from './measure';
 import { milterAlone } from './milter-alone';
 import { throughPostfix } from './through-postfix';
 
 /** In the order they run: the long Postfix part last. */
-const PARTS: Part[] = [milterAlone, exportBench, imapBench, throughPostfix];
+const PARTS: Part[] = [milterAlone, exportBench, imapBench, imapauthBench, throughPostfix];
 
 const ONLY = (() => {
   const i = process.argv.indexOf('--only');

@@ -71,7 +71,7 @@ function isOurs(entry: string, socket: SocketSpec | null): boolean {
   return socket?.kind === 'unix' && e.kind === 'unix' && e.path.includes(socket.path.split('/').slice(-2).join('/'));
 }
 
-function canAccess(f: FileFacts, who: { uid: number; groups: number[] }, bits: { r?: boolean; w?: boolean; x?: boolean }): boolean {
+export function canAccess(f: FileFacts, who: { uid: number; groups: number[] }, bits: { r?: boolean; w?: boolean; x?: boolean }): boolean {
   const want = (bits.r ? 4 : 0) | (bits.w ? 2 : 0) | (bits.x ? 1 : 0);
   const m = f.uid === who.uid ? (f.mode >> 6) & 7 : who.groups.includes(f.gid) ? (f.mode >> 3) & 7 : f.mode & 7;
   return (m & want) === want;
@@ -403,10 +403,22 @@ export function diagnose(facts: DoctorFacts): Finding[] {
   return RULES.flatMap((r) => r.check(c) ?? []);
 }
 
-/** Numbers printed by id(1) for user benno ("-u", "-g", "-G"); null when there is no such user. */
-function idOf(flag: string): number[] | null {
+export interface UserIds {
+  uid: number;
+  gid: number;
+  groups: number[];
+}
+
+/** A user's uid, primary gid and groups, as id(1) prints them; null when there is no such user. */
+export function userIds(user: string): UserIds | null {
+  const uid = idOf('-u', user);
+  return uid === null ? null : { uid: uid[0], gid: idOf('-g', user)?.[0] ?? -1, groups: idOf('-G', user) ?? [] };
+}
+
+/** Numbers printed by id(1) for a user ("-u", "-g", "-G"); null when there is no such user. */
+function idOf(flag: string, user: string): number[] | null {
   try {
-    return execFileSync('id', [flag, 'benno'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split(/\s+/).map(Number);
+    return execFileSync('id', [flag, user], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split(/\s+/).map(Number);
   } catch {
     return null;
   }
@@ -434,7 +446,7 @@ function reachable(host: string, port: number, timeoutMs = 5000): Promise<{ ok: 
   });
 }
 
-function statFile(p: string): FileFacts | null {
+export function statFile(p: string): FileFacts | null {
   try {
     const st = fs.statSync(p);
     return { uid: st.uid, gid: st.gid, mode: st.mode, socket: st.isSocket(), directory: st.isDirectory() };
@@ -445,8 +457,7 @@ function statFile(p: string): FileFacts | null {
 
 /** Gathers the facts of this host. */
 export async function gatherFacts(postfix: PostfixConfig | null, settings: MilterSettings): Promise<DoctorFacts> {
-  const uid = idOf('-u');
-  const benno = uid === null ? null : { uid: uid[0], gid: idOf('-g')?.[0] ?? -1, groups: idOf('-G') ?? [] };
+  const benno = userIds('benno');
   const host = settings.vars.get('BENNOHOST');
   return {
     postfix,

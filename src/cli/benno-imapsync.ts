@@ -4,7 +4,8 @@
 
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import { ConfigError, DEFAULT_CONFIG_FILE, ImapConfig, checkConfigFiles, readImapConfig, serverFor } from '../imap/config';
+import { diagnoseImap, gatherImapFacts } from '../admin/imap-doctor';
+import { ConfigError, DEFAULT_AUTH_CONFIG_FILE, DEFAULT_CONFIG_FILE, ImapConfig, checkConfigFiles, readImapConfig, serverFor } from '../imap/config';
 import { LockTimeout, withFileLock } from '../imap/file-lock';
 import { DecryptError, KeyError, decryptPassword, loadPrivateKey, readPrivateKeyStream } from '../imap/secret';
 import { Account, AccountStore, StoreError } from '../imap/store';
@@ -41,12 +42,14 @@ interface Args {
   host?: string;
   'list-folders': boolean;
   status: boolean;
+  doctor: boolean;
+  'auth-config': string;
   lock: string;
   'log-level'?: LogLevel;
 }
 
 function parseArgs(): Args {
-  const a = commandLine(PROGRAM, `Usage: ${PROGRAM} [-c CONFIG] [-f LOGFILE | --syslog] [-u USER [-i HOST]]\n       ${PROGRAM} --list-folders -u USER -i HOST\n       ${PROGRAM} --status`, EPILOG)
+  const a = commandLine(PROGRAM, `Usage: ${PROGRAM} [-c CONFIG] [-f LOGFILE | --syslog] [-u USER [-i HOST]]\n       ${PROGRAM} --list-folders -u USER -i HOST\n       ${PROGRAM} --status\n       ${PROGRAM} --doctor`, EPILOG)
     .option('config', { alias: 'c', type: 'string', default: DEFAULT_CONFIG_FILE, describe: 'configuration file' })
     .option('logfile', { alias: 'f', type: 'string', describe: 'append the log to this file instead of stderr' })
     .option('syslog', { type: 'string', describe: 'log to syslog, facility mail, instead of stderr (socket: /dev/log unless given)' })
@@ -54,10 +57,12 @@ function parseArgs(): Args {
     .option('host', { alias: 'i', type: 'string', describe: 'only on this IMAP server' })
     .option('list-folders', { type: 'boolean', default: false, describe: 'show which folders of USER on HOST are synced, which are excluded and why' })
     .option('status', { type: 'boolean', default: false, describe: 'per account: last run, messages archived, last error' })
+    .option('doctor', { type: 'boolean', default: false, describe: 'check keys, database, web login and last runs, and name each problem with its fix' })
+    .option('auth-config', { type: 'string', default: DEFAULT_AUTH_CONFIG_FILE, describe: "the web login's configuration, for --doctor" })
     .option('lock', { type: 'string', default: DEFAULT_LOCK, describe: 'lock file that keeps runs from overlapping' })
     .option('log-level', { choices: LOG_LEVELS, describe: 'least severity logged (default: log_level of the configuration)' })
     .parseSync() as unknown as Args;
-  rejectRepeated(PROGRAM, a as unknown as Record<string, unknown>, ['config', 'logfile', 'syslog', 'user', 'host', 'lock', 'log-level']);
+  rejectRepeated(PROGRAM, a as unknown as Record<string, unknown>, ['config', 'logfile', 'syslog', 'user', 'host', 'lock', 'log-level', 'auth-config']);
   if (a.logfile !== undefined && a.syslog !== undefined) usage('-f LOGFILE and --syslog: choose one');
   if (a['list-folders'] && (!a.user || !a.host)) usage('--list-folders needs -u USER and -i HOST');
   if (a.host !== undefined && a.user === undefined) usage('-i HOST needs -u USER');
@@ -181,6 +186,21 @@ function folderBars(): (folder: string, done: number, total: number) => void {
   };
 }
 
+async function doctor(config: ImapConfig, authFile: string, store: AccountStore): Promise<void> {
+  let accounts: Account[] | { error: string } = [];
+  try {
+    // Opening a missing SQLite file would create it, as root: the doctor only looks.
+    if (config.database.kind === 'mysql' || fs.existsSync(config.database.file)) accounts = await store.listAccounts();
+  } catch (err) {
+    if (!(err instanceof StoreError)) throw err;
+    accounts = { error: err.message };
+  }
+  const findings = diagnoseImap(gatherImapFacts(config, authFile, accounts));
+  for (const f of findings) process.stdout.write(`${f.level}: ${f.problem}\n  fix: ${f.fix}\n`);
+  if (findings.length === 0) process.stdout.write('no problems found\n');
+  process.exitCode = findings.some((f) => f.level === 'error') ? 1 : EX_OK;
+}
+
 function statusLines(accounts: Account[]): string {
   if (accounts.length === 0) return '# no accounts';
   return accounts
@@ -197,7 +217,7 @@ async function main(): Promise<void> {
   let config: ImapConfig;
   try {
     config = readImapConfig(a.config);
-    checkConfigFiles(config, { privateKey: !a.status, imap: !a.status, database: true });
+    checkConfigFiles(config, { privateKey: !a.status && !a.doctor, imap: !a.status && !a.doctor, database: true });
   } catch (err) {
     if (err instanceof ConfigError) throw new Fatal(err.message, EX_CONFIG);
     throw err;
@@ -211,6 +231,7 @@ async function main(): Promise<void> {
       process.stdout.write(`${statusLines(await store.listAccounts())}\n`);
       return;
     }
+    if (a.doctor) return await doctor(config, a['auth-config'], store);
     const key = await privateKey(config);
     const accounts = a.user === undefined ? await store.listAccounts() : await store.findAccounts(a.user, a.host);
     if (a.user !== undefined && accounts.length === 0) throw new Fatal(`no account ${a.user}${a.host ? ` on ${a.host}` : ''}`, EX_NOUSER);

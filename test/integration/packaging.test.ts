@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, it } from 'node:test';
+import { AUTH_CONFIG_KEYS, parseImapAuthConfig } from '../../src/imap/config';
 import { CONFIG_KEYS, parseReceiverConfig } from '../../src/receiver/config';
 import { parseDefaultFile } from '../../src/ops/default-file';
 import { ROOT } from '../helpers/daemon';
@@ -17,7 +18,7 @@ describe('systemd units', () => {
   it('systemd-analyze verify is clean and every service exposes at most 2.0', async () => {
     const { stdout } = await execFileP(path.join(ROOT, 'scripts', 'check-units'));
     const scores = [...stdout.matchAll(/exposure level for (\S+): ([\d.]+)/g)].map((m) => [m[1], Number(m[2])] as const);
-    assert.deepEqual(scores.map(([u]) => u).sort(), ['benno-export2archive.service', 'benno-milter.service', 'benno-smtp.service']);
+    assert.deepEqual(scores.map(([u]) => u).sort(), ['benno-export2archive.service', 'benno-imapsync.service', 'benno-milter.service', 'benno-smtp.service']);
     for (const [unit, score] of scores) assert.ok(score <= 2.0, `${unit}: ${score}`);
   });
 
@@ -61,6 +62,23 @@ describe('files in /etc', () => {
     assert.ok(!/^[^#\s]/m.test(text), 'nothing active');
   });
 
+  it('/etc/cron.d/benno-imap carries the line of the Benno documentation, commented', () => {
+    const text = fs.readFileSync(path.join(ROOT, 'etc', 'cron.d', 'benno-imap'), 'utf8');
+    const lines = text.split('\n');
+    assert.ok(lines.includes('# Start IMAP import every 15 minutes'));
+    assert.ok(lines.includes('#*/15 * * * * benno [ -x /usr/sbin/benno-imapsync ] && /usr/sbin/benno-imapsync -c /etc/benno-imap/imapsync.conf -f /var/log/benno/imapsync.log'));
+    assert.ok(!/^[^#\s]/m.test(text), 'nothing active');
+  });
+
+  it('imapauth.conf shows every key commented, each example parses, and the file as shipped parses', () => {
+    const text = fs.readFileSync(path.join(ROOT, 'etc', 'benno-imap', 'imapauth.conf'), 'utf8');
+    parseImapAuthConfig(text, 'imapauth.conf');
+    const examples = text.split('\n').filter((l) => /^#[a-z_]+ = /.test(l)).map((l) => l.slice(1));
+    assert.deepEqual(examples.map((l) => l.split(' ')[0]).sort(), [...AUTH_CONFIG_KEYS].sort());
+    const mysql = examples.find((l) => l.startsWith('database_password_file'))!;
+    for (const line of examples) parseImapAuthConfig(`[imapauth]\n${line === mysql ? `database = mysql://benno@localhost/benno\n${line}` : line}\n`, 'example');
+  });
+
   it('benno-smtp.conf documents every key, and every commented example parses', () => {
     const text = fs.readFileSync(path.join(ROOT, 'etc', 'benno-smtp', 'benno-smtp.conf'), 'utf8');
     parseReceiverConfig(text, 'benno-smtp.conf');
@@ -71,7 +89,7 @@ describe('files in /etc', () => {
 });
 
 describe('manual pages', () => {
-  const pages = ['benno-milter.8', 'benno-milter2smtp.8', 'benno-export2archive.8', 'benno-milter-admin.8', 'benno-smtp.8', 'benno-smtp.conf.5', 'benno-imapsync.8', 'benno-imapuser.8', 'imapsync.conf.5'];
+  const pages = ['benno-milter.8', 'benno-milter2smtp.8', 'benno-export2archive.8', 'benno-milter-admin.8', 'benno-smtp.8', 'benno-smtp.conf.5', 'benno-imapsync.8', 'benno-imapuser.8', 'imapsync.conf.5', 'benno_imapauth.8', 'imapauth.conf.5'];
   for (const page of pages) {
     it(`${page} formats without warnings`, async () => {
       const { stdout, stderr } = await execFileP('groff', ['-man', '-ww', '-Tutf8', path.join(ROOT, 'man', page)], { env: { ...process.env, LC_ALL: 'C.UTF-8' } });
