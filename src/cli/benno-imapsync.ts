@@ -91,8 +91,16 @@ function adminPasswords(config: ImapConfig): Map<string, string> {
   const passwords = new Map<string, string>();
   for (const admin of adminLogins(config)) {
     if (passwords.has(admin.passwordFile)) continue;
-    const password = firstLine(fs.readFileSync(admin.passwordFile)).toString('utf8');
-    if (password === '') throw new ConfigError(`${config.source.file}, line ${admin.line}: admin_password_file ${admin.passwordFile}: its first line is empty`);
+    const where = `${config.source.file}, line ${admin.line}: admin_password_file ${admin.passwordFile}`;
+    let content: Buffer;
+    try {
+      content = fs.readFileSync(admin.passwordFile);
+    } catch (err) {
+      throw new ConfigError(`${where}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+    const password = firstLine(content).toString('utf8');
+    content.fill(0);
+    if (password === '') throw new ConfigError(`${where}: its first line is empty`);
     passwords.set(admin.passwordFile, password);
   }
   return passwords;

@@ -46,7 +46,6 @@ export const SERVER_SECTION = 'server';
 
 function adminUser(v: string): string {
   // SASL PLAIN separates its fields with NUL; a control character is a typing error.
-  // eslint-disable-next-line no-control-regex
   if (/[\x00-\x1f\x7f]/.test(v) || v.length > 255) throw new ValueError('up to 255 characters, no control characters');
   return v;
 }
@@ -104,7 +103,7 @@ export function checkAdminKeys(file: string, global: AdminKeys, globalLines: Rea
       throw new ConfigError(`${s.where}: [server ${s.name}] needs admin_user and admin_password_file, or "admin_user =" (empty) for the users' own passwords on this server`);
     }
     if (s.adminUser === '' && s.adminPasswordFile !== undefined) {
-      throw new ConfigError(`${at(s.lines, 'admin_password_file')}: admin_password_file with an empty admin_user: no admin login on this server needs no password`);
+      throw new ConfigError(`${at(s.lines, 'admin_password_file')}: admin_password_file with an empty admin_user, which means the users' own passwords on this server: drop one of the two`);
     }
     if (s.adminUser !== '' && s.adminPasswordFile === undefined) {
       throw new ConfigError(`${at(s.lines, 'admin_user')}: admin_user needs admin_password_file, the file whose first line is its password`);

@@ -214,7 +214,7 @@ describe('imapsync.conf: the admin login, in [imapsync] and [server HOST] sectio
     ['[imapsync]\n[server a]', 'f, line 2: [server a] needs admin_user and admin_password_file, or "admin_user =" (empty) for the users\' own passwords on this server'],
     ['[imapsync]\n[server a]\nadmin_password_file = /x', 'f, line 2: [server a] needs admin_user and admin_password_file, or "admin_user =" (empty) for the users\' own passwords on this server'],
     ['[imapsync]\n[server a]\nadmin_user = m', 'f, line 3: admin_user needs admin_password_file, the file whose first line is its password'],
-    ['[imapsync]\n[server a]\nadmin_user =\nadmin_password_file = /x', 'f, line 4: admin_password_file with an empty admin_user: no admin login on this server needs no password'],
+    ['[imapsync]\n[server a]\nadmin_user =\nadmin_password_file = /x', 'f, line 4: admin_password_file with an empty admin_user, which means the users\' own passwords on this server: drop one of the two'],
     ['[imapsync]\n[server a]\nadmin_user =\n[server a]', 'f, line 4: [server a] already starts on line 2'],
     ['[imapsync]\n[server a:143]\nadmin_user =\n[server A:143]\nadmin_user =', 'f, line 4: [server A:143] is the same server as [server a:143] (f, line 2)'],
     ['[imapsync]\n[server a]\nadmin_user =\n[imapsync]', 'f, line 4: [imapsync] already starts on line 1'],
