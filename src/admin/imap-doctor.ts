@@ -7,6 +7,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { adminLoginFor } from '../imap/admin-login';
 import { ImapConfig, readImapAuthConfig } from '../imap/config';
 import { keyPairMatches, loadPrivateKey, loadPublicKey } from '../imap/secret';
 import { Account } from '../imap/store';
@@ -118,7 +119,8 @@ function accountRules(f: ImapDoctorFacts): Finding[] {
   const out: Finding[] = [];
   for (const a of f.accounts) {
     const who = `${a.user} on ${a.host}`;
-    if (!a.password) {
+    // An admin login (admin_user) needs no password of the user's own.
+    if (!a.password && !adminLoginFor(f.sync, a.host)) {
       out.push({ level: 'warning', problem: `${who} has no password stored: the mailbox is not archived`, fix: `the user logs in to Benno's web interface once, or: benno-imapuser -u ${a.user} -i ${a.host} -p -` });
       continue;
     }

@@ -5,6 +5,7 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import { diagnoseImap, gatherImapFacts } from '../admin/imap-doctor';
+import { AdminLogin, adminLoginFor, adminLogins } from '../imap/admin-login';
 import { ConfigError, DEFAULT_AUTH_CONFIG_FILE, DEFAULT_CONFIG_FILE, ImapConfig, checkConfigFiles, readImapConfig, serverFor } from '../imap/config';
 import { LockTimeout, withFileLock } from '../imap/file-lock';
 import { DecryptError, KeyError, decryptPassword, loadPrivateKey, readPrivateKeyStream } from '../imap/secret';
@@ -12,7 +13,7 @@ import { Account, AccountStore, StoreError } from '../imap/store';
 import { SyncError, SyncResult, listFolders, syncAccount } from '../imap/sync';
 import { LOG_LEVELS, LogLevel, Logger, createLogger, openSyslog } from '../ops/log';
 import { SpoolWriter } from '../spool/writer';
-import { commandLine, rejectRepeated, runMain } from './run';
+import { commandLine, firstLine, rejectRepeated, runMain } from './run';
 import { STORE_EXIT, openAccountStore } from './imap-store';
 import { progressBar } from './progress';
 import { prepareSpool } from './start';
@@ -27,12 +28,18 @@ the key is read from stdin: ssh vault cat benno-imap.sec | ${PROGRAM} -c ...), a
 every message that is new since the last run. The server is only read: EXAMINE, never
 SELECT; BODY.PEEK, so no message is marked read.
 
+With admin_user and admin_password_file in the configuration, for every server or in a
+[server HOST] section, the accounts there are synced with that one administrator's login
+instead (SASL PLAIN, the account's user as authorization identity: a Dovecot master user,
+a Cyrus admin); their stored passwords, and the private key, are then not needed.
+
 One run at a time: a run that finds another still going logs "already running" and exits 0.
 
 Exit status: 0 all accounts done, 75 some accounts deferred (server down, TLS, a folder
-failed: tried again next run), 69 a server refused the login, 65 an account cannot be synced
-as stored (no password, one that cannot be decrypted), 74 the inbox's disk is full (the run
-stops; what is on disk is recorded), 78 a bad configuration or key, 64 bad usage.`;
+failed: tried again next run), 69 a server refused the login (or offers no AUTH=PLAIN for the
+admin login), 65 an account cannot be synced as stored (no password and no admin login, one
+that cannot be decrypted), 74 the inbox's disk is full (the run stops; what is on disk is
+recorded), 78 a bad configuration or key, 64 bad usage.`;
 
 interface Args {
   config: string;
@@ -74,9 +81,50 @@ function usage(message: string): never {
   throw new Fatal(`${message} (try --help)`, EX_USAGE);
 }
 
-/** The private key, before any network traffic: from keyfile, or from stdin when keyfile is commented out. */
-async function privateKey(config: ImapConfig): Promise<crypto.KeyObject> {
+/**
+ * The private key, before any network traffic: from keyfile, or from stdin
+ * when keyfile is commented out. null when no account needs one: each has
+ * an admin login or no password.
+ */
+async function privateKey(config: ImapConfig, accounts: Account[]): Promise<crypto.KeyObject | null> {
+  if (!accounts.some((a) => a.password && !adminLoginFor(config, a.host))) return null;
   return config.keyfile ? loadPrivateKey(config.keyfile) : readPrivateKeyStream(process.stdin);
+}
+
+/** The admin passwords by file, read at start (first line); an empty one is a bad configuration. */
+function adminPasswords(config: ImapConfig): Map<string, string> {
+  const passwords = new Map<string, string>();
+  for (const admin of adminLogins(config)) {
+    if (passwords.has(admin.passwordFile)) continue;
+    const where = `${config.source.file}, line ${admin.line}: admin_password_file ${admin.passwordFile}`;
+    let content: Buffer;
+    try {
+      content = fs.readFileSync(admin.passwordFile);
+    } catch (err) {
+      throw new ConfigError(`${where}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+    const password = firstLine(content).toString('utf8');
+    content.fill(0);
+    if (password === '') throw new ConfigError(`${where}: its first line is empty`);
+    passwords.set(admin.passwordFile, password);
+  }
+  return passwords;
+}
+
+/** How an account logs in: its admin login with that password, or its own decrypted password. */
+type Login = { admin: AdminLogin; password: string } | { admin: null; password: Buffer };
+
+/** The login of an account, or why it has none (a DecryptError propagates). */
+function loginOf(ctx: Pick<RunContext, 'config' | 'key' | 'adminPasswords'>, account: Account): Login | string {
+  const admin = adminLoginFor(ctx.config, account.host);
+  if (admin) return { admin, password: ctx.adminPasswords.get(admin.passwordFile)! };
+  if (!account.password) return 'no password stored';
+  if (!ctx.key) throw new Error('no private key loaded for an account that needs one');
+  return { admin: null, password: decryptPassword(ctx.key, account, account.password) };
+}
+
+function noPasswordHint(account: Account): string {
+  return `set one with benno-imapuser -u ${account.user} -i ${account.host} -p -, let the user log in to the web interface once, or configure an admin login (admin_user in imapsync.conf)`;
 }
 
 /** How one account's failure counts for the exit status, worst first. */
@@ -104,7 +152,9 @@ interface RunContext {
   progress?: (folder: string, done: number, total: number) => void;
   config: ImapConfig;
   store: AccountStore;
-  key: crypto.KeyObject;
+  /** null when no account needs one. */
+  key: crypto.KeyObject | null;
+  adminPasswords: Map<string, string>;
   writer: SpoolWriter;
   log: Logger;
 }
@@ -116,23 +166,25 @@ async function syncOne(ctx: RunContext, account: Account): Promise<{ code: numbe
     await ctx.store.recordRun(account.id, { lastRun: new Date(), archived, lastError });
     return { code, archived };
   };
-  if (!account.password) {
-    ctx.log.error(`${who}: no password stored; set one with benno-imapuser -u ${account.user} -i ${account.host} -p -, or let the user log in to the web interface once`);
-    return finish(0, 'no password stored', EX_DATAERR);
-  }
-  let password: Buffer;
+  let login: Login | string;
   try {
-    password = decryptPassword(ctx.key, account, account.password);
+    login = loginOf(ctx, account);
   } catch (err) {
     if (!(err instanceof DecryptError)) throw err;
     ctx.log.error(`${who}: ${err.message}`);
     return finish(0, err.message, EX_DATAERR);
   }
+  if (typeof login === 'string') {
+    ctx.log.error(`${who}: ${login}; ${noPasswordHint(account)}`);
+    return finish(0, login, EX_DATAERR);
+  }
+  if (login.admin) ctx.log.debug(`${who}: admin login as ${login.admin.user} (${login.admin.section})`);
   try {
     const result: SyncResult = await syncAccount({
       server: serverFor(account.host, ctx.config),
       account,
-      password,
+      password: login.password,
+      admin: login.admin?.user,
       store: ctx.store,
       writer: ctx.writer,
       exclude: ctx.config.exclude,
@@ -148,7 +200,7 @@ async function syncOne(ctx: RunContext, account: Account): Promise<{ code: numbe
     if (err.kind === 'disk-full') throw err;
     return done;
   } finally {
-    password.fill(0);
+    if (Buffer.isBuffer(login.password)) login.password.fill(0);
   }
 }
 
@@ -201,13 +253,14 @@ async function doctor(config: ImapConfig, authFile: string, store: AccountStore)
   process.exitCode = findings.some((f) => f.level === 'error') ? 1 : EX_OK;
 }
 
-function statusLines(accounts: Account[]): string {
+function statusLines(config: ImapConfig, accounts: Account[]): string {
   if (accounts.length === 0) return '# no accounts';
   return accounts
     .map((a) => {
       const s = a.status;
       const last = s ? `last run ${s.lastRun.toISOString()}, archived ${s.archived}, ${s.lastError ? `error: ${s.lastError}` : 'no error'}` : 'never run';
-      return `${a.user} on ${a.host}: ${last}${a.password ? '' : ', no password stored'}`;
+      const admin = adminLoginFor(config, a.host);
+      return `${a.user} on ${a.host}: ${last}${admin ? `, admin login as ${admin.user}` : a.password ? '' : ', no password stored'}`;
     })
     .join('\n');
 }
@@ -215,9 +268,12 @@ function statusLines(accounts: Account[]): string {
 async function main(): Promise<void> {
   const a = parseArgs();
   let config: ImapConfig;
+  let warnings: string[];
+  let admins = new Map<string, string>();
   try {
     config = readImapConfig(a.config);
-    checkConfigFiles(config, { privateKey: !a.status && !a.doctor, imap: !a.status && !a.doctor, database: true });
+    warnings = checkConfigFiles(config, { privateKey: !a.status && !a.doctor, imap: !a.status && !a.doctor, database: true, adminLogin: !a.status && !a.doctor });
+    if (!a.status && !a.doctor) admins = adminPasswords(config);
   } catch (err) {
     if (err instanceof ConfigError) throw new Fatal(err.message, EX_CONFIG);
     throw err;
@@ -225,21 +281,22 @@ async function main(): Promise<void> {
   const syslog = a.syslog !== undefined ? openSyslog(PROGRAM, a.syslog || undefined) : undefined;
   const stream = a.logfile ? fs.createWriteStream(a.logfile, { flags: 'a', mode: 0o640 }) : syslog?.stream;
   const log = createLogger({ program: PROGRAM, level: a['log-level'] ?? config.logLevel, stream, journal: stream ? Boolean(syslog) : undefined });
+  for (const w of warnings) log.warn(w);
   const store = openAccountStore(config);
   try {
     if (a.status) {
-      process.stdout.write(`${statusLines(await store.listAccounts())}\n`);
+      process.stdout.write(`${statusLines(config, await store.listAccounts())}\n`);
       return;
     }
     if (a.doctor) return await doctor(config, a['auth-config'], store);
-    const key = await privateKey(config);
     const accounts = a.user === undefined ? await store.listAccounts() : await store.findAccounts(a.user, a.host);
     if (a.user !== undefined && accounts.length === 0) throw new Fatal(`no account ${a.user}${a.host ? ` on ${a.host}` : ''}`, EX_NOUSER);
+    const key = await privateKey(config, a['list-folders'] ? accounts.slice(0, 1) : accounts);
     if (a['list-folders']) {
       const [account] = accounts;
-      if (!account.password) throw new Fatal(`${account.user}@${account.host}: no password stored; set one with benno-imapuser -u ${account.user} -i ${account.host} -p -`, EX_DATAERR);
-      const password = decryptPassword(key, account, account.password);
-      const folders = await listFolders({ server: serverFor(account.host, config), account, password, exclude: config.exclude });
+      const login = loginOf({ config, key, adminPasswords: admins }, account);
+      if (typeof login === 'string') throw new Fatal(`${account.user}@${account.host}: ${login}; ${noPasswordHint(account)}`, EX_DATAERR);
+      const folders = await listFolders({ server: serverFor(account.host, config), account, password: login.password, admin: login.admin?.user, exclude: config.exclude });
       process.stdout.write(folders.map((f) => (f.excluded ? `excluded  ${f.path}  (${f.excluded})` : `synced    ${f.path}`)).join('\n') + '\n');
       return;
     }
@@ -250,7 +307,7 @@ async function main(): Promise<void> {
         async () => {
           await prepareSpool(writer, { noun: 'inbox', elsewhere: `set inbox in ${a.config}` }, log);
           const progress = process.stderr.isTTY && !stream ? folderBars() : undefined;
-          process.exitCode = await syncAll({ config, store, key, writer, log, progress }, accounts);
+          process.exitCode = await syncAll({ config, store, key, adminPasswords: admins, writer, log, progress }, accounts);
         },
         // Long enough to take over the lock of a run that died; a live run is not waited for.
         { timeoutMs: 2000 },

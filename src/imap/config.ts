@@ -1,15 +1,17 @@
 // /etc/benno-imap/imapsync.conf, read by benno-imapsync and benno-imapuser:
 // INI, one [imapsync] section of "key = value" lines, ";" and "#" comments,
-// also after a value. The key names the issue fixes (database, pubkey,
+// also after a value, and [server HOST] sections for an admin login per
+// server (admin-login.ts). The key names the issue fixes (database, pubkey,
 // keyfile, ...) are the ones other tools write. Every key is checked here;
 // a bad file is one ConfigError naming file, line and problem, before any
 // network traffic (the command line makes it exit 78).
 
 import * as fs from 'node:fs';
-import { ConfigError, Setter, ValueError, absolutePath, applyConfigLines, checkedBy, logLevel, readConfigText, wholeNumber } from '../ops/config-lines';
+import { ConfigError, Setter, ValueError, absolutePath, applyConfigLines, applyConfigSections, checkedBy, logLevel, readConfigText, sectionKeys, wholeNumber } from '../ops/config-lines';
 import { LogLevel } from '../ops/log';
 import { gatewayNameProblem } from '../spool/format';
 import { DEFAULT_SPOOL_DIR, DEFAULT_SUFFIX, suffixProblem } from '../spool/names';
+import { ADMIN_KEYS, AdminKeys, SERVER_SECTION, ServerSection, adminLogins, checkAdminKeys, serverSection, splitHostPort } from './admin-login';
 import { GENKEY_HINT } from './secret';
 import { DatabaseUrl, DatabaseUrlError, parseDatabaseUrl } from './open-store';
 import type { ServerOptions } from './sync';
@@ -32,7 +34,7 @@ export const DEFAULT_KEYFILE = '/etc/benno-imap/benno-imap.sec';
 export type TlsMode = 'starttls' | 'imaps' | 'none';
 const TLS_MODES: readonly TlsMode[] = ['starttls', 'imaps', 'none'];
 
-export interface ImapConfig {
+export interface ImapConfig extends AdminKeys {
   /** The file read and the line each key was set on, for messages about what a key names. */
   source: { file: string; lines: ReadonlyMap<string, number> };
   database: DatabaseUrl;
@@ -58,6 +60,8 @@ export interface ImapConfig {
   /** Default X-BENNO-GW name of new accounts (multi-import); absent: none. */
   gateway?: string;
   logLevel: LogLevel;
+  /** The [server HOST] sections, in file order: an admin login per server (adminLoginFor). */
+  servers: ServerSection[];
 }
 
 export const DEFAULT_PORTS: Record<TlsMode, number> = { starttls: 143, imaps: 993, none: 143 };
@@ -74,6 +78,7 @@ export const DEFAULTS: Omit<ImapConfig, 'source'> = {
   timeout: 60,
   container: 'BennoContainer',
   logLevel: 'info',
+  servers: [],
 };
 
 /** The database setting, parsed by the store's own rule; the value is never quoted back (it may hold a password). */
@@ -123,14 +128,27 @@ const KEYS: Record<string, Setter<Config>> = {
   container: (c, v) => (c.container = containerName(v)),
   gateway: (c, v) => (c.gateway = checkedBy(gatewayNameProblem)(v)),
   log_level: (c, v) => (c.logLevel = logLevel(v)),
+  ...ADMIN_KEYS,
 };
 
 export const CONFIG_KEYS = Object.keys(KEYS);
 
 /** Parses the text of imapsync.conf; errors name the file and line. Reads no other file. */
 export function parseImapConfig(text: string, file: string): ImapConfig {
-  const config: Config = { ...DEFAULTS, exclude: [...DEFAULTS.exclude] };
-  const lines = applyConfigLines(text, file, config, KEYS, { comments: ';#', trailingComments: true, section: SECTION });
+  const config: Config = { ...DEFAULTS, exclude: [...DEFAULTS.exclude], servers: [] };
+  const main = sectionKeys(config, KEYS);
+  const sectionNames = new Map<ServerSection, string>();
+  const sections = applyConfigSections(text, file, { comments: ';#', trailingComments: true, first: SECTION }, (name, where) => {
+    if (name === SECTION) return main;
+    const server = serverSection(name, where);
+    if (!server) throw new ConfigError(`${where}: unknown section [${name}]; this file has [${SECTION}] and [${SERVER_SECTION} HOST] sections`);
+    config.servers.push(server);
+    sectionNames.set(server, name);
+    return sectionKeys(server, ADMIN_KEYS);
+  });
+  const lines = sections.get(SECTION) ?? new Map<string, number>();
+  for (const [server, name] of sectionNames) server.lines = sections.get(name) ?? server.lines;
+  checkAdminKeys(file, config, lines, config.servers);
   return finish(config, lines, file);
 }
 
@@ -158,7 +176,7 @@ export const AUTH_CONFIG_KEYS = Object.keys(AUTH_KEYS).filter((k) => k !== 'keyf
 
 /** Parses the text of imapauth.conf (section [imapauth]); the result has no keyfile. */
 export function parseImapAuthConfig(text: string, file: string): ImapConfig {
-  const config: Config = { ...DEFAULTS, exclude: [...DEFAULTS.exclude], timeout: DEFAULT_AUTH_TIMEOUT };
+  const config: Config = { ...DEFAULTS, exclude: [...DEFAULTS.exclude], servers: [], timeout: DEFAULT_AUTH_TIMEOUT };
   const lines = applyConfigLines(text, file, config, AUTH_KEYS, { comments: ';#', trailingComments: true, section: AUTH_SECTION });
   return finish(config, lines, file);
 }
@@ -169,9 +187,8 @@ export function readImapAuthConfig(file: string): ImapConfig {
 
 /** Where an account's IMAP server is: its HOST[:PORT], else the configuration's port; TLS as configured. */
 export function serverFor(accountHost: string, config: ImapConfig): ServerOptions {
-  const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(accountHost);
-  const host = (m?.[1] ?? accountHost).replace(/^\[(.*)\]$/, '$1');
-  return { host, port: m?.[2] ? Number(m[2]) : config.port, tls: config.tls, caFile: config.cafile, timeoutMs: config.timeout * 1000 };
+  const { host, port } = splitHostPort(accountHost);
+  return { host, port: port ?? config.port, tls: config.tls, caFile: config.cafile, timeoutMs: config.timeout * 1000 };
 }
 
 /** What a program is about to open of the files the configuration names. */
@@ -184,30 +201,48 @@ export interface Needs {
   imap?: boolean;
   /** Anything that opens the database: database_password_file. */
   database?: boolean;
+  /** benno-imapsync: every admin_password_file, [server] sections' included. */
+  adminLogin?: boolean;
 }
 
 /**
  * Checks that the files a program needs can be opened, so that a wrong path
  * or mode is a ConfigError at start, before any network traffic. Reads no
  * content (it never appears in a message); the key's kind is checked where
- * it is loaded (secret.ts).
+ * it is loaded (secret.ts). An admin password file that others can read is
+ * refused: it opens every mailbox of its server. Returns warnings to log: an
+ * admin password file its group can read.
  */
-export function checkConfigFiles(config: ImapConfig, needs: Needs): void {
-  const check = (key: string, file: string | null | undefined, hint = '') => {
-    if (file === null || file === undefined) return;
-    const problem = unreadable(file);
-    if (!problem) return;
-    const line = config.source.lines.get(key);
-    const where = line === undefined ? `${config.source.file}: ${key} ${file} (the default)` : `${config.source.file}, line ${line}: ${key} ${file}`;
-    throw new ConfigError(`${where}: ${problem}${problem.startsWith('cannot open it (ENOENT)') ? hint : ''}`);
+export function checkConfigFiles(config: ImapConfig, needs: Needs): string[] {
+  const warnings: string[] = [];
+  const check = (key: string, file: string | null | undefined, hint = '', line = config.source.lines.get(key)): fs.Stats | null => {
+    if (file === null || file === undefined) return null;
+    const opened = openable(file);
+    if (!(opened instanceof fs.Stats)) {
+      const where = line === undefined ? `${config.source.file}: ${key} ${file} (the default)` : `${config.source.file}, line ${line}: ${key} ${file}`;
+      throw new ConfigError(`${where}: ${opened}${opened.startsWith('cannot open it (ENOENT)') ? hint : ''}`);
+    }
+    return opened;
   };
   if (needs.publicKey) check('pubkey', config.pubkey, `; ${GENKEY_HINT}`);
   if (needs.privateKey) check('keyfile', config.keyfile, `; ${GENKEY_HINT}, or comment keyfile out to pipe the key in on stdin`);
   if (needs.imap) check('cafile', config.cafile);
   if (needs.database && config.database.kind === 'mysql') check('database_password_file', config.databasePasswordFile);
+  const checked = new Set<string>();
+  for (const admin of needs.adminLogin ? adminLogins(config) : []) {
+    if (checked.has(admin.passwordFile)) continue;
+    checked.add(admin.passwordFile);
+    const mode = check('admin_password_file', admin.passwordFile, '', admin.line)!.mode & 0o777;
+    const where = `${config.source.file}, line ${admin.line}: admin_password_file ${admin.passwordFile}`;
+    const octal = `0${mode.toString(8).padStart(3, '0')}`;
+    if (mode & 0o004) throw new ConfigError(`${where}: readable by others (mode ${octal}), and it opens every mailbox: chmod 600 it, owned by the user benno-imapsync runs as`);
+    if (mode & 0o040) warnings.push(`${where}: readable by its group (mode ${octal}); chmod 600 it, owned by the user benno-imapsync runs as, unless no one else is in that group`);
+  }
+  return warnings;
 }
 
-function unreadable(file: string): string | null {
+/** The file's status, or why it cannot be used. */
+function openable(file: string): fs.Stats | string {
   let fd: number;
   try {
     // O_NONBLOCK: a FIFO put there by mistake must not hang the start.
@@ -219,7 +254,7 @@ function unreadable(file: string): string | null {
     const st = fs.fstatSync(fd);
     if (!st.isFile()) return 'is not a regular file';
     if (st.size === 0) return 'is empty';
-    return null;
+    return st;
   } finally {
     fs.closeSync(fd);
   }

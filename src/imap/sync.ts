@@ -64,8 +64,14 @@ export type SyncAccount = Pick<Account, 'id' | 'user' | 'host' | 'emails' | 'gat
 export interface SyncOptions {
   server: ServerOptions;
   account: SyncAccount;
-  /** The decrypted password; only ever handed to LOGIN. */
+  /** The decrypted password, or the admin's; only ever handed to the login. */
   password: Buffer | string;
+  /**
+   * Log in as this administrator with password, on the account's user's
+   * behalf: SASL PLAIN with the user as authorization identity (a Dovecot
+   * master user, a Cyrus admin). A server without AUTH=PLAIN fails the account.
+   */
+  admin?: string;
   store: Pick<AccountStore, 'folderStates' | 'saveFolderStates'>;
   writer: SpoolWriter;
   /** Folder names (relative to the personal namespace); \Drafts, \Trash, \Junk also match by SPECIAL-USE. */
@@ -115,7 +121,7 @@ export type SyncErrorKind =
   | 'connect'
   /** TLS failed: certificate refused, no STARTTLS. */
   | 'tls'
-  /** The server refused the user name or password. */
+  /** The server refused the user name or password, or offers no way for the admin login. */
   | 'login'
   /** The server answered something the sync cannot go on with. */
   | 'protocol'
@@ -143,13 +149,15 @@ interface Session {
   /** The error imapflow emitted on its own (a broken socket), which explains a later failure best. */
   lastError: Error | null;
   secret: string;
+  /** The administrator logged in on the user's behalf, if one did. */
+  admin?: string;
 }
 
 const TLS_CODES = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME|ERR_SSL|ERR_TLS|EPROTO/;
 const CONNECT_CODES = /^(ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EPIPE|CONNECT_TIMEOUT|GREETING_TIMEOUT|ETIMEOUT|NoConnection|EConnectionClosed)$/;
 
 /** Any failure of the IMAP side as a SyncError, with the password blanked wherever a server might have echoed it. */
-function imapError(s: Pick<Session, 'who' | 'secret' | 'lastError'>, err: unknown, partial?: SyncResult): SyncError {
+function imapError(s: Pick<Session, 'who' | 'secret' | 'lastError' | 'admin'>, err: unknown, partial?: SyncResult): SyncError {
   if (err instanceof SyncError) return err;
   const e = (s.lastError ?? err) as Error & { code?: string; authenticationFailed?: boolean; tlsFailed?: boolean; responseText?: string };
   const first = err as typeof e;
@@ -159,7 +167,7 @@ function imapError(s: Pick<Session, 'who' | 'secret' | 'lastError'>, err: unknow
   let reason = detail;
   if (first.authenticationFailed) {
     kind = 'login';
-    reason = `login refused: ${first.responseText ?? 'authentication failed'}`;
+    reason = `${s.admin ? `admin login as ${s.admin} refused` : 'login refused'}: ${first.responseText ?? 'authentication failed'}`;
   } else if (first.tlsFailed || TLS_CODES.test(`${e.code ?? ''}`) || /certificate|STARTTLS|TLS/i.test(e.message ?? '')) {
     kind = 'tls';
     reason = `TLS failed: ${e.code ? `${e.code} ` : ''}${e.message}`;
@@ -174,7 +182,15 @@ function accountName(account: SyncAccount): string {
   return `${account.user}@${account.host}`;
 }
 
-async function connect(server: ServerOptions, user: string, password: Buffer | string, who: string): Promise<Session> {
+/** The login: the user's own, or an admin's on the user's behalf. */
+interface Credential {
+  user: string;
+  password: Buffer | string;
+  admin?: string;
+}
+
+async function connect(server: ServerOptions, login: Credential, who: string): Promise<Session> {
+  const { user, password, admin } = login;
   const secret = Buffer.isBuffer(password) ? password.toString('utf8') : password;
   let ca: Buffer | undefined;
   if (server.caFile) {
@@ -192,7 +208,8 @@ async function connect(server: ServerOptions, user: string, password: Buffer | s
     doSTARTTLS: server.tls === 'imaps' ? undefined : server.tls === 'starttls',
     servername: /^[\d.]+$|:/.test(server.host) ? undefined : server.host,
     tls: { rejectUnauthorized: true, ...(ca ? { ca } : {}) },
-    auth: { user, pass: secret },
+    // An admin login is SASL PLAIN only: imapflow's fallback, LOGIN, has no authorization identity.
+    auth: admin ? { user: admin, pass: secret, authzid: user, loginMethod: 'AUTH=PLAIN' } : { user, pass: secret },
     // imapflow's logger would see the session, LOGIN included; the sync logs what matters itself.
     logger: false,
     disableAutoIdle: true,
@@ -200,7 +217,8 @@ async function connect(server: ServerOptions, user: string, password: Buffer | s
     greetingTimeout: timeout,
     socketTimeout: timeout,
   });
-  const session: Session = { client, who, lastError: null, secret };
+  const session: Session = { client, who, lastError: null, secret, admin };
+  if (admin) requirePlain(client, who);
   // Without a listener an 'error' event would end the process, not this account.
   client.on('error', (err: Error) => {
     session.lastError ??= err;
@@ -212,6 +230,22 @@ async function connect(server: ServerOptions, user: string, password: Buffer | s
     throw imapError(session, err);
   }
   return session;
+}
+
+/**
+ * Makes imapflow check for AUTH=PLAIN just before it logs in (after STARTTLS,
+ * with the capabilities the server sent over TLS). Without the check it would
+ * send LOGIN as the admin, which opens the admin's own mailbox, not the user's.
+ */
+function requirePlain(client: ImapFlow, who: string): void {
+  const c = client as unknown as { authenticate(): Promise<boolean> };
+  const authenticate = c.authenticate.bind(client);
+  c.authenticate = async () => {
+    if (!client.capabilities.has('AUTH=PLAIN')) {
+      throw new SyncError('login', who, 'the server offers no AUTH=PLAIN, which the admin login needs (SASL PLAIN with the user as authorization identity); enable PLAIN there, or log in with the users\' own passwords ("admin_user =" in its [server] section)');
+    }
+    return authenticate();
+  };
 }
 
 async function disconnect(s: Session): Promise<void> {
@@ -246,13 +280,13 @@ function accountAddresses(account: SyncAccount): Buffer[] {
  * kind says why (login, connect, tls).
  */
 export async function verifyLogin(server: ServerOptions, user: string, password: string, who: string): Promise<void> {
-  await disconnect(await connect(server, user, password, who));
+  await disconnect(await connect(server, { user, password }, who));
 }
 
 /** For --list-folders: every folder with the reason it is excluded, or null when it would be synced. */
-export async function listFolders(options: Pick<SyncOptions, 'server' | 'account' | 'password' | 'exclude'>): Promise<FolderChoice[]> {
+export async function listFolders(options: Pick<SyncOptions, 'server' | 'account' | 'password' | 'admin' | 'exclude'>): Promise<FolderChoice[]> {
   const who = accountName(options.account);
-  const s = await connect(options.server, options.account.user, options.password, who);
+  const s = await connect(options.server, { user: options.account.user, password: options.password, admin: options.admin }, who);
   try {
     const list = await s.client.list();
     return chooseFolders(listedFolders(list), options.exclude, personalPrefix(s.client));
@@ -280,7 +314,7 @@ export async function syncAccount(options: SyncOptions): Promise<SyncResult> {
   if ('kind' in probe) throw new SyncError('account', who, `its addresses cannot be written: ${probe.text}`);
 
   const result: SyncResult = { account: who, folders: [], archived: 0, skipped: 0, excluded: 0, errors: 0, ms: 0 };
-  const s = await connect(options.server, account.user, options.password, who);
+  const s = await connect(options.server, { user: account.user, password: options.password, admin: options.admin }, who);
   const ctx: FolderContext = {
     ...options,
     session: s,

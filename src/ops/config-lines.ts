@@ -36,8 +36,57 @@ export interface ConfigSyntax {
  * the line each key was set on, for checks that span keys.
  */
 export function applyConfigLines<C>(text: string, file: string, config: C, keys: Record<string, Setter<C>>, syntax: ConfigSyntax): Map<string, number> {
-  const seen = new Map<string, number>();
-  let sectionLine: number | undefined;
+  const table = sectionKeys(config, keys);
+  const { section } = syntax;
+  if (section === undefined) return readLines(text, file, syntax, null, () => table).get('') ?? new Map();
+  const sections = readLines(text, file, syntax, section, (name, where) => {
+    if (name !== section) throw new ConfigError(`${where}: unknown section [${name}]; this file has only [${section}]`);
+    return table;
+  });
+  return sections.get(section) ?? new Map();
+}
+
+/** Where one section's keys go: the names it knows and a setter per name. */
+export interface SectionKeys {
+  known: string[];
+  setter(key: string): ((value: string) => void) | undefined;
+}
+
+/** A section's table of setters, bound to the object they set. */
+export function sectionKeys<C>(config: C, keys: Record<string, Setter<C>>): SectionKeys {
+  return {
+    known: Object.keys(keys),
+    setter: (key) => (Object.hasOwn(keys, key) ? (value) => keys[key](config, value) : undefined),
+  };
+}
+
+/**
+ * A file of several "[name]" sections, each with its own keys: open() is
+ * called once per section line and says where that section's keys go, or
+ * throws the ConfigError for a section the file may not have. A key above
+ * every section line is refused as one that belongs below [first]. Returns,
+ * per section name, the line each of its keys was set on.
+ */
+export function applyConfigSections(
+  text: string,
+  file: string,
+  syntax: Omit<ConfigSyntax, 'section'> & { first: string },
+  open: (name: string, where: string) => SectionKeys,
+): Map<string, Map<string, number>> {
+  return readLines(text, file, syntax, syntax.first, open);
+}
+
+/** The loop both share; first === null: a file without sections, whose keys are all in section ''. */
+function readLines(
+  text: string,
+  file: string,
+  syntax: Omit<ConfigSyntax, 'section'>,
+  first: string | null,
+  open: (name: string, where: string) => SectionKeys,
+): Map<string, Map<string, number>> {
+  const sections = new Map<string, { line: number; seen: Map<string, number> }>();
+  let current: { keys: SectionKeys; seen: Map<string, number> } | null = first === null ? { keys: open('', file), seen: new Map() } : null;
+  if (current) sections.set('', { line: 0, seen: current.seen });
   text
     .replace(/^\uFEFF/, '')
     .split(/\r?\n/)
@@ -46,33 +95,34 @@ export function applyConfigLines<C>(text: string, file: string, config: C, keys:
       if (line === '' || syntax.comments.includes(line[0])) return;
       const where = `${file}, line ${i + 1}`;
       if (syntax.trailingComments) line = line.replace(new RegExp(`\\s+[${syntax.comments}].*$`), '');
-      const section = /^\[(.*)\]$/.exec(line);
-      if (section && syntax.section !== undefined) {
-        const name = section[1].trim();
-        if (name !== syntax.section) throw new ConfigError(`${where}: unknown section [${name}]; this file has only [${syntax.section}]`);
-        if (sectionLine !== undefined) throw new ConfigError(`${where}: [${name}] already starts on line ${sectionLine}`);
-        sectionLine = i + 1;
+      const header = /^\[(.*)\]$/.exec(line);
+      if (header && first !== null) {
+        const name = header[1].trim();
+        const keys = open(name, where);
+        const earlier = sections.get(name);
+        if (earlier) throw new ConfigError(`${where}: [${name}] already starts on line ${earlier.line}`);
+        current = { keys, seen: new Map() };
+        sections.set(name, { line: i + 1, seen: current.seen });
         return;
       }
       const eq = line.indexOf('=');
       if (eq < 0) throw new ConfigError(`${where}: expected "key = value", got "${line}"`);
       const key = line.slice(0, eq).trim();
       const value = line.slice(eq + 1).trim();
-      const set = keys[key];
-      if (!set) throw new ConfigError(`${where}: unknown key "${key}" (known: ${Object.keys(keys).join(', ')})`);
-      if (syntax.section !== undefined && sectionLine === undefined) {
-        throw new ConfigError(`${where}: "${key}" comes before the [${syntax.section}] line; put it below`);
-      }
+      if (!current) throw new ConfigError(`${where}: "${key}" comes before the [${first}] line; put it below`);
+      const { keys, seen } = current;
+      const set = keys.setter(key);
+      if (!set) throw new ConfigError(`${where}: unknown key "${key}" (known: ${keys.known.join(', ')})`);
       if (seen.has(key)) throw new ConfigError(`${where}: "${key}" is already set on line ${seen.get(key)}`);
       seen.set(key, i + 1);
       try {
-        set(config, value);
+        set(value);
       } catch (err) {
         if (!(err instanceof ValueError)) throw err;
         throw new ConfigError(err.hideValue ? `${where}: bad ${key}: ${err.message}` : `${where}: bad ${key} "${value}": ${err.message}`);
       }
     });
-  return seen;
+  return new Map([...sections].map(([name, s]) => [name, s.seen]));
 }
 
 /** The text of a configuration file, or a ConfigError naming it. */

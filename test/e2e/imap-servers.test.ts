@@ -31,10 +31,10 @@ const alice: ImapUser = { user: 'alice', password: 'alice secret' };
 const bob: ImapUser = { user: 'bob', password: 'b0b"pw' };
 const users = [alice, bob];
 
-const kinds: { name: string; start: (certificate?: 'ca' | 'wrong') => Promise<ImapServer> }[] = [
-  { name: 'Dovecot', start: (certificate) => Dovecot.start({ users, certificate }) },
-  { name: "Cyrus with '.'", start: (certificate) => Cyrus.start({ users, certificate }) },
-  { name: "Cyrus with '/'", start: (certificate) => Cyrus.start({ users, certificate, separator: '/' }) },
+const kinds: { name: string; start: (certificate?: 'ca' | 'wrong', others?: ImapUser[]) => Promise<ImapServer> }[] = [
+  { name: 'Dovecot', start: (certificate, others) => Dovecot.start({ users: others ?? users, certificate }) },
+  { name: "Cyrus with '.'", start: (certificate, others) => Cyrus.start({ users: others ?? users, certificate }) },
+  { name: "Cyrus with '/'", start: (certificate, others) => Cyrus.start({ users: others ?? users, certificate, separator: '/' }) },
 ];
 
 function secured(client: unknown): boolean {
@@ -59,6 +59,21 @@ for (const kind of kinds) {
           assert.ok(secured(c), `${tls}: TLS is up`);
           assert.equal((await folderStatus(c, 'INBOX')).messages, 0);
         }, { tls });
+      }
+    });
+
+    it("each user's mailbox is their own, though their INBOXes are made in the same second", async () => {
+      // Cyrus makes a mailbox's unique id with rand(); see defaultpartition in the helper.
+      const fresh = ['carl', 'dana', 'emma'].map((user) => ({ user, password: `${user} pw` }));
+      const other = await kind.start('ca', fresh);
+      try {
+        await Promise.all(fresh.map((u) => withClient(other, u, (c) => append(c, 'INBOX', Buffer.from(`Subject: for ${u.user}\r\n\r\nx\r\n`)))));
+        for (const u of fresh) {
+          const mine = await withClient(other, u, (c) => readFolder(c, 'INBOX'));
+          assert.deepEqual(mine.map((m) => m.source.toString()), [`Subject: for ${u.user}\r\n\r\nx\r\n`], u.user);
+        }
+      } finally {
+        await other.stop();
       }
     });
 

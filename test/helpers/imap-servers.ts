@@ -77,6 +77,13 @@ export interface ImapServerOptions {
   users: ImapUser[];
   /** Serve the certificate from testCa() (default) or the one not signed by it. */
   certificate?: 'ca' | 'wrong';
+  /**
+   * An administrator who may log in on any user's behalf with SASL PLAIN and
+   * an authorization identity: a Dovecot master user, a Cyrus admin.
+   */
+  admin?: ImapUser;
+  /** The SASL mechanisms offered (default plain and login): without plain, no admin login. */
+  mechanisms?: ('plain' | 'login')[];
 }
 
 /** One session of a user, from the server's protocol trace. */
@@ -107,12 +114,16 @@ export abstract class ImapServer {
   protected program?: Program;
 
   readonly users: ImapUser[];
+  readonly admin?: ImapUser;
+  protected readonly mechanisms: ('plain' | 'login')[];
   readonly imapPort: number;
   readonly imapsPort: number;
   protected readonly certificate: 'ca' | 'wrong';
 
   protected constructor(options: ImapServerOptions, ports: Ports) {
     this.users = options.users;
+    this.admin = options.admin;
+    this.mechanisms = options.mechanisms ?? ['plain', 'login'];
     this.certificate = options.certificate ?? 'ca';
     this.imapPort = ports.imap;
     this.imapsPort = ports.imaps;
@@ -339,6 +350,9 @@ export class Dovecot extends ImapServer {
     this.mkdir(path.join(d, 'mail'), 'nobody:nogroup');
     for (const u of this.users) this.mkdir(this.rawlogDir(u.user), 'nobody:nogroup');
     fs.writeFileSync(path.join(d, 'passwd'), this.users.map((u) => `${u.user}:{PLAIN}${u.password}\n`).join(''));
+    // A master user: SASL PLAIN with the user as authorization identity, or LOGIN as USER*ADMIN.
+    if (this.admin) fs.writeFileSync(path.join(d, 'master-passwd'), `${this.admin.user}:{PLAIN}${this.admin.password}\n`);
+    const masterPassdb = this.admin ? ['auth_master_user_separator = *', 'passdb {', '  driver = passwd-file', `  args = ${d}/master-passwd`, '  master = yes', '}'] : [];
     const { cert, key } = this.certFiles;
     // Blocks over several lines: Dovecot rejects `name { key = value }` on one line.
     const service = (name: string, body = '') => `service ${name} {\n  executable = ${path.join(bin, name)}\n${body}}\n`;
@@ -356,12 +370,13 @@ export class Dovecot extends ImapServer {
         `ssl_cert = <${cert}`,
         `ssl_key = <${key}`,
         'disable_plaintext_auth = no',
-        'auth_mechanisms = plain login',
+        `auth_mechanisms = ${this.mechanisms.join(' ')}`,
         'default_internal_user = dovecot',
         'default_login_user = dovenull',
         'mail_location = maildir:~/Maildir',
         `mail_plugin_dir = ${modules}`,
         ...(this.compress ? ['mail_plugins = $mail_plugins zlib'] : []),
+        ...masterPassdb,
         'passdb {',
         '  driver = passwd-file',
         `  args = ${d}/passwd`,
@@ -512,7 +527,7 @@ export class Cyrus extends ImapServer {
     for (const u of this.users) this.mkdir(this.telemetryDir(u.user), owner);
     const partition = this.mkdir(path.join(d, 'spool'), owner);
     const sasldb = path.join(d, 'sasldb2');
-    for (const u of this.users) {
+    for (const u of [...this.users, ...(this.admin ? [this.admin] : [])]) {
       execFileSync('/usr/sbin/saslpasswd2', ['-f', sasldb, '-p', '-c', '-u', this.servername, u.user], { input: u.password });
     }
     execFileSync('chown', [owner, sasldb]);
@@ -520,11 +535,19 @@ export class Cyrus extends ImapServer {
     const conf: Record<string, string> = {
       configdirectory: this.configDirectory,
       'partition-default': partition,
+      // Without it, Cyrus picks a partition for each new mailbox and so reseeds rand() with the
+      // time in seconds, from which it makes the mailbox's unique id (Debian builds it without
+      // libuuid): two sessions that create a mailbox in the same second (each user's INBOX on
+      // first login) gave both the same id, hence the same files: users saw each other's mail.
+      defaultpartition: 'default',
       servername: this.servername,
       sasl_pwcheck_method: 'auxprop',
       sasl_auxprop_plugin: 'sasldb',
       sasl_sasldb_path: sasldb,
-      sasl_mech_list: 'PLAIN LOGIN',
+      sasl_mech_list: this.mechanisms.join(' ').toUpperCase(),
+      // An admin may authorize as any user (SASL PLAIN authzid): Cyrus's proxy policy lets admins
+      // do it without proxyservers; once authorized, the session has the user's rights, not an admin's.
+      ...(this.admin ? { admins: this.admin.user } : {}),
       allowplaintext: 'yes',
       // The default rewrites 8-bit header bytes to 'X': no byte fidelity without this.
       munge8bit: 'no',

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
+import { adminLoginFor } from '../../src/imap/admin-login';
 import { CONFIG_KEYS, ConfigError, DEFAULTS, checkConfigFiles, parseImapConfig, readImapConfig } from '../../src/imap/config';
 import { parseDatabaseUrl } from '../../src/imap/open-store';
 import { ConfigError as ReceiverConfigError } from '../../src/receiver/config';
@@ -71,7 +72,7 @@ describe('imapsync.conf', () => {
   });
 
   const bad: [string, string][] = [
-    ['colour = blue', 'f, line 2: unknown key "colour" (known: database, database_password_file, pubkey, keyfile, inbox, suffix, exclude, tls, port, cafile, timeout, container, gateway, log_level)'],
+    ['colour = blue', 'f, line 2: unknown key "colour" (known: database, database_password_file, pubkey, keyfile, inbox, suffix, exclude, tls, port, cafile, timeout, container, gateway, log_level, admin_user, admin_password_file)'],
     ['tls = ssl', 'f, line 2: bad tls "ssl": use starttls, imaps, none'],
     ['port = 0', 'f, line 2: bad port "0": use a whole number from 1 to 65535'],
     ['port = 143x', 'f, line 2: bad port "143x": use a whole number from 1 to 65535'],
@@ -97,7 +98,7 @@ describe('imapsync.conf', () => {
     ['log_level = verbose', 'f, line 2: bad log_level "verbose": use error, warn, info, debug'],
     ['inbox = /a\ninbox = /b', 'f, line 3: "inbox" is already set on line 2'],
     ['just words', 'f, line 2: expected "key = value", got "just words"'],
-    ['[other]', 'f, line 2: unknown section [other]; this file has only [imapsync]'],
+    ['[other]', 'f, line 2: unknown section [other]; this file has [imapsync] and [server HOST] sections'],
     ['[imapsync]', 'f, line 2: [imapsync] already starts on line 1'],
   ];
   for (const [body, message] of bad) {
@@ -130,6 +131,103 @@ describe('imapsync.conf', () => {
   it('a file that cannot be read is a ConfigError', () => {
     assert.throws(() => readImapConfig('/nonexistent/imapsync.conf'), { name: 'ConfigError', message: 'cannot read /nonexistent/imapsync.conf: ENOENT' });
   });
+});
+
+describe('imapsync.conf: the admin login, in [imapsync] and [server HOST] sections', () => {
+  const text = [
+    '[imapsync]',
+    'admin_user = benno-archive            ; for every server',
+    'admin_password_file = /etc/benno-imap/admin.secret',
+    '',
+    '[server Mail.Example.com]',
+    'admin_user = masteruser',
+    'admin_password_file = /etc/benno-imap/mail.secret',
+    '[server mail.example.com:993]',
+    'admin_password_file = /etc/benno-imap/mail-993.secret',
+    'admin_user = cyrus',
+    '[ server legacy.example.com ]',
+    'admin_user =',
+    '[server [2001:db8::1]:10143]',
+    'admin_user = v6',
+    'admin_password_file = /etc/benno-imap/v6.secret',
+  ].join('\n');
+  const c = parseImapConfig(text, 'f');
+  const login = (host: string) => {
+    const l = adminLoginFor(c, host);
+    return l && `${l.user} ${l.passwordFile} ${l.section} line ${l.line}`;
+  };
+
+  it('reads the global keys and the sections', () => {
+    assert.equal(c.adminUser, 'benno-archive');
+    assert.equal(c.adminPasswordFile, '/etc/benno-imap/admin.secret');
+    assert.deepEqual(
+      c.servers.map((s) => [s.name, s.host, s.port, s.adminUser, s.adminPasswordFile]),
+      [
+        ['Mail.Example.com', 'mail.example.com', null, 'masteruser', '/etc/benno-imap/mail.secret'],
+        ['mail.example.com:993', 'mail.example.com', 993, 'cyrus', '/etc/benno-imap/mail-993.secret'],
+        ['legacy.example.com', 'legacy.example.com', null, '', undefined],
+        ['[2001:db8::1]:10143', '2001:db8::1', 10143, 'v6', '/etc/benno-imap/v6.secret'],
+      ],
+    );
+    assert.equal(c.port, 143);
+  });
+
+  it("an account's server picks its section: HOST:PORT over HOST over [imapsync]; an empty admin_user is no admin login", () => {
+    assert.equal(login('mail.example.com'), 'masteruser /etc/benno-imap/mail.secret [server Mail.Example.com] line 7');
+    assert.equal(login('MAIL.example.com:143'), 'masteruser /etc/benno-imap/mail.secret [server Mail.Example.com] line 7');
+    assert.equal(login('mail.example.com:993'), 'cyrus /etc/benno-imap/mail-993.secret [server mail.example.com:993] line 9');
+    assert.equal(login('legacy.example.com'), null);
+    assert.equal(login('legacy.example.com:993'), null, 'a section without a port is every port of its host');
+    assert.equal(login('[2001:db8::1]:10143'), 'v6 /etc/benno-imap/v6.secret [server [2001:db8::1]:10143] line 15');
+    assert.equal(login('[2001:db8::1]'), 'benno-archive /etc/benno-imap/admin.secret [imapsync] line 3');
+    assert.equal(login('other.example.com'), 'benno-archive /etc/benno-imap/admin.secret [imapsync] line 3');
+    assert.equal(login('mail.example.com.evil.test'), 'benno-archive /etc/benno-imap/admin.secret [imapsync] line 3', 'whole names only');
+  });
+
+  it("the configuration's port is the port of an account without one", () => {
+    const imaps = parseImapConfig(text.replace('[imapsync]', '[imapsync]\ntls = imaps'), 'f');
+    assert.equal(adminLoginFor(imaps, 'mail.example.com')?.user, 'cyrus');
+  });
+
+  it('without admin keys, no account has an admin login; sections alone work too', () => {
+    assert.equal(adminLoginFor(parse(''), 'mail.example.com'), null);
+    const only = parseImapConfig('[imapsync]\n[server mail.example.com]\nadmin_user = m\nadmin_password_file = /x', 'f');
+    assert.equal(adminLoginFor(only, 'mail.example.com')?.user, 'm');
+    assert.equal(adminLoginFor(only, 'other.example.com'), null);
+  });
+
+  const bad: [string, string][] = [
+    ['[imapsync]\nadmin_user =', 'f, line 2: bad admin_user "": comment the line out for no admin login'],
+    ['[imapsync]\nadmin_user = a\tb\nadmin_password_file = /x', 'f, line 2: bad admin_user "a\tb": up to 255 characters, no control characters'],
+    [`[imapsync]\nadmin_user = ${'a'.repeat(256)}\nadmin_password_file = /x`, `f, line 2: bad admin_user "${'a'.repeat(256)}": up to 255 characters, no control characters`],
+    ['[imapsync]\nadmin_user = m\nadmin_password_file = admin.secret', 'f, line 3: bad admin_password_file "admin.secret": use an absolute path'],
+    ['[imapsync]\nadmin_user = m', 'f, line 2: admin_user needs admin_password_file, the file whose first line is its password'],
+    ['[imapsync]\n\nadmin_password_file = /x', 'f, line 3: admin_password_file without admin_user: whose password is it?'],
+    ['[imapsync]\n[server]', 'f, line 2: bad section [server]: use [server HOST] or [server HOST:PORT], HOST as the accounts have it (benno-imapuser -i), an IPv6 address in brackets'],
+    ['[imapsync]\n[server a b]', 'f, line 2: bad section [server a b]: use [server HOST] or [server HOST:PORT], HOST as the accounts have it (benno-imapuser -i), an IPv6 address in brackets'],
+    ['[imapsync]\n[server a:0]', 'f, line 2: bad section [server a:0]: use [server HOST] or [server HOST:PORT], HOST as the accounts have it (benno-imapuser -i), an IPv6 address in brackets'],
+    ['[imapsync]\n[server a:65536]', 'f, line 2: bad section [server a:65536]: use [server HOST] or [server HOST:PORT], HOST as the accounts have it (benno-imapuser -i), an IPv6 address in brackets'],
+    ['[imapsync]\n[server 2001:db8::1]', 'f, line 2: bad section [server 2001:db8::1]: use [server HOST] or [server HOST:PORT], HOST as the accounts have it (benno-imapuser -i), an IPv6 address in brackets'],
+    ['[imapsync]\n[servers a]', 'f, line 2: unknown section [servers a]; this file has [imapsync] and [server HOST] sections'],
+    ['[imapsync]\n[server a]\ntls = imaps', 'f, line 3: unknown key "tls" (known: admin_user, admin_password_file)'],
+    ['[imapsync]\n[server a]\nadmin_user = m\nadmin_user = n', 'f, line 4: "admin_user" is already set on line 3'],
+    ['[imapsync]\n[server a]', 'f, line 2: [server a] needs admin_user and admin_password_file, or "admin_user =" (empty) for the users\' own passwords on this server'],
+    ['[imapsync]\n[server a]\nadmin_password_file = /x', 'f, line 2: [server a] needs admin_user and admin_password_file, or "admin_user =" (empty) for the users\' own passwords on this server'],
+    ['[imapsync]\n[server a]\nadmin_user = m', 'f, line 3: admin_user needs admin_password_file, the file whose first line is its password'],
+    ['[imapsync]\n[server a]\nadmin_user =\nadmin_password_file = /x', 'f, line 4: admin_password_file with an empty admin_user, which means the users\' own passwords on this server: drop one of the two'],
+    ['[imapsync]\n[server a]\nadmin_user =\n[server a]', 'f, line 4: [server a] already starts on line 2'],
+    ['[imapsync]\n[server a:143]\nadmin_user =\n[server A:143]\nadmin_user =', 'f, line 4: [server A:143] is the same server as [server a:143] (f, line 2)'],
+    ['[imapsync]\n[server a]\nadmin_user =\n[imapsync]', 'f, line 4: [imapsync] already starts on line 1'],
+  ];
+  for (const [body, message] of bad) {
+    it(`refuses ${JSON.stringify(body)}`, () => {
+      assert.throws(() => parseImapConfig(body, 'f'), (e: Error) => {
+        assert.ok(e instanceof ConfigError);
+        assert.equal(e.message, message);
+        return true;
+      });
+    });
+  }
 });
 
 describe('the files imapsync.conf names', () => {
@@ -186,6 +284,43 @@ describe('the files imapsync.conf names', () => {
     assert.notEqual(r.status, 0);
   });
 
+  it('admin password files: every one checked when the admin login is needed, a section\'s with its own line', () => {
+    const secret = file('admin.secret', 'admin pw\n', 0o600);
+    const config = (global: string, section: string) =>
+      parse(`admin_user = a\nadmin_password_file = ${global}\n[server mail.example.com]\nadmin_user = m\nadmin_password_file = ${section}`);
+    assert.deepEqual(checkConfigFiles(config(secret, secret), { adminLogin: true }), []);
+    assert.deepEqual(checkConfigFiles(config(missing, missing), { imap: true, privateKey: true, database: true }), [], 'not needed: not checked');
+    assert.throws(() => checkConfigFiles(config(missing, secret), { adminLogin: true }), {
+      name: 'ConfigError',
+      message: `f, line 3: admin_password_file ${missing}: cannot open it (ENOENT)`,
+    });
+    assert.throws(() => checkConfigFiles(config(secret, missing), { adminLogin: true }), {
+      name: 'ConfigError',
+      message: `f, line 6: admin_password_file ${missing}: cannot open it (ENOENT)`,
+    });
+    assert.throws(() => checkConfigFiles(config(secret, empty), { adminLogin: true }), { message: `f, line 6: admin_password_file ${empty}: is empty` });
+    assert.throws(() => checkConfigFiles(config(dir, secret), { adminLogin: true }), { message: `f, line 3: admin_password_file ${dir}: is not a regular file` });
+  });
+
+  it('an admin password file others can read is refused, one its group can read is a warning; the password is in no message', () => {
+    const open = file('open.secret', 'admin pw\n', 0o644);
+    fs.chmodSync(open, 0o644); // the umask may have taken bits away
+    const group = file('group.secret', 'admin pw\n', 0o640);
+    fs.chmodSync(group, 0o640);
+    const config = (f: string) => parse(`\nadmin_user = a\nadmin_password_file = ${f}`);
+    assert.throws(() => checkConfigFiles(config(open), { adminLogin: true }), (e: Error) => {
+      assert.ok(e instanceof ConfigError);
+      assert.equal(e.message, `f, line 4: admin_password_file ${open}: readable by others (mode 0644), and it opens every mailbox: chmod 600 it, owned by the user benno-imapsync runs as`);
+      assert.ok(!e.message.includes('admin pw'));
+      return true;
+    });
+    assert.deepEqual(checkConfigFiles(config(group), { adminLogin: true }), [
+      `f, line 4: admin_password_file ${group}: readable by its group (mode 0640); chmod 600 it, owned by the user benno-imapsync runs as, unless no one else is in that group`,
+    ]);
+    const both = parse(`admin_user = a\nadmin_password_file = ${group}\n[server x]\nadmin_user = b\nadmin_password_file = ${group}`);
+    assert.equal(checkConfigFiles(both, { adminLogin: true }).length, 1, 'one warning per file');
+  });
+
   it('a key file never appears in a message with its content', () => {
     const secret = file('secret.sec', 'TOPSECRETKEYBYTES');
     assert.doesNotThrow(() => checkConfigFiles(parse(`keyfile = ${secret}`), { privateKey: true }));
@@ -196,6 +331,8 @@ describe('the files imapsync.conf names', () => {
 describe('etc/benno-imap/imapsync.conf', () => {
   const text = fs.readFileSync(EXAMPLE, 'utf8');
   const examples = text.split('\n').filter((l) => /^#[a-z_]+ = /.test(l)).map((l) => l.slice(1));
+  /** The admin login's lines go together (both keys or neither), [server] sections with them. */
+  const isAdmin = (l: string) => /^#?(admin_|\[server )/.test(l);
 
   it('parses as shipped: only keyfile set, as the key pair the package makes is there', () => {
     const c = parseImapConfig(text, 'imapsync.conf');
@@ -210,7 +347,7 @@ describe('etc/benno-imap/imapsync.conf', () => {
 
   it('every commented example line parses', () => {
     assert.ok(examples.length >= CONFIG_KEYS.length - 1);
-    for (const line of examples) {
+    for (const line of examples.filter((l) => !isAdmin(l))) {
       // The password file goes with a MySQL database only.
       const context = line.startsWith('database_password_file') ? 'database = mysql://benno@localhost/benno\n' : '';
       parse(context + line);
@@ -218,7 +355,16 @@ describe('etc/benno-imap/imapsync.conf', () => {
   });
 
   it('every commented default is the default', () => {
-    const c = parse(examples.filter((l) => !/^(cafile|gateway|database_password_file) /.test(l)).join('\n'));
+    const c = parse(examples.filter((l) => !/^(cafile|gateway|database_password_file) /.test(l) && !isAdmin(l)).join('\n'));
     assert.deepEqual({ ...c, source: undefined }, { ...DEFAULTS, source: undefined });
+  });
+
+  it('the admin login example parses, its [server] sections included, when all its lines are uncommented', () => {
+    const admin = text.split('\n').filter((l) => isAdmin(l) || l === '#').map((l) => l.slice(1)).join('\n');
+    const c = parse(admin);
+    assert.equal(c.adminUser, 'benno-archive');
+    assert.deepEqual(c.servers.map((s) => [s.name, s.adminUser]), [['mail2.example.com', 'masteruser'], ['legacy.example.com:993', '']]);
+    assert.equal(adminLoginFor(c, 'mail2.example.com')?.user, 'masteruser');
+    assert.equal(adminLoginFor({ ...c, port: 993 }, 'legacy.example.com'), null);
   });
 });

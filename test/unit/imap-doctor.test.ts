@@ -106,5 +106,10 @@ describe('benno-imapsync --doctor', () => {
     assert.match(p[2], /^warning: the last sync of c on imap\.example\.org .* failed: c@imap\.example\.org: login refused/);
     assert.match(p[3], /^warning: d on imap\.example\.org was last synced 24 hours ago/);
     assert.equal(p.length, 4);
+    const withAdmin = facts({
+      sync: parseImapConfig('[imapsync]\nkeyfile = /etc/benno-imap/benno-imap.sec\nadmin_user = master\nadmin_password_file = /etc/benno-imap/admin.secret\n', '/etc/benno-imap/imapsync.conf'),
+      accounts: [account({ password: null })],
+    });
+    assert.deepEqual(problems(withAdmin), [], 'an admin login needs no stored password');
   });
 });
