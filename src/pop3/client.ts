@@ -326,6 +326,11 @@ export class Pop3Session {
     this.reader = new SocketReader(socket, limits.bufferBytes, options.timeoutMs, this.where);
   }
 
+  /** Bytes received and not yet taken (at most about bufferBytes: the socket is paused beyond). */
+  get buffered(): number {
+    return this.reader.buffered;
+  }
+
   /** Connects, reads the greeting, does STLS when asked to, and asks for CAPA. */
   static async open(options: Pop3ServerOptions, limits: Pop3Limits = DEFAULT_LIMITS): Promise<Pop3Session> {
     const where = `${options.host}:${options.port}`;

@@ -166,17 +166,35 @@ class Run {
       this.save();
       await this.quit();
     } catch (err) {
-      this.session?.close();
-      // What is on disk is recorded before the run gives up; the DELEs sent are forgotten without QUIT.
-      if (!(err instanceof SyncError) && !isStoreError(err)) {
-        this.result.deleted = 0;
-        this.saveQuietly();
-        throw this.failure(kindOf(err, this.loggingIn), this.reason(err), err);
-      }
-      throw err;
+      // What is on disk is recorded before the run gives up.
+      if (!isStoreError(err)) this.saveQuietly();
+      await this.endAfter(err);
+      if (err instanceof SyncError || isStoreError(err)) throw err;
+      throw this.failure(kindOf(err, this.loggingIn), this.reason(err), err);
     }
     this.result.ms = Date.now() - this.started;
     return this.result;
+  }
+
+  /**
+   * Ends the session after a failure. When our side failed (the inbox, the
+   * state file) the session is still in step: QUIT lets the DELEs of the
+   * messages on disk take effect. After a failure of the server or the
+   * network it is dropped, and the server deletes nothing.
+   */
+  private async endAfter(err: unknown): Promise<void> {
+    const s = this.session;
+    if (!s) return;
+    if (err instanceof WriteFailure || isStoreError(err)) {
+      try {
+        await s.quit();
+        return;
+      } catch (quitError) {
+        this.o.log.warn(`${this.o.who}: QUIT after the failure: ${(quitError as Error).message}`);
+      }
+    }
+    s.close();
+    this.result.deleted = 0;
   }
 
   private failure(kind: SyncErrorKind, reason: string, cause?: unknown): Pop3ImportError {
