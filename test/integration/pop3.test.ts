@@ -9,12 +9,11 @@
 import assert from 'node:assert/strict';
 import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DEFAULT_ENVELOPE_NAMES, importedEnvelope } from '../../src/spool/format';
 import { DEFAULT_SUFFIX, finalName } from '../../src/spool/names';
-import { ROOT, sha256 } from '../helpers/daemon';
+import { ROOT, argvAfterFirstLine, sha256 } from '../helpers/daemon';
 import { mountTmpfs, removeTree, tempDir } from '../helpers/fs';
 import { Dovecot, ImapUser, append, asCrlf, nastyMessage, withClient } from '../helpers/imap-servers';
 import { freePort } from '../helpers/net';
@@ -239,22 +238,11 @@ describe('benno-pop3 against a real Dovecot', () => {
   });
 
   it('a password given with -p warns and is gone from the process list while the program runs', async () => {
-    // A server that accepts and says nothing keeps the program waiting for its greeting.
-    const silent = net.createServer(() => undefined);
-    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-    try {
-      const port = (silent.address() as net.AddressInfo).port;
-      const p = spawn(process.execPath, [POP3, '-u', 'anna', '-e', 'anna@example.org', '-i', `127.0.0.1:${port}`, '-p', 'Visible?Secret', '--tls', 'none', '--inbox', inboxOf('ps'), '--state', path.join(work, 'ps.state')], { stdio: ['ignore', 'ignore', 'pipe'] });
-      const exited = new Promise((resolve) => p.on('close', resolve));
-      const warning = await new Promise<string>((resolve) => p.stderr.once('data', (d: Buffer) => resolve(d.toString())));
-      assert.match(warning, /warning: a password on the command line can be seen/);
-      const cmdline = fs.readFileSync(`/proc/${p.pid}/cmdline`, 'latin1');
-      p.kill();
-      await exited;
-      assert.ok(cmdline.length > 0 && !cmdline.includes('Visible?Secret'), JSON.stringify(cmdline));
-    } finally {
-      silent.close();
-    }
+    const { line, cmdline } = await argvAfterFirstLine(POP3, (port) => [
+      '-u', 'anna', '-e', 'anna@example.org', '-i', `127.0.0.1:${port}`, '-p', 'Visible?Secret', '--tls', 'none', '--inbox', inboxOf('ps'), '--state', path.join(work, 'ps.state'),
+    ]);
+    assert.match(line, /warning: a password on the command line can be seen/);
+    assert.ok(cmdline.length > 0 && !cmdline.includes('Visible?Secret'), JSON.stringify(cmdline));
   });
 
   it('a state file of another mailbox is refused in one line; so is every usage mistake (exit 64)', () => {
