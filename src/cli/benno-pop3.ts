@@ -5,22 +5,16 @@
 // interrupted import resumes without doubling anything; with --delete each
 // message is deleted on the server once its file is durable.
 
-import * as fs from 'node:fs';
-import { ConfigError, DEFAULTS, ImapConfig, readImapConfig } from '../imap/config';
 import { ImportEnvelope, addressList } from '../imap/envelope';
-import { StoreError } from '../imap/store';
-import { SyncError } from '../imap/sync';
-import { LOG_LEVELS, LogLevel, Logger } from '../ops/log';
 import { Pop3Tls } from '../pop3/client';
-import { Pop3ImportError, Pop3ImportOptions, Pop3Result, importPop3 } from '../pop3/import';
+import { Pop3ImportError, Pop3Result, importPop3 } from '../pop3/import';
 import { UidlStateFile } from '../pop3/state';
-import { DEFAULT_ENVELOPE_NAMES, gatewayNameProblem } from '../spool/format';
-import { SpoolWriter } from '../spool/writer';
-import { emailsArg, hostArg, openLog, openState, readPassword, stateFilePath, syncExit, usage, withStateLock } from './mailbox-args';
+import { DEFAULT_ENVELOPE_NAMES } from '../spool/format';
+import { openState } from './mailbox-args';
+import { IMPORT_OPTIONS, ImportArgs, importFailure, importOptions, mailboxArgs, runImport } from './one-time-import';
 import { progressBar } from './progress';
 import { commandLine, rejectRepeated, runMain } from './run';
-import { prepareSpool } from './start';
-import { EX_CONFIG, EX_IOERR, EX_OK, Fatal } from './sysexits';
+import { EX_OK } from './sysexits';
 
 const PROGRAM = 'benno-pop3';
 const PORTS: Record<Pop3Tls, number> = { starttls: 110, pop3s: 995, none: 110 };
@@ -65,68 +59,18 @@ configuration, 64 bad usage.
 Example:
   ${PROGRAM} -u anna@example.org -i pop.example.org --tls pop3s -p - < anna.pw`;
 
-interface Args {
-  config?: string;
-  user?: string;
-  host?: string;
-  emails?: string;
-  password?: string;
-  'password-file'?: string;
-  inbox?: string;
+interface Args extends ImportArgs {
   tls: Pop3Tls;
-  cafile?: string;
-  gateway?: string;
-  timeout?: number;
-  state?: string;
   delete: boolean;
-  logfile?: string;
-  'log-level'?: LogLevel;
 }
 
 function parseArgs(): Args {
-  const a = commandLine(PROGRAM, USAGE, EPILOG)
-    .option('user', { alias: 'u', type: 'string', describe: 'POP3 user name' })
-    .option('host', { alias: 'i', type: 'string', describe: 'POP3 server: HOST, HOST:PORT or [IPv6]:PORT' })
-    .option('emails', { alias: 'e', type: 'string', describe: "the mailbox owner's e-mail addresses, comma-separated (the envelope recipients)" })
-    .option('password', { alias: 'p', type: 'string', describe: 'POP3 password; "-": read it from stdin' })
-    .option('password-file', { type: 'string', describe: 'read the POP3 password from the first line of this file' })
+  const a = importOptions(commandLine(PROGRAM, USAGE, EPILOG), PROGRAM, 'POP3', 'inbox, suffix, cafile, timeout, gateway')
     .option('delete', { type: 'boolean', default: false, describe: 'delete each message on the server once its file is durable in the inbox' })
-    .option('config', { alias: 'c', type: 'string', describe: 'take inbox, suffix, cafile, timeout, gateway from this imapsync.conf' })
-    .option('inbox', { type: 'string', describe: "Benno's inbox (default: /srv/benno/inbox)" })
     .option('tls', { choices: ['starttls', 'pop3s', 'none'], default: 'starttls', describe: 'starttls (port 110), pop3s (port 995) or none (clear text: trusted networks only)' })
-    .option('cafile', { type: 'string', describe: "CA certificates (PEM) the server's certificate is checked against (default: the system's)" })
-    .option('gateway', { type: 'string', describe: "X-BENNO-GW name for Benno's container rules (multi-import)" })
-    .option('timeout', { type: 'number', describe: 'seconds the server may stay silent (default: 60)' })
-    .option('state', { type: 'string', describe: 'state file, for resuming (default: /var/lib/benno-imap/benno-pop3-USER@HOST.state)' })
-    .option('logfile', { alias: 'f', type: 'string', describe: 'append the log to this file instead of stderr' })
-    .option('log-level', { choices: LOG_LEVELS, describe: 'least severity logged (default: info)' })
     .parseSync() as unknown as Args;
-  rejectRepeated(PROGRAM, a as unknown as Record<string, unknown>, [
-    'config', 'user', 'host', 'emails', 'password', 'password-file', 'inbox', 'tls', 'cafile', 'gateway', 'timeout', 'state', 'logfile', 'log-level',
-  ]);
+  rejectRepeated(PROGRAM, a as unknown as Record<string, unknown>, [...IMPORT_OPTIONS, 'tls']);
   return a;
-}
-
-function readConfig(file: string): ImapConfig {
-  try {
-    return readImapConfig(file);
-  } catch (err) {
-    if (err instanceof ConfigError) throw new Fatal(err.message, EX_CONFIG);
-    throw err;
-  }
-}
-
-/** The CA file's bytes; one that cannot be read is a usage error (or a configuration error, when it came from there). */
-function caOf(a: Args, config: ImapConfig | null): Buffer | undefined {
-  const file = a.cafile ?? config?.cafile;
-  if (file === undefined) return undefined;
-  try {
-    return fs.readFileSync(file);
-  } catch (err) {
-    const problem = `cannot read the CA file ${file} (${(err as NodeJS.ErrnoException).code})`;
-    if (a.cafile !== undefined) usage(problem);
-    throw new Fatal(`${a.config}: ${problem}`, EX_CONFIG);
-  }
 }
 
 function summary(r: Pop3Result): string {
@@ -139,75 +83,35 @@ function mailboxLine(r: Pop3Result): string {
 
 async function main(): Promise<void> {
   const a = parseArgs();
-  // First: a password given with -p leaves the process list now.
-  const password = await readPassword(PROGRAM, a);
-  if (a.user === undefined || a.user === '') usage('name the mailbox with -u USER');
-  if (/[\s\0]/.test(a.user)) usage('bad -u: a POP3 user name has no spaces or control characters');
-  if (a.host === undefined) usage('name the server with -i HOST[:PORT]');
-  const where = hostArg(a.host);
-  if (!password) usage('give the password: -p - (from stdin) or --password-file FILE');
-  if (password.includes(0x0a) || password.includes(0x0d) || password.includes(0)) usage('the password has a line break or NUL, which POP3 cannot send');
-  if (a.timeout !== undefined && !(Number.isInteger(a.timeout) && a.timeout >= 1 && a.timeout <= 3600)) usage('bad --timeout: a whole number of seconds from 1 to 3600');
-  const emails = a.emails !== undefined ? emailsArg(a.emails) : a.user.includes('@') ? emailsArg(a.user) : usage(`give the addresses of ${a.user} with -e: the user name is no e-mail address, and imported mail is filed for the mailbox owner's addresses`);
-  const config = a.config !== undefined ? readConfig(a.config) : null;
-  const base = config ?? DEFAULTS;
-  const gateway = a.gateway ?? base.gateway;
-  if (gateway !== undefined) {
-    const problem = gatewayNameProblem(gateway);
-    if (problem) usage(`bad --gateway ${problem}`);
-  }
-  const mailbox = `${a.user}@${where.host}`;
-  const options: Omit<Pop3ImportOptions, 'writer' | 'state' | 'log'> = {
-    server: { host: where.host, port: where.port ?? PORTS[a.tls], tls: a.tls, ca: caOf(a, config), timeoutMs: (a.timeout ?? base.timeout) * 1000 },
-    user: a.user,
-    password,
-    who: `${a.user}@${where.spec}`,
-    envelope: new ImportEnvelope(DEFAULT_ENVELOPE_NAMES, addressList(emails), gateway ?? null),
-    deleteArchived: a.delete,
-  };
-  const stateFile = stateFilePath(PROGRAM, a.state, mailbox);
-  const { log, end } = openLog(PROGRAM, a['log-level'] ?? base.logLevel, a.logfile);
-  try {
-    process.exitCode = await withStateLock(PROGRAM, stateFile, mailbox, async () => {
-      const state = openState(() => new UidlStateFile(stateFile, PROGRAM, mailbox));
-      const writer = new SpoolWriter(a.inbox ?? base.inbox, { suffix: base.suffix });
-      try {
-        await prepareSpool(writer, { noun: 'inbox', elsewhere: a.inbox !== undefined || !config ? 'pass --inbox' : `set inbox in ${a.config}, or pass --inbox` }, log);
-        const bar = !a.logfile && process.stderr.isTTY ? progressBar(process.stderr, `${options.who} `) : undefined;
-        return await importMailbox({ ...options, writer, state, log, progress: bar });
-      } finally {
-        writer.close();
-      }
-    });
-  } finally {
-    await end();
-    password.fill(0);
-  }
-}
-
-/** The import itself; every outcome is logged, the exit status returned. */
-async function importMailbox(options: Pop3ImportOptions): Promise<number> {
-  const log: Logger = options.log;
-  try {
-    const result = await importPop3(options);
-    log.info(mailboxLine(result));
-    log.info(summary(result));
-    return EX_OK;
-  } catch (err) {
-    if (err instanceof SyncError) {
-      log.error(err.message);
-      if (err instanceof Pop3ImportError) {
-        log.info(mailboxLine(err.done));
-        log.info(summary(err.done));
-      }
-      return syncExit(err);
+  const m = await mailboxArgs(PROGRAM, a);
+  const who = `${m.user}@${m.where.spec}`;
+  process.exitCode = await runImport(PROGRAM, m, a, async ({ log, writer, stateFile, terminal }) => {
+    const state = openState(() => new UidlStateFile(stateFile, PROGRAM, m.name));
+    try {
+      const result = await importPop3({
+        server: { host: m.where.host, port: m.where.port ?? PORTS[a.tls], tls: a.tls, ca: m.ca?.pem, timeoutMs: m.timeoutMs },
+        user: m.user,
+        password: m.password,
+        who,
+        envelope: new ImportEnvelope(DEFAULT_ENVELOPE_NAMES, addressList(m.emails), m.gateway),
+        writer,
+        state,
+        deleteArchived: a.delete,
+        log,
+        progress: terminal ? progressBar(process.stderr, `${who} `) : undefined,
+      });
+      log.info(mailboxLine(result));
+      log.info(summary(result));
+      return EX_OK;
+    } catch (err) {
+      return importFailure(log, err, () => {
+        if (err instanceof Pop3ImportError) {
+          log.info(mailboxLine(err.done));
+          log.info(summary(err.done));
+        }
+      });
     }
-    if (err instanceof StoreError) {
-      log.error(`${err.message}; stopped (run again once it can be written: what is archived lands on the same files)`);
-      return EX_IOERR;
-    }
-    throw err;
-  }
+  });
 }
 
 runMain(PROGRAM, main);

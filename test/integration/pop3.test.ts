@@ -143,12 +143,16 @@ describe('benno-pop3 against a real Dovecot', () => {
     assert.deepEqual(session.commands.filter((c) => /^(DELE|RSET)/.test(c)), [], 'no DELE without --delete');
   });
 
-  it('a second run, over POP3S, fetches nothing: the state knows every UIDL', () => {
+  it('a second run, over POP3S and logging to -f LOGFILE, fetches nothing: the state knows every UIDL', () => {
     const inbox = path.join(work, 'anna');
     const sessions = dovecot.pop3Sessions('anna').length;
-    const r = cli(args(anna, inbox, { tls: 'pop3s', port: dovecot.pop3sPort }), `${anna.password}\n`);
+    const logfile = path.join(work, 'pop3.log');
+    const r = cli(args(anna, inbox, { tls: 'pop3s', port: dovecot.pop3sPort, extra: ['-f', logfile] }), `${anna.password}\n`);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stderr, /: 25 messages, 0 archived, 25 archived before, 0 skipped, 0 deleted, \d+ ms$/m);
+    assert.equal(r.stderr, '', 'the log went to the file');
+    const log = fs.readFileSync(logfile, 'utf8');
+    assert.match(log, /: 25 messages, 0 archived, 25 archived before, 0 skipped, 0 deleted, \d+ ms$/m);
+    assert.match(log, /summary: anna@127\.0\.0\.1:\d+ mailboxes=1 archived=0 deleted=0 /);
     assert.equal(spoolFiles(inbox).length, 25);
     const mine = dovecot.pop3Sessions('anna').slice(sessions);
     assert.ok(mine.length >= 1 && mine.every((s) => !s.commands.some((c) => c.startsWith('RETR'))), JSON.stringify(mine));
