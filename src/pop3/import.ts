@@ -14,29 +14,17 @@
 import { Logger } from '../ops/log';
 import { SpoolFile, SpoolWriter } from '../spool/writer';
 import { ImportEnvelope } from '../imap/envelope';
-import { SyncError, SyncErrorKind } from '../imap/sync';
+import { DEFAULT_TUNING, SyncError, SyncErrorKind, SyncTuning } from '../imap/sync';
 import { DEFAULT_LIMITS, Pop3Error, Pop3Limits, Pop3ServerOptions, Pop3Session, serverText } from './client';
 import { UidlStateFile, isUidl } from './state';
 
-export interface Pop3Tuning {
-  /** Messages LIST announces larger than this are fetched alone and streamed; smaller ones in batches. */
-  largeBytes: number;
-  /** Announced bytes per batch. */
-  batchBytes: number;
-  /** Most messages per batch. */
-  batchMessages: number;
-  /** The state is saved after this many new messages or milliseconds, whichever comes first. */
-  saveEveryMessages: number;
-  saveEveryMs: number;
-}
-
-export const DEFAULT_POP3_TUNING: Pop3Tuning = {
-  largeBytes: 1024 * 1024,
-  batchBytes: 4 * 1024 * 1024,
-  batchMessages: 200,
-  saveEveryMessages: 300,
-  saveEveryMs: 5000,
-};
+/**
+ * As for IMAP: messages LIST announces larger than largeBytes are fetched
+ * alone and streamed, smaller ones in batches of at most chunkBytes (as
+ * announced) and batchMessages; the state is saved after saveEveryMessages
+ * new messages or saveEveryMs, whichever comes first.
+ */
+export type Pop3Tuning = Pick<SyncTuning, 'largeBytes' | 'chunkBytes' | 'batchMessages' | 'saveEveryMessages' | 'saveEveryMs'>;
 
 /** How far the message may run past its LIST size before the server is taken for a liar. */
 const SLACK = (size: number) => 2 * size + 64 * 1024;
@@ -140,7 +128,7 @@ class Run {
   private todo = 0;
 
   constructor(private readonly o: Pop3ImportOptions) {
-    this.tuning = { ...DEFAULT_POP3_TUNING, ...o.tuning };
+    this.tuning = { ...DEFAULT_TUNING, ...o.tuning };
     this.result = { mailbox: o.who, listed: 0, archived: 0, before: 0, skipped: 0, deleted: 0, ms: 0 };
   }
 
@@ -237,12 +225,12 @@ class Run {
   }
 
   private async archiveAll(todo: Listed[]): Promise<void> {
-    const { largeBytes, batchBytes, batchMessages } = this.tuning;
+    const { largeBytes, chunkBytes, batchMessages } = this.tuning;
     for (let i = 0; i < todo.length; ) {
       const batch: Listed[] = [todo[i++]];
       let bytes = batch[0].size;
       if (batch[0].size <= largeBytes) {
-        while (i < todo.length && todo[i].size <= largeBytes && batch.length < batchMessages && bytes + todo[i].size <= batchBytes) {
+        while (i < todo.length && todo[i].size <= largeBytes && batch.length < batchMessages && bytes + todo[i].size <= chunkBytes) {
           bytes += todo[i].size;
           batch.push(todo[i++]);
         }
