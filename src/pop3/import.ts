@@ -193,9 +193,13 @@ class Run {
   /** Why, in one line, with the password blanked wherever a server might have echoed it. */
   private reason(err: unknown): string {
     let text: string;
-    if (err instanceof Pop3Error && err.kind === 'refused' && this.loggingIn) text = `login refused: ${err.message}`;
-    else if (err instanceof WriteFailure && kindOf(err, false) === 'disk-full') text = `the inbox ${this.o.writer.dir} is full (${err.error.code}); stopped with the state at what is on disk`;
-    else text = err instanceof Error ? err.message : String(err);
+    if (err instanceof Pop3Error && err.kind === 'refused' && this.loggingIn) {
+      text = `${kindOf(err, true) === 'login' ? 'login refused' : 'login put off by the server, try again later'}: ${err.message}`;
+    } else if (err instanceof WriteFailure && kindOf(err, false) === 'disk-full') {
+      text = `the inbox ${this.o.writer.dir} is full (${err.error.code}); stopped with the state at what is on disk`;
+    } else {
+      text = err instanceof Error ? err.message : String(err);
+    }
     const secret = this.o.password.toString('latin1');
     return secret.length >= 3 ? text.split(secret).join('***') : text;
   }
