@@ -7,8 +7,16 @@
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { after, describe, it } from 'node:test';
+import * as path from 'node:path';
+import { ImportEnvelope } from '../../src/imap/envelope';
+import type { Logger } from '../../src/ops/log';
 import { Pop3Error, Pop3ServerOptions, Pop3Session } from '../../src/pop3/client';
+import { Pop3ImportError, importPop3 } from '../../src/pop3/import';
+import { UidlStateFile } from '../../src/pop3/state';
+import { DEFAULT_ENVELOPE_NAMES } from '../../src/spool/format';
+import { SpoolWriter } from '../../src/spool/writer';
 import { eventually } from '../helpers/daemon';
+import { removeTree, tempDir } from '../helpers/fs';
 
 type Script = (socket: net.Socket, line: (handler: (line: string) => void) => void) => void;
 
@@ -179,6 +187,36 @@ describe('POP3 client against a hostile server', () => {
       assert.equal(received, size);
     } finally {
       s.close();
+    }
+  });
+
+  it('a login refused for good is a login failure (exit 69); one put off ([IN-USE], [SYS/TEMP]) is temporary (75)', async () => {
+    const dir = tempDir();
+    try {
+      const quiet = { error: () => undefined, warn: () => undefined, info: () => undefined, debug: () => undefined } as unknown as Logger;
+      const outcome = async (pass: string) => {
+        const o = await fake(pop3({ PASS: pass }));
+        try {
+          await importPop3({
+            server: o, user: 'u', password: Buffer.from('pw'), who: 'u@test', log: quiet, deleteArchived: false,
+            envelope: new ImportEnvelope(DEFAULT_ENVELOPE_NAMES, [Buffer.from('u@example.org')], null),
+            writer: new SpoolWriter(dir), state: new UidlStateFile(path.join(dir, 'state'), 'test', 'u@test'),
+          });
+        } catch (err) {
+          assert.ok(err instanceof Pop3ImportError, String(err));
+          return { kind: err.kind, message: err.message };
+        }
+        assert.fail('the import went through');
+      };
+      assert.deepEqual(await outcome('-ERR [AUTH] invalid credentials\r\n'), { kind: 'login', message: 'u@test: login refused: PASS: [AUTH] invalid credentials' });
+      assert.deepEqual(await outcome('-ERR wrong\r\n'), { kind: 'login', message: 'u@test: login refused: PASS: wrong' });
+      for (const code of ['IN-USE', 'SYS/TEMP', 'LOGIN-DELAY']) {
+        const r = await outcome(`-ERR [${code}] not now\r\n`);
+        assert.equal(r.kind, 'protocol', code);
+        assert.match(r.message, /login put off by the server/);
+      }
+    } finally {
+      removeTree(dir);
     }
   });
 });
