@@ -29,6 +29,8 @@ dot-stuffing undone, nothing else changed), after the envelope lines Benno reads
 X-REAL-MAILFROM from the message's first Return-Path, and one X-REAL-RCPTTO per -e address
 (the mailbox owner's addresses; the user name when it is an address and -e is not given).
 POP3 cannot send a message whose last line has no line end: servers add CRLF to it.
+Without --delete nothing is marked read: messages are fetched with TOP (the whole message,
+RFC 1939) where the server offers it, not RETR, which marks them read.
 
 Encryption: --tls starttls (port 110, STLS required; the default), pop3s (port 995, TLS from
 the first byte), or none (the password in clear text: only on a trusted network). The

@@ -3,13 +3,19 @@
 // the server only after that.
 //
 // On the wire: the greeting, STLS (or TLS from the start), CAPA, USER/PASS,
-// UIDL and LIST; then RETR for each message whose UIDL is not in the state,
-// small ones in batches (pipelined where CAPA says PIPELINING) whose files
+// UIDL and LIST; then the message for each UIDL not in the state, small
+// ones in batches (pipelined where CAPA says PIPELINING) whose files
 // are committed together (one shared directory fsync), a large one alone and
 // streamed to its file as it arrives; DELE per archived message only with
 // deleteArchived; QUIT, which makes the DELEs take effect (RFC 1939 6). A
 // run that breaks off never sends QUIT: the server then deletes nothing,
 // and the next run, which finds the UIDLs in the state, deletes them.
+//
+// Without deleteArchived the mailbox must stay as it was, but servers mark
+// a message read when RETR hands it out (Dovecot sets \Seen). So where CAPA
+// offers TOP, a message is fetched with TOP n and more lines than any
+// message has, which RFC 1939 7 defines as the entire message, and which
+// leaves it unread; RETR only where there is no TOP, or with deleteArchived.
 
 import { Logger } from '../ops/log';
 import { SpoolFile, SpoolWriter } from '../spool/writer';
@@ -28,6 +34,8 @@ export type Pop3Tuning = Pick<SyncTuning, 'largeBytes' | 'chunkBytes' | 'batchMe
 
 /** How far the message may run past its LIST size before the server is taken for a liar. */
 const SLACK = (size: number) => 2 * size + 64 * 1024;
+/** TOP's line count that means "all of it": more lines than a message can have, and still a 32-bit number for any server. */
+const ALL_LINES = 2147483647;
 /** Bytes of a message's start searched for its Return-Path before the envelope is written. */
 const HEAD_BYTES = 256 * 1024;
 
@@ -126,6 +134,8 @@ class Run {
   private readonly started = Date.now();
   /** Messages to fetch this run, for progress. */
   private todo = 0;
+  /** The command that fetches message n: TOP (leaves it unread) or RETR. */
+  private fetch = (n: number) => `RETR ${n}`;
 
   constructor(private readonly o: Pop3ImportOptions) {
     this.tuning = { ...DEFAULT_TUNING, ...o.tuning };
@@ -140,6 +150,7 @@ class Run {
       this.loggingIn = true;
       await this.session.login(this.o.user, this.o.password);
       this.loggingIn = false;
+      if (!this.o.deleteArchived && this.session.capabilities.has('TOP')) this.fetch = (n) => `TOP ${n} ${ALL_LINES}`;
       const listed = await this.list(this.session);
       this.result.listed = listed.length;
       const onServer = new Set(listed.map((m) => m.uidl));
@@ -244,18 +255,18 @@ class Run {
   }
 
   /**
-   * RETR for each message of the batch (all sent at once with PIPELINING),
+   * RETR (or TOP) for each message of the batch (all sent at once with PIPELINING),
    * each read into its file; then the files committed together; then, in
    * order, each recorded (and DELEd) as its file is durable.
    */
   private async archiveBatch(batch: Listed[]): Promise<void> {
     const s = this.session!;
     const pipelined = s.capabilities.has('PIPELINING');
-    if (pipelined) for (const m of batch) s.request(`RETR ${m.n}`);
+    if (pipelined) for (const m of batch) s.request(this.fetch(m.n));
     const files: (SpoolFile | null)[] = [];
     try {
       for (const m of batch) {
-        if (!pipelined) s.request(`RETR ${m.n}`);
+        if (!pipelined) s.request(this.fetch(m.n));
         files.push(await this.retrieve(s, m));
       }
     } catch (err) {
@@ -289,7 +300,7 @@ class Run {
   private async retrieve(s: Pop3Session, m: Listed): Promise<SpoolFile | null> {
     const what = `message ${m.n} (UIDL ${m.uidl})`;
     try {
-      await s.answer(`RETR ${m.n}`);
+      await s.answer(this.fetch(m.n));
     } catch (err) {
       if (!(err instanceof Pop3Error && err.kind === 'refused')) throw err;
       this.o.log.warn(`${this.o.who}: ${what}: the server does not hand it out (${err.message}); skipped, tried again next run`);

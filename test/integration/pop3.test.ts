@@ -15,7 +15,7 @@ import { DEFAULT_ENVELOPE_NAMES, importedEnvelope } from '../../src/spool/format
 import { DEFAULT_SUFFIX, finalName } from '../../src/spool/names';
 import { ROOT, argvAfterFirstLine, sha256 } from '../helpers/daemon';
 import { mountTmpfs, removeTree, tempDir } from '../helpers/fs';
-import { Dovecot, ImapUser, append, asCrlf, nastyMessage, withClient } from '../helpers/imap-servers';
+import { Dovecot, ImapUser, append, asCrlf, nastyMessage, readFolder, withClient } from '../helpers/imap-servers';
 import { freePort } from '../helpers/net';
 import { pop3Messages, withPop3 } from '../helpers/pop3';
 import { readWhole, spoolFiles, tempFiles } from '../helpers/spool';
@@ -121,6 +121,10 @@ describe('benno-pop3 against a real Dovecot', () => {
     assert.match(r.stderr, /info: anna@127\.0\.0\.1:\d+: 25 messages, 25 archived, 0 archived before, 0 skipped, 0 deleted, \d+ ms$/m);
     assert.match(r.stderr, /info: summary: anna@127\.0\.0\.1:\d+ mailboxes=1 archived=25 deleted=0 seconds=/);
     assert.ok(!r.stderr.includes(anna.password));
+    // Before the test's own RETRs below, which mark messages read: benno-pop3 fetched with TOP and left them unread.
+    await withClient(dovecot, anna, async (c) => {
+      for (const m of await readFolder(c, 'INBOX')) assert.deepEqual(m.flags, [], `message ${m.uid} left as it was`);
+    });
 
     const served = await pop3Messages(dovecot, anna);
     assert.equal(served.length, 25, 'nothing deleted');
@@ -138,9 +142,9 @@ describe('benno-pop3 against a real Dovecot', () => {
     // The sender line comes from Return-Path; a message without one has none.
     assert.ok(fs.readFileSync(path.join(inbox, finalName(sha256(expectedFile(anna, served[0].message)), DEFAULT_SUFFIX)), 'latin1').startsWith('X-REAL-MAILFROM: <dots@example.com>\r\nX-REAL-RCPTTO: <anna@example.org>\r\nReturn-Path:'));
 
-    const session = dovecot.pop3Sessions('anna').find((s) => s.commands.includes('RETR 1'));
-    assert.ok(session, 'a session fetched');
-    assert.deepEqual(session.commands.filter((c) => /^(DELE|RSET)/.test(c)), [], 'no DELE without --delete');
+    const session = dovecot.pop3Sessions('anna').find((s) => s.commands.includes('TOP 1 2147483647'));
+    assert.ok(session, 'a session fetched every message whole with TOP');
+    assert.deepEqual(session.commands.filter((c) => /^(DELE|RSET|RETR)/.test(c)), [], 'no DELE without --delete, and no RETR, which marks messages read');
   });
 
   it('a second run, over POP3S and logging to -f LOGFILE, fetches nothing: the state knows every UIDL', () => {
@@ -155,7 +159,7 @@ describe('benno-pop3 against a real Dovecot', () => {
     assert.match(log, /summary: anna@127\.0\.0\.1:\d+ mailboxes=1 archived=0 deleted=0 /);
     assert.equal(spoolFiles(inbox).length, 25);
     const mine = dovecot.pop3Sessions('anna').slice(sessions);
-    assert.ok(mine.length >= 1 && mine.every((s) => !s.commands.some((c) => c.startsWith('RETR'))), JSON.stringify(mine));
+    assert.ok(mine.length >= 1 && mine.every((s) => !s.commands.some((c) => /^(RETR|TOP)/.test(c))), JSON.stringify(mine));
   });
 
   it('SIGKILL in the middle of an import, then a new run: every message in the inbox once, nothing half-written', async () => {
