@@ -2,10 +2,12 @@
 //     - a first sync of one mailbox of N × 10 KB (10,000 by default):
 //       benno-imapsync (each message fsynced into the inbox) and mbsync
 //       (isync, the tool administrators compare with) pulling the same
-//       mailbox into a Maildir with its default fsync, rounds interleaved;
+//       mailbox into a Maildir with its default fsync, and benno-pop3
+//       importing the same mailbox over POP3 (issue 12), rounds interleaved;
 //     - a run over 50 accounts × 10 folders with no new mail: seconds, and
 //       the FETCH commands Dovecot counted (must be zero);
-//     - peak RSS of benno-imapsync importing one 100 MB message.
+//     - peak RSS of benno-imapsync and of benno-pop3 importing one 100 MB
+//       message.
 // The mailboxes are filled by writing Maildir files, which Dovecot indexes
 // on first access: appending 10,000 messages over IMAP would take longer
 // than what is measured.
@@ -20,6 +22,7 @@ import { Options, Part, median, mib, spoolBase, timeRate, timed } from './measur
 
 const SYNC = path.join(ROOT, 'dist', 'src', 'cli', 'benno-imapsync.js');
 const USER = path.join(ROOT, 'dist', 'src', 'cli', 'benno-imapuser.js');
+const POP3 = path.join(ROOT, 'dist', 'src', 'cli', 'benno-pop3.js');
 
 const BENCH: ImapUser = { user: 'bench', password: 'bench pw' };
 const BIG: ImapUser = { user: 'big', password: 'big pw' };
@@ -119,9 +122,22 @@ function mbsync(dir: string, server: Dovecot, user: ImapUser): Promise<number> {
 
 /** Wall seconds and peak RSS (from /proc while it runs) of a benno-imapsync run. */
 function measured(config: string, extra: string[] = []): Promise<{ seconds: number; peak: number }> {
+  return measuredRun(SYNC, ['-c', config, '--lock', `${config}.lock`, ...extra]);
+}
+
+/** benno-pop3 importing user's mailbox from Dovecot (STLS) into a fresh inbox in dir, measured like benno-imapsync. */
+function pop3Import(dir: string, server: Dovecot, user: ImapUser): Promise<{ seconds: number; peak: number }> {
+  fs.mkdirSync(path.join(dir, 'inbox'), { recursive: true });
+  const args = ['-u', user.user, '-e', `${user.user}@example.org`, '-i', `127.0.0.1:${server.pop3Port}`, '--cafile', server.caFile, '-p', '-', '--inbox', path.join(dir, 'inbox'), '--state', path.join(dir, 'pop3.state')];
+  return measuredRun(POP3, args, `${user.password}\n`);
+}
+
+/** Wall seconds and peak RSS (from /proc while it runs) of one of our programs; it must exit 0. */
+function measuredRun(bin: string, args: string[], input = ''): Promise<{ seconds: number; peak: number }> {
   const started = process.hrtime.bigint();
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [SYNC, '-c', config, '--lock', `${config}.lock`, ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const p = spawn(process.execPath, [bin, ...args], { stdio: ['pipe', 'ignore', 'pipe'] });
+    p.stdin.end(input);
     let peak = 0;
     let stderr = '';
     p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -135,7 +151,7 @@ function measured(config: string, extra: string[] = []): Promise<{ seconds: numb
     p.on('close', (code) => {
       clearInterval(timer);
       if (code === 0) resolve({ seconds: Number(process.hrtime.bigint() - started) / 1e9, peak });
-      else reject(new Error(`benno-imapsync exited ${code}: ${stderr}`));
+      else reject(new Error(`${path.basename(bin)} exited ${code}: ${stderr}`));
     });
   });
 }
@@ -144,11 +160,11 @@ async function run(options: Options): Promise<string[][]> {
   const messages = options.messages ?? 10_000;
   const rounds = options.rounds ?? 2;
   const base = spoolBase();
-  const dovecot = await Dovecot.start({ users: [BENCH, BIG, ...MANY] });
+  const dovecot = await Dovecot.start({ users: [BENCH, BIG, ...MANY], pop3: true });
   const out: string[] = [];
   try {
     fillMaildir(dovecot, BENCH.user, '', tenKb, messages);
-    const rates: Record<'benno' | 'mbsync', number[]> = { benno: [], mbsync: [] };
+    const rates: Record<'benno' | 'mbsync' | 'pop3', number[]> = { benno: [], mbsync: [], pop3: [] };
     const peaks: number[] = [];
     for (let round = 1; round <= rounds; round++) {
       const dir = path.join(base, `imap-round-${round}`);
@@ -158,19 +174,24 @@ async function run(options: Options): Promise<string[][]> {
       peaks.push(run.peak);
       if (spoolFiles(path.join(dir, 'benno', 'inbox')).length !== messages) throw new Error('benno-imapsync did not archive every message');
       const mb = await timeRate(messages, () => mbsync(path.join(dir, 'mbsync'), dovecot, BENCH));
+      const pop3 = await pop3Import(path.join(dir, 'pop3'), dovecot, BENCH);
+      if (spoolFiles(path.join(dir, 'pop3', 'inbox')).length !== messages) throw new Error('benno-pop3 did not archive every message');
       rates.benno.push(benno.rate);
       rates.mbsync.push(mb.rate);
-      console.error(`(i) round ${round}: benno-imapsync ${benno.rate.toFixed(0)}, mbsync ${mb.rate.toFixed(0)} msg/s`);
+      rates.pop3.push(messages / pop3.seconds);
+      console.error(`(i) round ${round}: benno-imapsync ${benno.rate.toFixed(0)}, mbsync ${mb.rate.toFixed(0)}, benno-pop3 ${(messages / pop3.seconds).toFixed(0)} msg/s`);
     }
     out.push(
-      `### (i) IMAP first sync: ${messages} × 10 KB from Dovecot on loopback (STARTTLS), ${rounds} rounds interleaved`,
+      `### (i) IMAP first sync and POP3 import: ${messages} × 10 KB from Dovecot on loopback (STARTTLS / STLS), ${rounds} rounds interleaved`,
       '',
       '| importer | messages/s (median) | each round |',
       '| --- | ---: | --- |',
       `| benno-imapsync (fsync per file, into the inbox) | ${median(rates.benno).toFixed(0)} | ${rates.benno.map((r) => r.toFixed(0)).join(', ')} |`,
       `| mbsync (isync, Maildir, default fsync) | ${median(rates.mbsync).toFixed(0)} | ${rates.mbsync.map((r) => r.toFixed(0)).join(', ')} |`,
+      `| benno-pop3 (POP3, fsync per file, into the inbox) | ${median(rates.pop3).toFixed(0)} | ${rates.pop3.map((r) => r.toFixed(0)).join(', ')} |`,
       '',
-      `benno-imapsync / mbsync, same rounds: **${median(rates.benno.map((r, i) => r / rates.mbsync[i])).toFixed(2)}** (target: at least 1).`,
+      `benno-imapsync / mbsync, same rounds: **${median(rates.benno.map((r, i) => r / rates.mbsync[i])).toFixed(2)}** (target: at least 1). ` +
+        `benno-pop3 / benno-imapsync, same rounds: **${median(rates.pop3.map((r, i) => r / rates.benno[i])).toFixed(2)}**.`,
       '',
     );
 
@@ -201,13 +222,15 @@ async function run(options: Options): Promise<string[][]> {
     fillMaildir(dovecot, BIG.user, '', () => Buffer.concat([Buffer.from('Return-Path: <big@example.com>\r\nSubject: 100 MB\r\n\r\n'), Buffer.alloc(100 * 1024 * 1024, line)]), 1);
     const bigConfig = imapSetup(path.join(base, 'imap-big'), dovecot, [BIG]);
     const { peak } = await measured(bigConfig, ['-u', BIG.user]);
+    const pop3Big = await pop3Import(path.join(base, 'pop3-big'), dovecot, BIG);
     out.push(
       '### (i) One 100 MB message',
       '',
-      `benno-imapsync peak RSS: ${mib(peak)} MiB, against ${mib(Math.max(...peaks))} MiB for the first sync of ${messages} × 10 KB.`,
+      `benno-imapsync peak RSS: ${mib(peak)} MiB, against ${mib(Math.max(...peaks))} MiB for the first sync of ${messages} × 10 KB; ` +
+        `benno-pop3: ${mib(pop3Big.peak)} MiB.`,
       '',
     );
-    console.error(`(i) no-change run ${seconds.toFixed(2)} s, ${fetches} FETCH; 100 MB message peak RSS ${mib(peak)} MiB`);
+    console.error(`(i) no-change run ${seconds.toFixed(2)} s, ${fetches} FETCH; 100 MB message peak RSS ${mib(peak)} MiB (IMAP), ${mib(pop3Big.peak)} MiB (POP3)`);
   } finally {
     await dovecot.stop();
   }

@@ -13,11 +13,12 @@ import { Account, AccountStore, StoreError } from '../imap/store';
 import { SyncError, SyncResult, listFolders, syncAccount } from '../imap/sync';
 import { LOG_LEVELS, LogLevel, Logger, createLogger, openSyslog } from '../ops/log';
 import { SpoolWriter } from '../spool/writer';
+import { syncExit, usage } from './mailbox-args';
 import { commandLine, firstLine, rejectRepeated, runMain } from './run';
 import { STORE_EXIT, openAccountStore } from './imap-store';
-import { progressBar } from './progress';
+import { folderBars } from './progress';
 import { prepareSpool } from './start';
-import { EX_CONFIG, EX_DATAERR, EX_IOERR, EX_NOUSER, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE, Fatal } from './sysexits';
+import { EX_CONFIG, EX_DATAERR, EX_IOERR, EX_NOUSER, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE, Fatal } from './sysexits';
 
 const PROGRAM = 'benno-imapsync';
 const DEFAULT_LOCK = '/run/lock/benno-imapsync.lock';
@@ -77,10 +78,6 @@ function parseArgs(): Args {
   return a;
 }
 
-function usage(message: string): never {
-  throw new Fatal(`${message} (try --help)`, EX_USAGE);
-}
-
 /**
  * The private key, before any network traffic: from keyfile, or from stdin
  * when keyfile is commented out. null when no account needs one: each has
@@ -134,19 +131,6 @@ function worse(a: number, b: number): number {
   return OUTCOME_ORDER.indexOf(a) <= OUTCOME_ORDER.indexOf(b) ? a : b;
 }
 
-function exitFor(err: SyncError): number {
-  switch (err.kind) {
-    case 'login':
-      return EX_UNAVAILABLE;
-    case 'account':
-      return EX_DATAERR;
-    case 'disk-full':
-      return EX_IOERR;
-    default:
-      return EX_TEMPFAIL;
-  }
-}
-
 interface RunContext {
   /** A bar per folder on a terminal, for a large first sync. */
   progress?: (folder: string, done: number, total: number) => void;
@@ -196,7 +180,7 @@ async function syncOne(ctx: RunContext, account: Account): Promise<{ code: numbe
   } catch (err) {
     if (!(err instanceof SyncError)) throw err;
     ctx.log.error(err.message);
-    const done = await finish(err.partial?.archived ?? 0, err.message, exitFor(err));
+    const done = await finish(err.partial?.archived ?? 0, err.message, syncExit(err));
     if (err.kind === 'disk-full') throw err;
     return done;
   } finally {
@@ -223,19 +207,6 @@ async function syncAll(ctx: RunContext, accounts: Account[]): Promise<number> {
   }
   ctx.log.info(`summary: accounts=${accounts.length} failed=${failed} archived=${archived} seconds=${((Date.now() - started) / 1000).toFixed(1)}`);
   return code;
-}
-
-/** One progress bar per folder, on stderr. */
-function folderBars(): (folder: string, done: number, total: number) => void {
-  let current = '';
-  let bar = progressBar(process.stderr);
-  return (folder, done, total) => {
-    if (folder !== current) {
-      current = folder;
-      bar = progressBar(process.stderr, `${folder} `);
-    }
-    bar(done, total);
-  };
 }
 
 async function doctor(config: ImapConfig, authFile: string, store: AccountStore): Promise<void> {
@@ -321,7 +292,7 @@ async function main(): Promise<void> {
   } catch (err) {
     if (err instanceof KeyError) throw new Fatal(err.message, EX_CONFIG);
     if (err instanceof DecryptError) throw new Fatal(err.message, EX_DATAERR);
-    if (err instanceof SyncError) throw new Fatal(err.message, exitFor(err));
+    if (err instanceof SyncError) throw new Fatal(err.message, syncExit(err));
     if (err instanceof StoreError) throw new Fatal(err.message, STORE_EXIT[err.kind]);
     throw err;
   } finally {

@@ -8,10 +8,11 @@ import { ConfigError, DEFAULT_CONFIG_FILE, ImapConfig, checkConfigFiles, contain
 import { KeyError, SecretError, encryptPassword, generateKeyPair, loadPublicKey } from '../imap/secret';
 import { Account, AccountStore, StoreError } from '../imap/store';
 import { ValueError } from '../ops/config-lines';
-import { gatewayNameProblem, unsafeCharacter } from '../spool/format';
-import { commandLine, firstLine, readStdin, rejectRepeated, runMain } from './run';
+import { gatewayNameProblem } from '../spool/format';
+import { emailsArg, hostArg, readPassword, usage } from './mailbox-args';
+import { commandLine, rejectRepeated, runMain } from './run';
 import { STORE_EXIT, openAccountStore } from './imap-store';
-import { EX_CANTCREAT, EX_CONFIG, EX_SOFTWARE, EX_USAGE, Fatal } from './sysexits';
+import { EX_CANTCREAT, EX_CONFIG, EX_SOFTWARE, Fatal } from './sysexits';
 
 const PROGRAM = 'benno-imapuser';
 
@@ -77,49 +78,6 @@ function parseArgs(): Args {
   return a;
 }
 
-function usage(message: string): never {
-  throw new Fatal(`${message} (try --help)`, EX_USAGE);
-}
-
-/** The password the command line points to, or null when none is given. */
-async function passwordOf(a: Args): Promise<Buffer | null> {
-  if (a.password !== undefined && a['password-file'] !== undefined) usage('-p and --password-file cannot be combined');
-  let password: Buffer;
-  if (a['password-file'] !== undefined) {
-    try {
-      password = firstLine(fs.readFileSync(a['password-file']));
-    } catch (err) {
-      throw new Fatal(`cannot read the password file ${a['password-file']}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, EX_USAGE);
-    }
-  } else if (a.password === '-') {
-    password = firstLine(await readStdin());
-  } else if (a.password !== undefined) {
-    process.stderr.write(`${PROGRAM}: warning: a password on the command line can be seen by other local users (ps, shell history); use -p - or --password-file\n`);
-    password = Buffer.from(a.password, 'utf8');
-  } else {
-    return null;
-  }
-  if (password.length === 0) usage('the password is empty');
-  return password;
-}
-
-/** HOST, HOST:PORT or [IPv6]:PORT, as benno-imapsync will connect to it. */
-function checkHost(host: string): string {
-  const m = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(\d+))?$/.exec(host);
-  if (!m || (m[2] !== undefined && (Number(m[2]) < 1 || Number(m[2]) > 65535))) usage(`bad -i "${host}": use HOST, HOST:PORT or [IPv6]:PORT`);
-  return host;
-}
-
-/** The -e list, each address checked as an envelope address is (no character that could split or hide a line). */
-function checkEmails(emails: string): string {
-  const list = emails.split(',').map((s) => s.trim());
-  for (const e of list) {
-    const bad = unsafeCharacter(Buffer.from(e, 'utf8'));
-    if (e === '' || !e.includes('@') || /[\s<>]/.test(e) || bad) usage(`bad -e "${emails}": ${bad ? `${bad} in an address` : 'give e-mail addresses separated by commas'}`);
-  }
-  return list.join(',');
-}
-
 function checked<T>(what: string, value: string, check: (v: string) => T): T {
   try {
     return check(value);
@@ -160,7 +118,7 @@ async function withStore<T>(config: ImapConfig, run: (store: AccountStore) => Pr
 
 async function addOrUpdate(a: Args, config: ImapConfig, user: string, host: string, password: Buffer | null): Promise<string> {
   const container = a.container === undefined ? undefined : checked('-C', a.container, containerName);
-  const emails = a.emails === undefined ? undefined : checkEmails(a.emails);
+  const emails = a.emails === undefined ? undefined : emailsArg(a.emails);
   if (a.gateway) {
     const problem = gatewayNameProblem(a.gateway);
     if (problem) usage(`bad --gateway ${problem}`);
@@ -168,7 +126,7 @@ async function addOrUpdate(a: Args, config: ImapConfig, user: string, host: stri
   const publicKey = password ? loadPublicKey(config.pubkey) : null;
   return withStore(config, async (store) => {
     const [existing] = await store.findAccounts(user, host);
-    const addresses = emails ?? existing?.emails ?? (user.includes('@') ? checkEmails(user) : undefined);
+    const addresses = emails ?? existing?.emails ?? (user.includes('@') ? emailsArg(user) : undefined);
     if (!addresses) usage(`give the addresses of ${user} with -e: the user name is no e-mail address, and imported mail is filed for the account's addresses`);
     const { created } = await store.saveAccount({
       user,
@@ -197,9 +155,7 @@ async function changePassword(config: ImapConfig, user: string, host: string | u
 
 async function main(): Promise<void> {
   const a = parseArgs();
-  // A password given with -p is in our argv: overwrite it there at once, so that ps shows it no longer than necessary.
-  if (a.password !== undefined && a.password !== '-') process.title = PROGRAM;
-  const password = await passwordOf(a);
+  const password = await readPassword(PROGRAM, a);
   const modes = [a.delete && '-D', a.list && '-l', a.genkey && '--genkey', a['init-db'] && '--init-db'].filter(Boolean);
   if (modes.length > 1) usage(`${modes.join(' and ')} cannot be combined`);
   let config: ImapConfig;
@@ -231,7 +187,7 @@ async function run(a: Args, config: ImapConfig, password: Buffer | null): Promis
     return `wrote the public key ${config.pubkey} and the private key ${config.keyfile}`;
   }
   if (a.user === undefined || a.user === '') usage('name the account with -u USER');
-  const host = a.host === undefined ? undefined : checkHost(a.host);
+  const host = a.host === undefined ? undefined : hostArg(a.host).spec;
   if (a.delete) {
     if (host === undefined) usage('-D needs -u USER and -i HOST: a user name may exist on several servers');
     if (fields || password) usage('-D takes only -u and -i');

@@ -21,3 +21,16 @@ export function progressBar(stream: NodeJS.WriteStream, label = ''): (done: numb
     if (done === total) stream.write('\n');
   };
 }
+
+/** One bar per folder, on stderr, labelled with the folder's name (an IMAP import on a terminal). */
+export function folderBars(): (folder: string, done: number, total: number) => void {
+  let current = '';
+  let bar = progressBar(process.stderr);
+  return (folder, done, total) => {
+    if (folder !== current) {
+      current = folder;
+      bar = progressBar(process.stderr, `${folder} `);
+    }
+    bar(done, total);
+  };
+}

@@ -40,7 +40,8 @@ export function commandLine(program: string, usage: string, epilog: string, opti
     .version(packageVersion())
     .wrap(Math.min(100, process.stdout.columns || 100))
     .parserConfiguration({ 'camel-case-expansion': false, 'boolean-negation': false })
-    .fail((message, err) => fail(program, `${message ?? err?.message} (try --help)`, EX_USAGE));
+    // yargs spreads some complaints ("Invalid values:") over lines: one line, as every mistake is.
+    .fail((message, err) => fail(program, `${String(message ?? err?.message).replace(/\s*\n\s*/g, ' ')} (try --help)`, EX_USAGE));
   return options.positionals ? y.strictOptions() : y.strict();
 }
 

@@ -17,8 +17,8 @@
 // it, and each must still be able to read what the others wrote.
 
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import initSqlJs from 'sql.js';
+import { replaceFileDurably } from '../ops/durable-file';
 import { LockTimeout, withFileLock } from './file-lock';
 import { SQLITE, schemaStatements } from './schema';
 import { Backend, Param, Row, Session, StoreError, databaseError } from './store';
@@ -83,39 +83,15 @@ function keepOwner(fd: number, old: fs.Stats, file: string): void {
   }
 }
 
-/** Replaces file by bytes: temp file, fsync, rename, directory fsync. */
+/** Replaces file by bytes durably, with the old file's owner, group and mode (a new one gets newMode). */
 function replaceFile(file: string, bytes: Uint8Array, newMode: number): void {
-  const tmp = `${file}.tmp`;
-  let old: fs.Stats | null = null;
-  try {
-    old = fs.statSync(file);
-  } catch (err) {
-    if (errno(err) !== 'ENOENT') throw err;
-  }
-  // Left by a writer that crashed while it held the lock, which we hold now.
-  fs.rmSync(tmp, { force: true });
-  const fd = fs.openSync(tmp, 'wx', 0o600);
-  try {
-    try {
+  replaceFileDurably(file, bytes, {
+    prepare: (fd, old) => {
       if (old) keepOwner(fd, old, file);
       // After the chown, which clears set-id bits; not through the umask.
       fs.fchmodSync(fd, old ? old.mode & 0o7777 : newMode);
-      for (let at = 0; at < bytes.length; ) at += fs.writeSync(fd, bytes, at);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, file);
-  } catch (err) {
-    fs.rmSync(tmp, { force: true });
-    throw err;
-  }
-  const dir = fs.openSync(path.dirname(file), 'r');
-  try {
-    fs.fsyncSync(dir);
-  } finally {
-    fs.closeSync(dir);
-  }
+    },
+  });
 }
 
 export class SqliteBackend implements Backend {

@@ -13,10 +13,11 @@
 import * as fs from 'node:fs';
 import { ImapFlow, ListResponse, StatusObject } from 'imapflow';
 import { Logger } from '../ops/log';
-import { DEFAULT_ENVELOPE_NAMES, EnvelopeNames, gatewayLine, importedEnvelope } from '../spool/format';
+import { DEFAULT_ENVELOPE_NAMES, EnvelopeNames } from '../spool/format';
 import { SpoolWriter } from '../spool/writer';
+import { ImportEnvelope, addressList } from './envelope';
 import { chooseFolders, FolderChoice } from './folders';
-import { Account, AccountStore, FolderState } from './store';
+import { Account, FolderState } from './store';
 
 export type TlsMode = 'starttls' | 'imaps' | 'none';
 
@@ -61,6 +62,18 @@ export interface SyncHooks {
 
 export type SyncAccount = Pick<Account, 'id' | 'user' | 'host' | 'emails' | 'gateway'>;
 
+/**
+ * Where each folder's UIDVALIDITY and highest archived UID are kept: the
+ * accounts database for benno-imapsync (AccountStore), a state file of its
+ * own for benno-imapimport (state-file.ts). A save must be durable when it
+ * resolves; its errors pass through the sync unchanged.
+ */
+export interface FolderStateStore {
+  folderStates(accountId: number): Promise<readonly FolderState[]>;
+  /** Stores several folders' state at once: all or none. */
+  saveFolderStates(accountId: number, states: readonly FolderState[]): Promise<void>;
+}
+
 export interface SyncOptions {
   server: ServerOptions;
   account: SyncAccount;
@@ -72,7 +85,7 @@ export interface SyncOptions {
    * master user, a Cyrus admin). A server without AUTH=PLAIN fails the account.
    */
   admin?: string;
-  store: Pick<AccountStore, 'folderStates' | 'saveFolderStates'>;
+  store: FolderStateStore;
   writer: SpoolWriter;
   /** Folder names (relative to the personal namespace); \Drafts, \Trash, \Junk also match by SPECIAL-USE. */
   exclude: readonly string[];
@@ -126,7 +139,9 @@ export type SyncErrorKind =
   /** The server answered something the sync cannot go on with. */
   | 'protocol'
   /** The inbox's disk is full: the whole run must stop. */
-  | 'disk-full';
+  | 'disk-full'
+  /** A message could not be written to the inbox for another reason (benno-pop3 stops there; the IMAP sync fails the folder). */
+  | 'write';
 
 /** One account's sync failed. The message names USER@HOST and the reason, never the password. */
 export class SyncError extends Error {
@@ -265,15 +280,6 @@ function listedFolders(list: ListResponse[]) {
   return list.map((f) => ({ path: f.path, delimiter: f.delimiter ?? '', flags: f.flags }));
 }
 
-/** The account's addresses as the envelope's recipient lines need them (benno-imapuser -e, comma-separated). */
-function accountAddresses(account: SyncAccount): Buffer[] {
-  return account.emails
-    .split(',')
-    .map((a) => a.trim())
-    .filter((a) => a !== '')
-    .map((a) => Buffer.from(a, 'utf8'));
-}
-
 /**
  * benno_imapauth: whether the server takes this user name and password.
  * Resolves once logged in (and out again); rejects with a SyncError whose
@@ -307,20 +313,16 @@ export async function syncAccount(options: SyncOptions): Promise<SyncResult> {
   const started = Date.now();
   const { account, log } = options;
   const who = accountName(account);
-  const names = options.envelopeNames ?? DEFAULT_ENVELOPE_NAMES;
-  const addresses = accountAddresses(account);
-  if (addresses.length === 0) throw new SyncError('account', who, 'the account has no address (benno-imapuser -e)');
-  const probe = importedEnvelope(names, null, addresses);
-  if ('kind' in probe) throw new SyncError('account', who, `its addresses cannot be written: ${probe.text}`);
+  const envelope = new ImportEnvelope(options.envelopeNames ?? DEFAULT_ENVELOPE_NAMES, addressList(account.emails), account.gateway);
+  const problem = envelope.problem();
+  if (problem) throw new SyncError('account', who, problem);
 
   const result: SyncResult = { account: who, folders: [], archived: 0, skipped: 0, excluded: 0, errors: 0, ms: 0 };
   const s = await connect(options.server, { user: account.user, password: options.password, admin: options.admin }, who);
   const ctx: FolderContext = {
     ...options,
     session: s,
-    names,
-    addresses,
-    gateway: account.gateway ? gatewayLine(account.gateway) : null,
+    envelope,
     tuning: { ...DEFAULT_TUNING, ...options.tuning },
     expected: 0,
   };
@@ -367,9 +369,7 @@ function isStoreError(err: unknown): boolean {
 
 interface FolderContext extends SyncOptions {
   session: Session;
-  names: EnvelopeNames;
-  addresses: Buffer[];
-  gateway: Buffer | null;
+  envelope: ImportEnvelope;
   tuning: SyncTuning;
   /** New messages the folder being synced may hold, for progress. */
   expected: number;
@@ -520,13 +520,7 @@ function count(ctx: FolderContext, choice: FolderChoice, fr: FolderResult, uid: 
 }
 
 function envelopeFor(ctx: FolderContext, m: Listed): Buffer[] {
-  let env = importedEnvelope(ctx.names, m.returnPath, ctx.addresses);
-  if ('kind' in env) {
-    // Only the Return-Path can be at fault (the account's addresses were checked): no sender line rather than no archive.
-    ctx.log.warn(`${ctx.session.who}: UID ${m.uid}: Return-Path not usable (${env.text}); archived without a sender line`);
-    env = importedEnvelope(ctx.names, null, ctx.addresses) as { block: Buffer };
-  }
-  return ctx.gateway ? [env.block, ctx.gateway] : [env.block];
+  return ctx.envelope.lines(m.returnPath, (why) => ctx.log.warn(`${ctx.session.who}: UID ${m.uid}: ${why}`));
 }
 
 /** Writes one message's file; the message itself is the chunks that `next` yields until it yields null. */

@@ -4,6 +4,7 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 
 export const ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -133,5 +134,27 @@ export async function eventually(cond: () => boolean, what: string, timeoutMs = 
   while (!cond()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
     await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/**
+ * Starts one of our programs against a server that accepts and says
+ * nothing (so the program waits for a greeting), waits for its first line on
+ * stderr, and returns that line with what /proc/PID/cmdline showed then: for
+ * the check that a password given on the command line is gone from it.
+ */
+export async function argvAfterFirstLine(bin: string, args: (port: number) => string[]): Promise<{ line: string; cmdline: string }> {
+  const silent = net.createServer(() => undefined);
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  try {
+    const p = spawn(process.execPath, [bin, ...args((silent.address() as net.AddressInfo).port)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const exited = new Promise((resolve) => p.on('close', resolve));
+    const line = await new Promise<string>((resolve) => p.stderr!.once('data', (d: Buffer) => resolve(d.toString())));
+    const cmdline = fs.readFileSync(`/proc/${p.pid}/cmdline`, 'latin1');
+    p.kill();
+    await exited;
+    return { line, cmdline };
+  } finally {
+    silent.close();
   }
 }

@@ -102,6 +102,16 @@ export function fetchCommands(session: TraceSession): string[] {
 interface Ports {
   imap: number;
   imaps: number;
+  /** Dovecot with pop3: POP3 with STLS, and POP3S. */
+  pop3?: number;
+  pop3s?: number;
+}
+
+/** A port the server listens on, and how it greets once ready. */
+interface Listener {
+  port: number;
+  tls: boolean;
+  greeting: RegExp;
 }
 
 export abstract class ImapServer {
@@ -159,14 +169,22 @@ export abstract class ImapServer {
     return this.program.waitForLine(re, timeoutMs);
   }
 
-  /** Makes the server on free ports, starts it and waits until it greets on both. */
-  protected static async launch<T extends ImapServer>(make: (ports: Ports) => T): Promise<T> {
-    const server = make({ imap: await freePort(), imaps: await freePort() });
+  /** Every port the server listens on: IMAP and IMAPS, and what a subclass adds. */
+  protected listeners(): Listener[] {
+    return [
+      { port: this.imapPort, tls: false, greeting: /^\* OK/ },
+      { port: this.imapsPort, tls: true, greeting: /^\* OK/ },
+    ];
+  }
+
+  /** Makes the server on free ports, starts it and waits until it greets on every one of them. */
+  protected static async launch<T extends ImapServer>(make: (ports: Ports) => T, pop3 = false): Promise<T> {
+    const server = make({ imap: await freePort(), imaps: await freePort(), ...(pop3 ? { pop3: await freePort(), pop3s: await freePort() } : {}) });
     try {
       server.writeConfig();
       server.program = new Program(server.spawn());
       running.add(server);
-      await Promise.all([server.waitForGreeting(server.imapPort, false), server.waitForGreeting(server.imapsPort, true)]);
+      await Promise.all(server.listeners().map((l) => server.waitForGreeting(l)));
     } catch (err) {
       await server.stop();
       throw err;
@@ -175,7 +193,7 @@ export abstract class ImapServer {
   }
 
   /** Ready means answering with a greeting on the port, not merely started. */
-  private async waitForGreeting(port: number, tls: boolean, timeoutMs = 20_000): Promise<void> {
+  private async waitForGreeting({ port, tls, greeting: ready }: Listener, timeoutMs = 20_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     let last: unknown;
     while (Date.now() < deadline) {
@@ -184,7 +202,7 @@ export abstract class ImapServer {
         throw new Error(`${this.kind} exited (${p.exitCode ?? p.signalCode}) while starting:\n${this.program!.log()}`);
       }
       try {
-        if (/^\* OK/.test(await greeting(this.host, port, tls))) return;
+        if (ready.test(await greeting(this.host, port, tls))) return;
       } catch (err) {
         last = err;
       }
@@ -295,6 +313,8 @@ function requireRoot(what: string): void {
 
 /** dovecot-imapd, unpacked by scripts/test-deps because it conflicts with cyrus-imapd. */
 export const DOVECOT_IMAPD = path.join(ROOT, '.cache', 'dovecot-imapd');
+/** dovecot-pop3d, unpacked beside it (installed, it would start a system POP3 server). */
+export const DOVECOT_POP3D = path.join(ROOT, '.cache', 'dovecot-pop3d');
 
 export interface DovecotLogout {
   user: string;
@@ -313,6 +333,12 @@ export interface DovecotOptions extends ImapServerOptions {
   compress?: boolean;
   /** SPECIAL-USE folders by name, e.g. { Spam: '\\Junk' }: Dovecot takes them from its configuration (see createSpecialUseFolder). */
   specialUse?: Record<string, string>;
+  /**
+   * Serve POP3 as well, on two more ports: pop3Port (STLS) and pop3sPort
+   * (POP3S), over the same mailboxes. A POP3 session's client lines are in
+   * pop3Sessions(user), from rawlog, which starts after login (no PASS).
+   */
+  pop3?: boolean;
 }
 
 export class Dovecot extends ImapServer {
@@ -321,22 +347,47 @@ export class Dovecot extends ImapServer {
 
   private readonly compress: boolean;
   readonly specialUse: Readonly<Record<string, string>>;
+  private readonly pop3Ports: { pop3: number; pop3s: number } | null;
 
   private constructor(options: DovecotOptions, ports: Ports) {
     super(options, ports);
     this.compress = options.compress ?? false;
     this.specialUse = options.specialUse ?? {};
+    this.pop3Ports = ports.pop3 !== undefined && ports.pop3s !== undefined ? { pop3: ports.pop3, pop3s: ports.pop3s } : null;
   }
 
   static async start(options: DovecotOptions): Promise<Dovecot> {
     requireRoot('Dovecot');
     requireFile('/usr/sbin/dovecot', 'apt-get install dovecot-core');
     requireFile(path.join(DOVECOT_IMAPD, 'usr/lib/dovecot/imap'), 'apt-get download dovecot-imapd and dpkg-deb -x it into .cache/dovecot-imapd');
-    return ImapServer.launch((ports) => new Dovecot(options, ports));
+    if (options.pop3) requireFile(path.join(DOVECOT_POP3D, 'usr/lib/dovecot/pop3'), 'apt-get download dovecot-pop3d and dpkg-deb -x it into .cache/dovecot-pop3d');
+    return ImapServer.launch((ports) => new Dovecot(options, ports), options.pop3);
   }
 
-  private rawlogDir(user: string): string {
-    return path.join(this.dir, 'rawlog', user);
+  /** POP3 with STLS; only with DovecotOptions.pop3. */
+  get pop3Port(): number {
+    if (!this.pop3Ports) throw new Error('this Dovecot was started without pop3');
+    return this.pop3Ports.pop3;
+  }
+
+  /** POP3S (TLS from the first byte); only with DovecotOptions.pop3. */
+  get pop3sPort(): number {
+    if (!this.pop3Ports) throw new Error('this Dovecot was started without pop3');
+    return this.pop3Ports.pop3s;
+  }
+
+  protected override listeners() {
+    const pop3 = this.pop3Ports
+      ? [
+          { port: this.pop3Ports.pop3, tls: false, greeting: /^\+OK/ },
+          { port: this.pop3Ports.pop3s, tls: true, greeting: /^\+OK/ },
+        ]
+      : [];
+    return [...super.listeners(), ...pop3];
+  }
+
+  private rawlogDir(user: string, protocol: 'imap' | 'pop3' = 'imap'): string {
+    return path.join(this.dir, protocol === 'imap' ? 'rawlog' : 'rawlog-pop3', user);
   }
 
   protected writeConfig(): void {
@@ -349,19 +400,21 @@ export class Dovecot extends ImapServer {
     }
     this.mkdir(path.join(d, 'mail'), 'nobody:nogroup');
     for (const u of this.users) this.mkdir(this.rawlogDir(u.user), 'nobody:nogroup');
+    if (this.pop3Ports) for (const u of this.users) this.mkdir(this.rawlogDir(u.user, 'pop3'), 'nobody:nogroup');
+    const pop3bin = path.join(DOVECOT_POP3D, 'usr/lib/dovecot');
     fs.writeFileSync(path.join(d, 'passwd'), this.users.map((u) => `${u.user}:{PLAIN}${u.password}\n`).join(''));
     // A master user: SASL PLAIN with the user as authorization identity, or LOGIN as USER*ADMIN.
     if (this.admin) fs.writeFileSync(path.join(d, 'master-passwd'), `${this.admin.user}:{PLAIN}${this.admin.password}\n`);
     const masterPassdb = this.admin ? ['auth_master_user_separator = *', 'passdb {', '  driver = passwd-file', `  args = ${d}/master-passwd`, '  master = yes', '}'] : [];
     const { cert, key } = this.certFiles;
     // Blocks over several lines: Dovecot rejects `name { key = value }` on one line.
-    const service = (name: string, body = '') => `service ${name} {\n  executable = ${path.join(bin, name)}\n${body}}\n`;
+    const service = (name: string, body = '', from = bin) => `service ${name} {\n  executable = ${path.join(from, name)}\n${body}}\n`;
     const listener = (name: string, port: number, ssl: boolean) =>
       `  inet_listener ${name} {\n    address = 127.0.0.1\n    port = ${port}\n    ssl = ${ssl ? 'yes' : 'no'}\n  }\n`;
     fs.writeFileSync(
       path.join(d, 'dovecot.conf'),
       [
-        'protocols = imap',
+        `protocols = imap${this.pop3Ports ? ' pop3' : ''}`,
         `base_dir = ${d}/run`,
         `state_dir = ${d}/state`,
         'log_path = /dev/stderr',
@@ -401,6 +454,16 @@ export class Dovecot extends ImapServer {
         service('imap-urlauth-login'),
         service('imap-urlauth-worker'),
         service('imap-hibernate'),
+        ...(this.pop3Ports
+          ? [
+              'protocol pop3 {',
+              `  rawlog_dir = ${d}/rawlog-pop3/%u`,
+              '  pop3_logout_format = retr=%r del=%d',
+              '}',
+              service('pop3-login', listener('pop3', this.pop3Ports.pop3, false) + listener('pop3s', this.pop3Ports.pop3s, true), pop3bin),
+              service('pop3', '', pop3bin),
+            ]
+          : []),
       ].join('\n'),
     );
   }
@@ -411,6 +474,12 @@ export class Dovecot extends ImapServer {
 
   sessions(user: string): TraceSession[] {
     return traceSessions(this.rawlogDir(user), (f) => f.endsWith('.in'), (raw) => commandLines(withoutTimestamps(raw)));
+  }
+
+  /** The client lines of every POP3 session of user so far, oldest first (after login: no USER or PASS). */
+  pop3Sessions(user: string): TraceSession[] {
+    const lines = (raw: Buffer) => withoutTimestamps(raw).toString('latin1').split(/\r?\n/).filter((l) => l !== '');
+    return traceSessions(this.rawlogDir(user, 'pop3'), (f) => f.endsWith('.in'), lines);
   }
 
   /** The logout lines so far, with the fetch counts imap_logout_format puts in them. */

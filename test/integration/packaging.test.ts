@@ -89,7 +89,7 @@ describe('files in /etc', () => {
 });
 
 describe('manual pages', () => {
-  const pages = ['benno-milter.8', 'benno-milter2smtp.8', 'benno-export2archive.8', 'benno-milter-admin.8', 'benno-smtp.8', 'benno-smtp.conf.5', 'benno-imapsync.8', 'benno-imapuser.8', 'imapsync.conf.5', 'benno_imapauth.8', 'imapauth.conf.5'];
+  const pages = ['benno-milter.8', 'benno-milter2smtp.8', 'benno-export2archive.8', 'benno-milter-admin.8', 'benno-smtp.8', 'benno-smtp.conf.5', 'benno-imapsync.8', 'benno-imapuser.8', 'imapsync.conf.5', 'benno_imapauth.8', 'imapauth.conf.5', 'benno-imapimport.8', 'benno-pop3.8'];
   for (const page of pages) {
     it(`${page} formats without warnings`, async () => {
       const { stdout, stderr } = await execFileP('groff', ['-man', '-ww', '-Tutf8', path.join(ROOT, 'man', page)], { env: { ...process.env, LC_ALL: 'C.UTF-8' } });

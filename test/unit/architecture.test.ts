@@ -16,7 +16,7 @@ function allowedImports(): Map<string, Set<string>> {
   const table = doc.slice(doc.indexOf('| folder | may import |'));
   const rules = new Map<string, Set<string>>();
   for (const line of table.split('\n').slice(2)) {
-    const m = /^\|\s*([a-z-]+)\s*\|\s*([a-z, -]*?)\s*\|$/.exec(line);
+    const m = /^\|\s*([a-z0-9-]+)\s*\|\s*([a-z0-9, -]*?)\s*\|$/.exec(line);
     if (!m) break;
     rules.set(m[1], new Set(m[2].split(',').map((s) => s.trim()).filter(Boolean)));
   }
@@ -51,7 +51,8 @@ describe('architecture (docs/ARCHITECTURE.md)', () => {
   const files = sources();
 
   it('the table names every folder of src/', () => {
-    assert.ok(rules.size >= 8, 'the table was found');
+    // Every row up to cli, the last: a folder name the pattern missed would end the table early.
+    assert.ok(rules.has('cli') && rules.has('pop3'), 'the whole table was read');
     assert.deepEqual([...new Set(files.map((f) => f.folder))].sort(), [...rules.keys()].sort());
   });
 
