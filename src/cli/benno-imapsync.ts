@@ -11,9 +11,9 @@ import { LockTimeout, withFileLock } from '../imap/file-lock';
 import { DecryptError, KeyError, decryptPassword, loadPrivateKey, readPrivateKeyStream } from '../imap/secret';
 import { Account, AccountStore, StoreError } from '../imap/store';
 import { SyncError, SyncResult, listFolders, syncAccount } from '../imap/sync';
-import { LOG_LEVELS, LogLevel, Logger, createLogger, openSyslog } from '../ops/log';
+import { LOG_LEVELS, LogLevel, Logger } from '../ops/log';
 import { SpoolWriter } from '../spool/writer';
-import { syncExit, usage } from './mailbox-args';
+import { openLog, syncExit, usage } from './mailbox-args';
 import { commandLine, firstLine, rejectRepeated, runMain } from './run';
 import { STORE_EXIT, openAccountStore } from './imap-store';
 import { folderBars } from './progress';
@@ -249,9 +249,7 @@ async function main(): Promise<void> {
     if (err instanceof ConfigError) throw new Fatal(err.message, EX_CONFIG);
     throw err;
   }
-  const syslog = a.syslog !== undefined ? openSyslog(PROGRAM, a.syslog || undefined) : undefined;
-  const stream = a.logfile ? fs.createWriteStream(a.logfile, { flags: 'a', mode: 0o640 }) : syslog?.stream;
-  const log = createLogger({ program: PROGRAM, level: a['log-level'] ?? config.logLevel, stream, journal: stream ? Boolean(syslog) : undefined });
+  const { log, end, onStderr } = openLog(PROGRAM, a['log-level'] ?? config.logLevel, a.logfile, a.syslog);
   for (const w of warnings) log.warn(w);
   const store = openAccountStore(config);
   try {
@@ -277,7 +275,7 @@ async function main(): Promise<void> {
         a.lock,
         async () => {
           await prepareSpool(writer, { noun: 'inbox', elsewhere: `set inbox in ${a.config}` }, log);
-          const progress = process.stderr.isTTY && !stream ? folderBars() : undefined;
+          const progress = process.stderr.isTTY && onStderr ? folderBars() : undefined;
           process.exitCode = await syncAll({ config, store, key, adminPasswords: admins, writer, log, progress }, accounts);
         },
         // Long enough to take over the lock of a run that died; a live run is not waited for.
@@ -297,8 +295,7 @@ async function main(): Promise<void> {
     throw err;
   } finally {
     await store.close();
-    if (syslog) await syslog.close();
-    else stream?.end();
+    await end();
   }
 }
 

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { LockTimeout, withFileLock } from '../imap/file-lock';
 import { StateFileError, defaultStateFile } from '../imap/state-file';
 import type { SyncError } from '../imap/sync';
-import { createLogger, Logger, LogLevel } from '../ops/log';
+import { createLogger, Logger, LogLevel, openSyslog } from '../ops/log';
 import { unsafeCharacter } from '../spool/format';
 import { firstLine, readStdin } from './run';
 import { EX_CANTCREAT, EX_DATAERR, EX_IOERR, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE, Fatal } from './sysexits';
@@ -96,8 +96,17 @@ export function syncExit(err: SyncError): number {
  * file that cannot be written is one line and exit 73, not a crash later).
  * end() resolves once every line is in the file.
  */
-export function openLog(program: string, level: LogLevel, logfile?: string): { log: Logger; end: () => Promise<void> } {
-  if (!logfile) return { log: createLogger({ program, level }), end: async () => undefined };
+/**
+ * The log: appended to logfile, sent to syslog (facility mail) through the
+ * socket given (undefined: none; '': /dev/log), or on stderr. end() returns
+ * once every line is out, so a program may exit right after.
+ */
+export function openLog(program: string, level: LogLevel, logfile?: string, syslogSocket?: string): { log: Logger; end: () => Promise<void>; onStderr: boolean } {
+  if (syslogSocket !== undefined) {
+    const sink = openSyslog(program, syslogSocket || undefined);
+    return { log: createLogger({ program, level, stream: sink.stream, journal: true }), end: sink.close, onStderr: false };
+  }
+  if (!logfile) return { log: createLogger({ program, level }), end: async () => undefined, onStderr: true };
   let fd: number;
   try {
     fd = fs.openSync(logfile, 'a', 0o640);
@@ -108,6 +117,7 @@ export function openLog(program: string, level: LogLevel, logfile?: string): { l
   return {
     log: createLogger({ program, level, stream, journal: false }),
     end: () => new Promise<void>((resolve) => stream.end(resolve)),
+    onStderr: false,
   };
 }
 

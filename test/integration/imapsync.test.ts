@@ -189,6 +189,10 @@ describe('benno-imapsync against a real Dovecot', () => {
     const both = cli(SYNC, ['-c', config, '-f', path.join(work, 'x.log'), '--syslog']);
     assert.equal(both.code, 64);
     assert.match(both.stderr, /^benno-imapsync: -f LOGFILE and --syslog: choose one/);
+    const nowhere = cli(SYNC, ['-c', config, '--lock', lock, '-f', path.join(work, 'no-such-dir', 'x.log')]);
+    assert.equal(nowhere.code, 73, nowhere.stderr);
+    assert.equal(nowhere.stderr.trim().split('\n').length, 1, nowhere.stderr);
+    assert.match(nowhere.stderr, /^benno-imapsync: cannot open the log file .*x\.log: ENOENT/);
   });
 
   it('the private key from stdin when keyfile is commented out; a key of the wrong kind is one line, exit 78', () => {
