@@ -1,4 +1,4 @@
-// (a) The web login (issue 12): benno_imapauth as Benno's web interface runs
+// (w) The web login (issue 12): benno_imapauth as Benno's web interface runs
 //     it, one process per login with the user name and the password on
 //     stdin, against a throwaway Dovecot on loopback (STARTTLS, CA file),
 //     the SQLite accounts database, and the password stored after each
@@ -50,9 +50,9 @@ async function run(options: Options): Promise<string[][]> {
       bare.push(await timedRun(['-e', '0'], '', /^$/));
     }
     const worst = (xs: number[]) => Math.max(...xs);
-    console.error(`(a) benno_imapauth median ${median(login).toFixed(0)} ms, worst ${worst(login).toFixed(0)} ms`);
+    console.error(`(w) benno_imapauth median ${median(login).toFixed(0)} ms, worst ${worst(login).toFixed(0)} ms`);
     return [[
-      `### (a) Web login: ${logins} logins through benno_imapauth against Dovecot on loopback (STARTTLS), one process each`,
+      `### (w) Web login: ${logins} logins through benno_imapauth against Dovecot on loopback (STARTTLS), one process each`,
       '',
       '| | median ms | worst ms |',
       '| --- | ---: | ---: |',
@@ -65,4 +65,4 @@ async function run(options: Options): Promise<string[][]> {
   }
 }
 
-export const imapauthBench: Part = { key: 'a', run };
+export const imapauthBench: Part = { key: 'w', run };
