@@ -35,7 +35,8 @@ function login(config: string, user: string, password: string, options: { uid?: 
   const started = Date.now();
   return new Promise((resolve) => {
     const p = spawn('bash', ['--norc', '--noprofile', '-c', 'echo -e "$BENNO_USER\\n$BENNO_PASS" | "$NODE" "$AUTH" -c "$CONFIG"'], {
-      env: { PATH: process.env.PATH, BENNO_USER: user, BENNO_PASS: password, NODE: process.execPath, AUTH, CONFIG: config },
+      // The whole environment: Debian's unpacked Node 18 (scripts/test-node18) needs its LD_LIBRARY_PATH.
+      env: { ...process.env, BENNO_USER: user, BENNO_PASS: password, NODE: process.execPath, AUTH, CONFIG: config },
       ...options,
     });
     let stdout = '';
