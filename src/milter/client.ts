@@ -132,7 +132,7 @@ export class MilterClient {
   }
 
   /**
-   * Sends MAIL, RCPTs, headers, EOH and body; stops early when the filter
+   * Sends MAIL, RCPTs, DATA, headers, EOH and body (each unless skipped); stops early when the filter
    * answers anything but continue. Returns that answer, or null when the
    * message is ready for end-of-message.
    */
@@ -149,6 +149,8 @@ export class MilterClient {
       r = await this.event(encodeStrings(C.SMFIC_RCPT, [rcpt]), C.SMFIP_NORCPT, C.SMFIP_NR_RCPT, this.macroPacket(msg, C.SMFIC_RCPT));
       if (early(r)) return r;
     }
+    r = await this.event(encodePacket(C.SMFIC_DATA), C.SMFIP_NODATA, C.SMFIP_NR_DATA, this.macroPacket(msg, C.SMFIC_DATA));
+    if (early(r)) return r;
     for (const [name, value] of msg.headers) {
       const v = this.has(C.SMFIP_HDR_LEADSPC) ? value : stripLeadingSpace(value);
       r = await this.event(encodeHeader(name, v), C.SMFIP_NOHDRS, C.SMFIP_NR_HDR);

@@ -65,7 +65,20 @@ export interface MilterOptions {
   maxPacket?: number;
   /** Negotiation replies already built, shared by all sessions of a server. */
   replyCache?: Map<string, Buffer>;
+  /**
+   * On TCP, answer DATA even where protocol skips it or declares it
+   * no-reply. An MTA that expects no answer to its envelope (MAIL, RCPT,
+   * DATA) writes it and goes on; the milter's kernel delays the ACK of
+   * data it answers nothing to (40 ms on Linux), and Nagle's algorithm on
+   * the MTA's socket holds the next small write, the headers, until that
+   * ACK comes: a stall per message. The answer to DATA carries the ACK at
+   * once, for one round trip. Unix sockets have no Nagle and keep protocol.
+   */
+  tcpAnswerData?: boolean;
 }
+
+/** The negotiated flags DATA needs to be sent and answered. */
+const DATA_SILENT = C.SMFIP_NODATA | C.SMFIP_NR_DATA;
 
 export interface SessionLogger {
   info(message: string): void;
@@ -328,10 +341,11 @@ export class MilterSession {
       throw new MilterProtocolError(`MTA speaks milter protocol version ${version}, need at least ${C.SMFI_PROT_VERSION_MIN}`);
     }
     const v = Math.min(version, C.SMFI_PROT_VERSION);
-    this.protocol = this.options.protocol & protocol;
+    const wanted = this.options.tcpAnswerData && this.socket.remoteFamily ? this.options.protocol & ~DATA_SILENT : this.options.protocol;
+    this.protocol = wanted & protocol;
     this.negotiated = true;
-    // Every Postfix connection offers the same: build that reply once.
-    const key = `${v}/${actions}/${protocol}`;
+    // Every Postfix connection offers the same: build that reply once (per transport).
+    const key = `${v}/${actions}/${protocol}/${wanted}`;
     let reply = this.options.replyCache?.get(key);
     if (!reply) {
       reply = encodeOptneg(v, this.options.actions & actions, this.protocol, v >= 6 ? this.options.macroLists : undefined);

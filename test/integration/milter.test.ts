@@ -487,6 +487,9 @@ describe('benno-milter sockets and start-up', () => {
     const m = await startMilter(['-p', `inet:${port}@127.0.0.1`, '-o', work]);
     try {
       const c = await MilterClient.open({ host: '127.0.0.1', port });
+      // On TCP DATA is sent and answered: the answer ACKs the envelope, so the MTA's Nagle does not hold its headers.
+      assert.equal(c.protocol & (C.SMFIP_NODATA | C.SMFIP_NR_DATA), 0);
+      assert.ok(c.protocol & C.SMFIP_NR_RCPT && c.protocol & C.SMFIP_NR_HDR);
       assert.equal((await c.sendMessage(message(110))).type, 'accept');
       await c.quit();
       assert.equal(spoolFiles(work).length, 1);
