@@ -577,7 +577,7 @@ describe('benno-milter limits', () => {
         (extra) => new Promise((r) => extra.socket.once('close', r)),
         (err: NodeJS.ErrnoException) => assert.equal(err.code, 'ECONNRESET'),
       );
-      await milter.waitForLine(/connection limit of 2 reached: refusing milter connections \(the MTA applies milter_default_action\); raise --max-connections/);
+      await milter.waitForLine(/connection limit of 2 reached: refusing milter connections \(the MTA applies its failed-milter action: Postfix's milter_default_action, Sendmail's F= flag\); raise --max-connections/);
       assert.equal((await a.sendMessage(message(120))).type, 'accept', 'connections within the limit work');
       await a.quit();
       // The daemon frees the place when it sees the close, a moment after the client does.
