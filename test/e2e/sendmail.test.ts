@@ -161,6 +161,24 @@ describe('benno-milter behind a real Sendmail', { timeout: 25 * 60_000 }, () => 
     assert.deepEqual(milter.stderr.filter((l) => l.includes('NOQUEUE')), []);
   });
 
+  it("--skip-daemon matches Sendmail's daemon name (DAEMON_OPTIONS Name=, sent as {daemon_name} at MAIL): accepted, not archived", async () => {
+    const skipSpool = path.join(work, 'skip');
+    fs.mkdirSync(skipSpool);
+    const milterPort = await freePort();
+    const skipping = await startMilter(['-p', `inet:${milterPort}@127.0.0.1`, '-o', skipSpool, '--skip-daemon', 'MTA']);
+    const sm = await Sendmail.start({ milterPort });
+    try {
+      const d = await submit(sm.port, 'reinjected@example.com', ['r@example.org'], b('Subject: already archived\r\n\r\nbody\r\n'));
+      const qid = Sendmail.queueId(d.final.text);
+      await skipping.waitForLine(new RegExp(`${qid}: not archived: daemon_name=MTA is in --skip-daemon`));
+      await sm.delivered(qid);
+      assert.deepEqual(allFiles(skipSpool), []);
+    } finally {
+      await sm.stop();
+      await skipping.stop();
+    }
+  });
+
   it('spool full: Sendmail passes on the milter\'s 451 4.3.0, accepts nothing, and nothing half-written appears', async () => {
     const fsys = mountTmpfs(256);
     const milterPort = await freePort();
