@@ -23,8 +23,12 @@
 
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import * as C from '../../src/milter/constants';
+import { PacketDecoder, encodeOptneg } from '../../src/milter/codec';
+import { ARCHIVER_MACROS, ARCHIVER_PROTOCOL } from '../../src/milter-app/archiver';
 import { parseEnvelope } from '../../src/spool/format';
 import { b } from '../helpers/bytes';
 import {
@@ -239,6 +243,37 @@ describe('Sendmail with benno-milter down (F=T)', { timeout: 25 * 60_000 }, () =
       assert.deepEqual(sendmail.deliveredIds(), [qid], 'delivered once');
     } finally {
       await milter.stop();
+    }
+  });
+
+  it("a milter that never answers end-of-message: Sendmail gives up after T=R (E does not cut the one wait short), answers 451 and keeps nothing", async () => {
+    // What README.md's timeouts rest on: benno-milter answers only at end of
+    // message (once the file is durable) and sends no progress replies, so R
+    // is what bounds that wait; E counts only between replies.
+    const port = await freePort();
+    const silent = net.createServer((socket) => {
+      const decoder = new PacketDecoder();
+      socket.on('error', () => undefined);
+      socket.on('data', (chunk: Buffer) => {
+        decoder.push(chunk);
+        for (let p = decoder.next(); p; p = decoder.next()) {
+          if (p.cmd === C.SMFIC_OPTNEG) socket.write(encodeOptneg(6, 0, ARCHIVER_PROTOCOL, ARCHIVER_MACROS));
+        }
+      });
+    });
+    await new Promise<void>((resolve) => silent.listen(port, '127.0.0.1', resolve));
+    const sm = await Sendmail.start({ milterPort: port, timeouts: 'C:10s;S:10s;R:2s;E:1s' });
+    try {
+      const started = Date.now();
+      const d = await submit(sm.port, 'a@example.com', ['b@example.org'], message);
+      const waited = Date.now() - started;
+      assert.match(d.final.text, /^451 4\.3\.2 /, replies(d));
+      assert.ok(waited >= 1900, `gave up after ${waited} ms: E:1s cut the wait short`);
+      assert.deepEqual(sm.queueFiles(), []);
+      assert.deepEqual(sm.deliveredIds(), []);
+    } finally {
+      await sm.stop();
+      silent.close();
     }
   });
 
