@@ -10,7 +10,7 @@
 //   Postfix), so the archived copy is what Sendmail delivers minus that line.
 // - It refuses what Postfix lets through: a bare LF in the message (421
 //   4.5.0, since the SMTP smuggling fix), SMTPUTF8, 8-bit or control
-//   characters in an address (501), an address part over 256 bytes (553).
+//   characters in an address (501), a local part or domain over about 240 bytes (553).
 //   Such a message is refused before the milter sees it: nothing to archive.
 // - It writes "X-REAL-RCPTTO : v" (blank before the colon) as "X-REAL-RCPTTO: v"
 //   when it passes headers on, as Postfix does.
