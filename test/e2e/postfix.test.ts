@@ -13,7 +13,7 @@ import { mountTmpfs, removeTree, tempDir } from '../helpers/fs';
 import { Postfix, milterBehindPostfix, queuedAs, swaks } from '../helpers/postfix';
 import { submit } from '../helpers/raw-smtp-client';
 import { b } from '../helpers/bytes';
-import { NASTY, ODD_RECIPIENTS, QUOTED_SENDER, TOO_LONG_RECIPIENT, assertForgedRenamed, assertNastyIntact, forgedEnvelopeMessage } from '../helpers/corpus';
+import { LOCAL_SUBMISSION, NASTY, ODD_RECIPIENTS, QUOTED_SENDER, TOO_LONG_RECIPIENT, assertForgedRenamed, assertNastyIntact, forgedEnvelopeMessage } from '../helpers/corpus';
 import { allFiles, spoolFiles, tempFiles } from '../helpers/spool';
 
 const execFileP = promisify(execFile);
@@ -118,8 +118,7 @@ describe('benno-milter behind a real Postfix', () => {
   });
 
   it("a message through Postfix's sendmail command (non_smtpd_milters)", async () => {
-    const input = b('Subject: local submission\nX-8bit: \xe4\xf6\xfc\n\nline one\n.\nlast line without newline');
-    await postfix.sendmail(['-f', 'local-sender@example.com', 'local-rcpt@example.org', 'second@example.org'], input);
+    await postfix.sendmail(['-f', 'local-sender@example.com', 'local-rcpt@example.org', 'second@example.org'], LOCAL_SUBMISSION);
     await postfix.kickPickup();
     const line = await milter.waitForLine(/archived from=<local-sender@example.com> rcpts=2 /, 90_000); // pickup scans at least once a minute
     const qid = /(\w+): archived/.exec(line)![1];

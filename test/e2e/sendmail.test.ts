@@ -14,6 +14,8 @@
 //   Such a message is refused before the milter sees it: nothing to archive.
 // - It writes "X-REAL-RCPTTO : v" (blank before the colon) as "X-REAL-RCPTTO: v"
 //   when it passes headers on, as Postfix does.
+// - Local mail goes through the MSP (submit.cf), which adds its own Received:
+//   line and hands the message to the MTA over SMTP: the milter sees that line.
 // - With the milter down (or gone in the middle of a session) it answers the
 //   next MAIL FROM or RCPT TO with 451 4.3.2; Postfix says 451 4.7.1.
 // For the same submission both MTAs make the same spool file, byte for byte.
@@ -32,6 +34,7 @@ import { ARCHIVER_MACROS, ARCHIVER_PROTOCOL } from '../../src/milter-app/archive
 import { parseEnvelope } from '../../src/spool/format';
 import { b } from '../helpers/bytes';
 import {
+  LOCAL_SUBMISSION,
   NASTY,
   NASTY_STORED,
   ODD_RECIPIENTS,
@@ -164,6 +167,23 @@ describe('benno-milter behind a real Sendmail', { timeout: 25 * 60_000 }, () => 
     const expected = spoolFile('', rcpts, message);
     assert.deepEqual(await archived(spool, expected), expected);
     assert.deepEqual(withoutSendmailReceived(await sendmail.delivered(qid), qid), message);
+  });
+
+  it("a message through Sendmail's sendmail command (the MSP: submit.cf, then SMTP to the MTA) is archived like mail from outside", async () => {
+    await sendmail.submitLocal(['-f', 'local-sender@example.com', 'local-rcpt@example.org', 'second@example.org'], LOCAL_SUBMISSION);
+    const line = await milter.waitForLine(/ archived from=<local-sender@example\.com> rcpts=2 /);
+    const qid = /(\w+): archived/.exec(line)![1];
+    const file = await spoolFileFor(milter, spool, qid);
+    const env = parseEnvelope(file)!;
+    // The MSP hands the recipients on in an order of its own; the file has the MTA's.
+    assert.deepEqual(env.recipients.map(String).sort(), ['local-rcpt@example.org', 'second@example.org']);
+    const message = file.subarray(env.messageOffset);
+    assert.deepEqual(message, withoutSendmailReceived(await sendmail.delivered(qid), qid));
+    // To the MTA, the MSP's Received:, Date:, From: and Message-Id: are part of the message, so they are archived
+    // (Postfix adds the same three for a local submission); the lone dot ended the input, as it does for Postfix.
+    const text = message.toString('latin1');
+    assert.match(text, /^Received: from localhost \(localhost \[\[UNIX: localhost\]\]\)\r\n\tby sendmail\.test\.invalid \(8\.[^)]*\) id \w+;\r\n\t[^\r\n]+\r\nDate: [^\r\n]+\r\nFrom: local-sender@example\.com\r\nMessage-Id: <[^>]+@sendmail\.test\.invalid>\r\n/);
+    assert.ok(text.endsWith('\r\nSubject: local submission\r\nX-8bit: \xe4\xf6\xfc\r\n\r\nline one\r\n'), text);
   });
 
   it("log lines carry Sendmail's queue id, not NOQUEUE", async () => {

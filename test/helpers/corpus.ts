@@ -67,6 +67,13 @@ export function assertForgedRenamed(message: string): void {
   assert.match(message, /\r\n\r\nX-REAL-RCPTTO: <in the body, where no reader looks for headers>\r\n$/, 'the body is untouched');
 }
 
+/**
+ * What a local program pipes into the MTA's sendmail command: LF line ends,
+ * 8-bit, a line with a single dot (the end of the input, without -i) and
+ * text after it.
+ */
+export const LOCAL_SUBMISSION = b('Subject: local submission\nX-8bit: \xe4\xf6\xfc\n\nline one\n.\nlast line without newline');
+
 /** A sender whose quoted local part holds "<", ">", blanks and one of our envelope names. */
 export const QUOTED_SENDER = b('"a> X-REAL-RCPTTO: <e"@x.org');
 

@@ -180,6 +180,67 @@ export class Sendmail {
     }
   }
 
+  /**
+   * Runs the sendmail command as a local program would (the MSP, as Debian's
+   * /usr/sbin/sendmail is: submit.cf, running as smmsp, delivering at once
+   * over SMTP to this instance's daemon) with `args` and `input` on stdin.
+   */
+  async submitLocal(args: string[], input: Buffer): Promise<void> {
+    if (!fs.existsSync(this.hostPath('submit.cf'))) await this.configureMsp();
+    const { code, output } = await new Promise<{ code: number | null; output: string }>((resolve, reject) => {
+      const p = spawn(
+        'unshare',
+        [
+          '--uts',
+          'sh',
+          '-c',
+          'hostname "$0" && root=$1 && cf=$2 && shift 2 && exec chroot "$root" /usr/libexec/sendmail/sendmail -C"$cf" "$@"',
+          SENDMAIL_HOSTNAME,
+          this.root,
+          `${this.dir}/submit.cf`,
+          ...args,
+        ],
+        { stdio: ['pipe', 'pipe', 'pipe'] },
+      );
+      let output = '';
+      p.stdout!.on('data', (d: Buffer) => (output += d.toString('latin1')));
+      p.stderr!.on('data', (d: Buffer) => (output += d.toString('latin1')));
+      p.on('error', reject);
+      p.on('close', (c) => resolve({ code: c, output }));
+      p.stdin!.end(input);
+    });
+    if (code !== 0) throw new Error(`sendmail (MSP) ${args.join(' ')} exited ${code}: ${output}`);
+  }
+
+  /** submit.cf for the MSP: its queue group-writable for smmsp, its relay this instance's port. */
+  private async configureMsp(): Promise<void> {
+    const d = this.dir;
+    fs.chmodSync(this.hostPath(), 0o755); // the MSP runs as smmsp
+    fs.mkdirSync(this.hostPath('clientmqueue'));
+    await execFileP('chroot', [this.root, 'chown', 'smmsp:smmsp', `${d}/clientmqueue`]);
+    fs.chmodSync(this.hostPath('clientmqueue'), 0o2770);
+    const mc = [
+      'divert(-1)',
+      'divert(0)dnl',
+      "include(`/usr/share/sendmail/cf/m4/cf.m4')dnl",
+      "VERSIONID(`benno-milter test MSP')dnl",
+      "OSTYPE(`debian')dnl",
+      `define(\`confDOMAIN_NAME', \`${SENDMAIL_HOSTNAME}')dnl`,
+      `define(\`MSP_QUEUE_DIR', \`${d}/clientmqueue')dnl`,
+      `define(\`confPID_FILE', \`${d}/sm-client.pid')dnl`,
+      `define(\`STATUS_FILE', \`${d}/sm-client.st')dnl`,
+      "define(`confHOST_STATUS_DIRECTORY', `')dnl",
+      "define(`confSERVICE_SWITCH_FILE', `/etc/mail/service.switch-nodns')dnl",
+      "define(`confTO_IDENT', `0')dnl",
+      `define(\`RELAY_MAILER_ARGS', \`TCP $h ${this.port}')dnl`,
+      "FEATURE(`msp', `[127.0.0.1]')dnl",
+      '',
+    ].join('\n');
+    fs.writeFileSync(this.hostPath('submit.mc'), mc);
+    const { stdout } = await execFileP('chroot', [this.root, 'm4', `${d}/submit.mc`], { maxBuffer: 16 * 1024 * 1024 });
+    fs.writeFileSync(this.hostPath('submit.cf'), stdout);
+  }
+
   /** The queue id from Sendmail's "250 2.0.0 QUEUEID Message accepted for delivery". */
   static queueId(reply: string): string {
     const m = /^250 2\.0\.0 (\w+) Message accepted for delivery/.exec(reply);
