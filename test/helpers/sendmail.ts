@@ -148,13 +148,25 @@ export class Sendmail {
     }
   }
 
-  /** sendmail -bD (a daemon in the foreground) with its own host name, until stop(). */
+  /**
+   * sendmail -bD (a daemon in the foreground) with its own host name, under
+   * a shell that ends it when our pipe to the shell closes: at stop(), or
+   * when this test process dies, so that no Sendmail outlives its test.
+   * (The parent-death signal would not do: the sendmail binary is setgid,
+   * which clears it.) The shell ends when Sendmail does.
+   */
   private async run(): Promise<void> {
-    const p = spawn(
-      'unshare',
-      ['--uts', 'sh', '-c', 'hostname "$0" && exec chroot "$1" /usr/libexec/sendmail/sendmail -bD -C"$2"', SENDMAIL_HOSTNAME, this.root, `${this.dir}/sendmail.cf`],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const script = [
+      'hostname "$0" || exit 1',
+      'exec 3<&0', // the pipe, for the watcher: a background job gets /dev/null on 0
+      'chroot "$1" /usr/libexec/sendmail/sendmail -bD -C"$2" &',
+      'sm=$!',
+      '{ read -r _ <&3; kill $sm; } &',
+      'wait $sm',
+    ].join('\n');
+    const p = spawn('unshare', ['--uts', 'sh', '-c', script, SENDMAIL_HOSTNAME, this.root, `${this.dir}/sendmail.cf`], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     this.proc = p;
     p.stdout!.on('data', (d: Buffer) => (this.stderr += d.toString('latin1')));
     p.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString('latin1')));
@@ -165,7 +177,7 @@ export class Sendmail {
     const deadline = Date.now() + 20_000;
     for (;;) {
       const pid = this.readPid();
-      if (pid === p.pid) return;
+      if (pid > 0 && fs.existsSync(`/proc/${pid}`)) return;
       if (gone) throw new Error(`sendmail -bD exited: ${this.stderr}`);
       if (Date.now() > deadline) throw new Error(`sendmail -bD did not start listening within 20 s: ${this.stderr}`);
       await new Promise((r) => setTimeout(r, 20));
@@ -272,8 +284,15 @@ export class Sendmail {
   async stop(): Promise<void> {
     const p = this.proc;
     if (p && p.exitCode === null && p.signalCode === null) {
-      p.kill('SIGTERM');
-      const killed = setTimeout(() => p.kill('SIGKILL'), 10_000);
+      p.stdin!.end(); // the shell's watcher stops Sendmail, then the shell ends
+      const pid = this.readPid();
+      const killed = setTimeout(() => {
+        try {
+          if (pid > 0) process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone meanwhile
+        }
+      }, 10_000);
       await this.exited;
       clearTimeout(killed);
     }
