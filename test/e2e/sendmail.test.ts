@@ -44,11 +44,11 @@ import {
   assertNastyIntact,
   forgedEnvelopeMessage,
 } from '../helpers/corpus';
-import { Program, eventually, sha256, startMilter } from '../helpers/daemon';
+import { Program, ROOT, eventually, sha256, startMilter } from '../helpers/daemon';
 import { mountTmpfs, removeTree, tempDir } from '../helpers/fs';
 import { freePort } from '../helpers/net';
 import { RawSmtp, submit } from '../helpers/raw-smtp-client';
-import { Sendmail, sendmailRoot, withoutSendmailReceived } from '../helpers/sendmail';
+import { RECOMMENDED_TIMEOUTS, Sendmail, sendmailRoot, withoutSendmailReceived } from '../helpers/sendmail';
 import { allFiles, spoolFiles } from '../helpers/spool';
 
 /** The spool file a message must give, spelled out here rather than by src/spool/format. */
@@ -228,6 +228,17 @@ describe('benno-milter behind a real Sendmail', { timeout: 25 * 60_000 }, () => 
       await sm.stop();
       await small.stop();
       fsys.unmount();
+    }
+  });
+});
+
+describe('the Sendmail set-up the documentation gives', () => {
+  it('every INPUT_MAIL_FILTER line in README.md and benno-milter(8) has F=T and the timeouts these tests run with', () => {
+    for (const doc of ['README.md', 'man/benno-milter.8']) {
+      const text = fs.readFileSync(path.join(ROOT, doc), 'utf8').replace(/\\\(ga|\\\(aq/g, "'").replace(/\\-/g, '-');
+      const lines = text.split('\n').filter((l) => l.startsWith('INPUT_MAIL_FILTER('));
+      assert.ok(lines.length > 0, `${doc} has an INPUT_MAIL_FILTER line`);
+      for (const l of lines) assert.ok(l.includes(`, F=T, T=${RECOMMENDED_TIMEOUTS}'`), `${doc}: ${l}`);
     }
   });
 });
