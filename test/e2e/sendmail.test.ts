@@ -24,6 +24,7 @@
 // whole file then takes a second or two.
 
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
@@ -194,20 +195,47 @@ describe('benno-milter behind a real Sendmail', { timeout: 25 * 60_000 }, () => 
     assert.deepEqual(milter.stderr.filter((l) => l.includes('NOQUEUE')), []);
   });
 
+  it("the unix socket as README.md gives it: the milter as its own user, the socket in that user's directory (0750), Sendmail connecting as root", async () => {
+    const root = await sendmailRoot();
+    const sockDir = fs.mkdtempSync(path.join(root, 'run', 'benno-milter-'));
+    const unixSpool = path.join(work, 'unix');
+    fs.mkdirSync(unixSpool);
+    for (const d of [sockDir, unixSpool]) execFileSync('chown', ['nobody:nogroup', d]);
+    fs.chmodSync(sockDir, 0o750);
+    fs.chmodSync(work, 0o755); // nobody reaches its spool
+    const asNobody = ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups'];
+    let unixMilter: Program | undefined;
+    let sm: Sendmail | undefined;
+    try {
+      unixMilter = await startMilter(['-p', `unix:${sockDir}/benno-milter.sock`, '-o', unixSpool], {}, asNobody);
+      sm = await Sendmail.start({ socket: `unix:/${path.relative(root, sockDir)}/benno-milter.sock` });
+      const d = await submit(sm.port, 'unix@example.com', ['r@example.org'], NASTY);
+      const qid = Sendmail.queueId(d.final.text);
+      await unixMilter.waitForLine(new RegExp(`${qid}: archived from=<unix@example\\.com> rcpts=1 `));
+      const expected = spoolFile('unix@example.com', ['r@example.org'], NASTY_STORED);
+      assert.deepEqual(await archived(unixSpool, expected), expected);
+    } finally {
+      await sm?.stop();
+      await unixMilter?.stop();
+      removeTree(sockDir);
+    }
+  });
+
   it("--skip-daemon matches Sendmail's daemon name (DAEMON_OPTIONS Name=, sent as {daemon_name} at MAIL): accepted, not archived", async () => {
     const skipSpool = path.join(work, 'skip');
     fs.mkdirSync(skipSpool);
     const milterPort = await freePort();
     const skipping = await startMilter(['-p', `inet:${milterPort}@127.0.0.1`, '-o', skipSpool, '--skip-daemon', 'MTA']);
-    const sm = await Sendmail.start({ milterPort });
+    let sm: Sendmail | undefined;
     try {
+      sm = await Sendmail.start({ milterPort });
       const d = await submit(sm.port, 'reinjected@example.com', ['r@example.org'], b('Subject: already archived\r\n\r\nbody\r\n'));
       const qid = Sendmail.queueId(d.final.text);
       await skipping.waitForLine(new RegExp(`${qid}: not archived: daemon_name=MTA is in --skip-daemon`));
       await sm.delivered(qid);
       assert.deepEqual(allFiles(skipSpool), []);
     } finally {
-      await sm.stop();
+      await sm?.stop();
       await skipping.stop();
     }
   });
@@ -215,9 +243,11 @@ describe('benno-milter behind a real Sendmail', { timeout: 25 * 60_000 }, () => 
   it('spool full: Sendmail passes on the milter\'s 451 4.3.0, accepts nothing, and nothing half-written appears', async () => {
     const fsys = mountTmpfs(256);
     const milterPort = await freePort();
-    const small = await startMilter(['-p', `inet:${milterPort}@127.0.0.1`, '-o', fsys.dir]);
-    const sm = await Sendmail.start({ milterPort });
+    let small: Program | undefined;
+    let sm: Sendmail | undefined;
     try {
+      small = await startMilter(['-p', `inet:${milterPort}@127.0.0.1`, '-o', fsys.dir]);
+      sm = await Sendmail.start({ milterPort });
       const big = Buffer.concat([b('Subject: too big for the spool\r\n\r\n'), Buffer.alloc(1024 * 1024, 0x61)]);
       const d = await submit(sm.port, 'a@example.com', ['b@example.org'], big);
       assert.equal(d.final.text, '451 4.3.0 Message archiving failed, try again later');
@@ -225,8 +255,8 @@ describe('benno-milter behind a real Sendmail', { timeout: 25 * 60_000 }, () => 
       assert.deepEqual(allFiles(fsys.dir), []);
       await nothingKept(sm);
     } finally {
-      await sm.stop();
-      await small.stop();
+      await sm?.stop();
+      await small?.stop();
       fsys.unmount();
     }
   });
@@ -301,8 +331,9 @@ describe('Sendmail with benno-milter down (F=T)', { timeout: 25 * 60_000 }, () =
       });
     });
     await new Promise<void>((resolve) => silent.listen(port, '127.0.0.1', resolve));
-    const sm = await Sendmail.start({ milterPort: port, timeouts: 'C:10s;S:10s;R:2s;E:1s' });
+    let sm: Sendmail | undefined;
     try {
+      sm = await Sendmail.start({ milterPort: port, timeouts: 'C:10s;S:10s;R:2s;E:1s' });
       const started = Date.now();
       const d = await submit(sm.port, 'a@example.com', ['b@example.org'], message);
       const waited = Date.now() - started;
@@ -310,7 +341,7 @@ describe('Sendmail with benno-milter down (F=T)', { timeout: 25 * 60_000 }, () =
       assert.ok(waited >= 1900, `gave up after ${waited} ms: E:1s cut the wait short`);
       await nothingKept(sm);
     } finally {
-      await sm.stop();
+      await sm?.stop();
       silent.close();
     }
   });

@@ -40,7 +40,9 @@ export function sendmailRoot(): Promise<string> {
 
 export interface SendmailOptions {
   /** benno-milter's TCP port on 127.0.0.1 (nothing need listen there). */
-  milterPort: number;
+  milterPort?: number;
+  /** Or its socket as Sendmail's S= names it, e.g. unix:/run/x/benno-milter.sock (a path inside the root). */
+  socket?: string;
   /** F= of INPUT_MAIL_FILTER (default T: temporary failure when the milter fails). */
   flags?: string;
   /** T= of INPUT_MAIL_FILTER. */
@@ -118,7 +120,7 @@ export class Sendmail {
       "FEATURE(`promiscuous_relay')dnl",
       "FEATURE(`no_default_msa')dnl",
       `DAEMON_OPTIONS(\`Family=inet, Name=MTA, Port=${this.port}, Addr=127.0.0.1')dnl`,
-      `INPUT_MAIL_FILTER(\`benno', \`S=inet:${o.milterPort}@127.0.0.1, F=${o.flags ?? 'T'}, T=${o.timeouts ?? RECOMMENDED_TIMEOUTS}')dnl`,
+      `INPUT_MAIL_FILTER(\`benno', \`S=${o.socket ?? `inet:${o.milterPort}@127.0.0.1`}, F=${o.flags ?? 'T'}, T=${o.timeouts ?? RECOMMENDED_TIMEOUTS}')dnl`,
       'LOCAL_RULE_0',
       'R$* < @ $* > $*\t\t$#archive $@ test $: $1 < @ $2 > $3',
       'MAILER_DEFINITIONS',
