@@ -10,18 +10,20 @@
 //   Postfix), so the archived copy is what Sendmail delivers minus that line.
 // - It refuses what Postfix lets through: a bare LF in the message (421
 //   4.5.0, since the SMTP smuggling fix), SMTPUTF8, 8-bit or control
-//   characters in an address (501), a local part or domain over about 240 bytes (553).
-//   Such a message is refused before the milter sees it: nothing to archive.
+//   characters in an address (501), a local part or domain over about 240
+//   bytes (553). Such a message is refused before the milter sees it:
+//   nothing to archive.
 // - It writes "X-REAL-RCPTTO : v" (blank before the colon) as "X-REAL-RCPTTO: v"
 //   when it passes headers on, as Postfix does.
 // - Local mail goes through the MSP (submit.cf), which adds its own Received:
 //   line and hands the message to the MTA over SMTP: the milter sees that line.
 // - With the milter down (or gone in the middle of a session) it answers the
 //   next MAIL FROM or RCPT TO with 451 4.3.2; Postfix says 451 4.7.1.
-// For the same submission both MTAs make the same spool file, byte for byte.
+// For the same submission both MTAs make the same spool file, byte for byte
+// (the corpus message, checked by hand against the Postfix test's).
 // The first run makes the Debian root (scripts/sendmail-root: debootstrap and
 // apt, about half a minute with a near mirror); later runs reuse it, and the
-// whole file then takes a second or two.
+// whole file then takes about four seconds (two of them the R= timeout test).
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
