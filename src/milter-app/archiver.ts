@@ -30,9 +30,17 @@ export const ARCHIVER_PROTOCOL =
   C.SMFIP_NR_BODY |
   C.SMFIP_HDR_LEADSPC;
 
-/** {daemon_name} at MAIL tells an Amavis re-injection apart; the queue id is known by end-of-message. */
+/**
+ * {daemon_name} at MAIL tells an Amavis re-injection apart; the queue id is
+ * known by end-of-message. `i` is asked for at end-of-headers too, for
+ * Sendmail: it takes a milter's end-of-message list only from a milter that
+ * also sent an end-of-headers list (milter.c looks up the EOM macros under
+ * the EOH flag) and otherwise sends its own, {msg_id} without the queue id.
+ * Postfix sends `i` at both; the log line uses the latest.
+ */
 export const ARCHIVER_MACROS = new Map<number, string>([
   [C.SMFIM_ENVFROM, '{daemon_name}'],
+  [C.SMFIM_EOH, 'i'],
   [C.SMFIM_EOM, 'i'],
 ]);
 

@@ -9,8 +9,11 @@ import { LogThrottle, heldBackNote } from '../ops/throttle';
 import { MessageHandler, MilterOptions, MilterSession, SessionLogger } from './session';
 import { SocketSpec, formatSocketSpec } from './socket-spec';
 
+/** What an MTA does when the milter refuses it, named for the operator of either MTA. */
+const FAILED_MILTER_ACTION = "its failed-milter action: Postfix's milter_default_action, Sendmail's F= flag";
+
 export interface ServerOptions {
-  /** Most connections at once; beyond it new ones are closed (the MTA applies milter_default_action). */
+  /** Most connections at once; beyond it new ones are closed (the MTA applies its failed-milter action). */
   maxConnections: number;
   /** Mode of a unix socket; 0660 lets the MTA's group connect. */
   socketMode: number;
@@ -109,8 +112,8 @@ export class MilterServer {
     if (client !== null && perClient > 0 && (this.perClient.get(client) ?? 0) >= perClient) {
       this.warn(
         `per-client ${client}`,
-        `client ${client} has ${perClient} milter connections open: refusing more from it (the MTA applies milter_default_action); ` +
-          'raise --max-connections-per-client if this MTA runs more smtpd and cleanup processes',
+        `client ${client} has ${perClient} milter connections open: refusing more from it (the MTA applies ${FAILED_MILTER_ACTION}); ` +
+          'raise --max-connections-per-client if this MTA runs more smtpd and cleanup processes (Postfix) or SMTP sessions (Sendmail) at once',
       );
       socket.destroy();
       return;
@@ -119,7 +122,7 @@ export class MilterServer {
       this.warn(
         'max-connections',
         `connection limit of ${this.options.maxConnections} reached: refusing milter connections ` +
-          `(the MTA applies milter_default_action); raise --max-connections if this is normal load`,
+          `(the MTA applies ${FAILED_MILTER_ACTION}); raise --max-connections if this is normal load`,
       );
       socket.destroy();
       return;
