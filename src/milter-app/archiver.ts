@@ -12,7 +12,7 @@ import type { Logger } from '../ops/log';
 /**
  * Only end-of-message needs an answer. Every other event is either switched
  * off or declared no-reply, so a message costs the MTA one round trip (two
- * on TCP, where DATA is answered too: see MilterOptions.tcpAnswerData).
+ * on loopback TCP, where DATA is answered too: see MilterOptions.answerDataOnLoopback).
  */
 export const ARCHIVER_PROTOCOL =
   C.SMFIP_NOCONNECT |
@@ -64,8 +64,8 @@ export interface ArchiverConfig {
 }
 
 export function archiverMilterOptions(timeouts: Pick<MilterOptions, 'timeoutMs' | 'negotiationTimeoutMs'>): MilterOptions {
-  // On TCP, DATA is answered: without it Postfix's Nagle waits out our delayed ACK before the headers (issue 13).
-  return { protocol: ARCHIVER_PROTOCOL, actions: 0, macroLists: ARCHIVER_MACROS, tcpAnswerData: true, ...timeouts };
+  // On loopback TCP, DATA is answered: without it Postfix's Nagle waits out our delayed ACK before the headers (issue 13).
+  return { protocol: ARCHIVER_PROTOCOL, actions: 0, macroLists: ARCHIVER_MACROS, answerDataOnLoopback: true, ...timeouts };
 }
 
 export function archiverFactory(config: ArchiverConfig): (session: MilterSession) => MessageHandler {

@@ -17,7 +17,7 @@ import {
   encodeStrings,
 } from './codec';
 
-export type ClientTarget = { path: string } | { host: string; port: number };
+export type ClientTarget = { path: string } | { host: string; port: number; /** Address to connect from (an MTA on another host). */ localAddress?: string };
 
 /** Everything Postfix 3.x offers: protocol 6, all actions, all protocol flags. */
 export const POSTFIX_OFFER = {

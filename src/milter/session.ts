@@ -3,6 +3,7 @@
 // business (MessageHandler); this module only speaks the protocol.
 
 import type { Socket } from 'node:net';
+import { isLoopback } from '../ops/allowlist';
 import * as C from './constants';
 import {
   CONTINUE,
@@ -66,15 +67,19 @@ export interface MilterOptions {
   /** Negotiation replies already built, shared by all sessions of a server. */
   replyCache?: Map<string, Buffer>;
   /**
-   * On TCP, answer DATA even where protocol skips it or declares it
-   * no-reply. An MTA that expects no answer to its envelope (MAIL, RCPT,
-   * DATA) writes it and goes on; the milter's kernel delays the ACK of
-   * data it answers nothing to (40 ms on Linux), and Nagle's algorithm on
-   * the MTA's socket holds the next small write, the headers, until that
-   * ACK comes: a stall per message. The answer to DATA carries the ACK at
-   * once, for one round trip. Unix sockets have no Nagle and keep protocol.
+   * On loopback TCP, answer DATA even where protocol skips it or declares
+   * it no-reply. An MTA that expects no answer to its envelope (MAIL, RCPT,
+   * DATA) writes it and goes on; the milter's kernel delays the ACK of data
+   * it answers nothing to (about 40 ms on Linux), and Nagle's algorithm on
+   * the MTA's socket holds its next write, the headers, until that ACK
+   * comes: on loopback, with its 64 KB segments, every message is "small"
+   * and waits. The answer to DATA carries the ACK at once, for one round
+   * trip. Across a real network the headers of all but the smallest
+   * messages fill whole segments, which are sent and ACKed at once, and the
+   * extra round trip would cost more than it saves; unix sockets have no
+   * Nagle. Both keep protocol.
    */
-  tcpAnswerData?: boolean;
+  answerDataOnLoopback?: boolean;
 }
 
 /** The negotiated flags DATA needs to be sent and answered. */
@@ -341,7 +346,8 @@ export class MilterSession {
       throw new MilterProtocolError(`MTA speaks milter protocol version ${version}, need at least ${C.SMFI_PROT_VERSION_MIN}`);
     }
     const v = Math.min(version, C.SMFI_PROT_VERSION);
-    const wanted = this.options.tcpAnswerData && this.socket.remoteFamily ? this.options.protocol & ~DATA_SILENT : this.options.protocol;
+    const loopback = this.socket.remoteAddress !== undefined && isLoopback(this.socket.remoteAddress.replace(/^::ffff:/, ''));
+    const wanted = this.options.answerDataOnLoopback && loopback ? this.options.protocol & ~DATA_SILENT : this.options.protocol;
     this.protocol = wanted & protocol;
     this.negotiated = true;
     // Every Postfix connection offers the same: build that reply once (per transport).

@@ -2,6 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
@@ -496,6 +497,30 @@ describe('benno-milter sockets and start-up', () => {
       assert.equal(spoolFiles(work).length, 1);
     } finally {
       await m.stop();
+      removeTree(work);
+    }
+  });
+
+  it('answers DATA only on loopback TCP: an MTA on another address keeps the one-round-trip pattern', async () => {
+    // A documentation address on lo stands in for another host: TCP, but not loopback.
+    const address = '198.51.100.7';
+    execFileSync('ip', ['addr', 'add', `${address}/32`, 'dev', 'lo']);
+    const work = tempDir();
+    try {
+      const port = await freePort(address);
+      const m = await startMilter(['-p', `inet:${port}@${address}`, '-o', work, '--allow', address]);
+      try {
+        const c = await MilterClient.open({ host: address, port, localAddress: address });
+        assert.equal(c.protocol & C.SMFIP_NODATA, C.SMFIP_NODATA);
+        assert.equal(c.protocol & C.SMFIP_NR_DATA, C.SMFIP_NR_DATA);
+        assert.equal((await c.sendMessage(message(111))).type, 'accept');
+        await c.quit();
+        assert.equal(spoolFiles(work).length, 1);
+      } finally {
+        await m.stop();
+      }
+    } finally {
+      execFileSync('ip', ['addr', 'del', `${address}/32`, 'dev', 'lo']);
       removeTree(work);
     }
   });
