@@ -18,7 +18,7 @@ import { SyncError, verifyLogin } from '../imap/sync';
 import { Logger, createLogger } from '../ops/log';
 import { UNSAFE_CHARACTER } from '../ops/text';
 import { openAccountStore } from './imap-store';
-import { commandLine, rejectRepeated } from './run';
+import { StdinTooLarge, commandLine, readStdin, rejectRepeated } from './run';
 import { EX_CONFIG, EX_DATAERR, EX_OK, EX_SOFTWARE, EX_UNAVAILABLE } from './sysexits';
 
 const PROGRAM = 'benno_imapauth';
@@ -81,20 +81,13 @@ function parseArgs(): { config: string } {
 }
 
 /** stdin, at most MAX_INPUT bytes: more is not a login. */
-function readInput(): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    process.stdin.on('data', (d: Buffer) => {
-      size += d.length;
-      if (size > MAX_INPUT) {
-        process.stdin.destroy();
-        reject(new Answer('ERR_INPUT', EX_DATAERR, `more than ${MAX_INPUT} bytes on stdin; expected a user name and a password, one line each`));
-      } else chunks.push(d);
-    });
-    process.stdin.on('end', () => resolve(Buffer.concat(chunks)));
-    process.stdin.on('error', reject);
-  });
+async function readInput(): Promise<Buffer> {
+  try {
+    return await readStdin(MAX_INPUT);
+  } catch (err) {
+    if (!(err instanceof StdinTooLarge)) throw err;
+    throw new Answer('ERR_INPUT', EX_DATAERR, `${err.message}; expected a user name and a password, one line each`);
+  }
 }
 
 /** The two lines; a CR before the LF is no part of them. */

@@ -50,11 +50,24 @@ export function rejectRepeated(program: string, args: Record<string, unknown>, n
   for (const name of names) if (Array.isArray(args[name])) fail(program, `--${name} given more than once`, EX_USAGE);
 }
 
-/** Everything on stdin, as bytes. */
-export function readStdin(): Promise<Buffer> {
+/** stdin held more than the reader takes. */
+export class StdinTooLarge extends Error {
+  constructor(readonly maxBytes: number) {
+    super(`more than ${maxBytes} bytes on stdin`);
+  }
+}
+
+/** Everything on stdin, as bytes; past maxBytes it stops reading and rejects with StdinTooLarge. */
+export function readStdin(maxBytes = Infinity): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
-    process.stdin.on('data', (d: Buffer) => chunks.push(d));
+    let size = 0;
+    process.stdin.on('data', (d: Buffer) => {
+      size += d.length;
+      if (size <= maxBytes) return void chunks.push(d);
+      process.stdin.destroy();
+      reject(new StdinTooLarge(maxBytes));
+    });
     process.stdin.on('end', () => resolve(Buffer.concat(chunks)));
     process.stdin.on('error', reject);
   });

@@ -1,7 +1,7 @@
 // Runs the real benno-milter program as a child process, as an operator
 // would, and waits on what it says (log lines, exit) rather than on time.
 
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -157,4 +157,28 @@ export async function argvAfterFirstLine(bin: string, args: (port: number) => st
   } finally {
     silent.close();
   }
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** One of our programs run to its end with input on stdin, as a cron job or an administrator runs it. */
+export function runCli(bin: string, args: string[], input = ''): CliResult {
+  const r = spawnSync(process.execPath, [bin, ...args], { input, encoding: 'utf8' });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** runCli without blocking this process (the test serves something the program talks to meanwhile); with the program's pid. */
+export function runCliAsync(bin: string, args: string[]): Promise<CliResult & { pid: number }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    p.on('close', (code) => resolve({ code, stdout, stderr, pid: p.pid! }));
+  });
 }

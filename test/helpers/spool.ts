@@ -4,6 +4,7 @@
 // Every listing is sorted.
 
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DEFAULT_SUFFIX, EXPORT_STATUS_FILE, finalName, isWaitingName, tempOwner } from '../../src/spool/names';
@@ -34,4 +35,31 @@ export function readWhole(dir: string, name: string): Buffer {
   const content = fs.readFileSync(path.join(dir, name));
   assert.equal(finalName(sha256(content), DEFAULT_SUFFIX), name, `${name} is whole`);
   return content;
+}
+
+/**
+ * Runs one of our programs (node BIN ARGS, INPUT on stdin) until its first
+ * new file is in inbox, then SIGKILLs it; resolves once it is gone. Woken by
+ * the directory's own events, not by polling.
+ */
+export async function killAtFirstNewFile(bin: string, args: string[], inbox: string, input = ''): Promise<void> {
+  const before = spoolFiles(inbox).length;
+  const watcher = fs.watch(inbox);
+  const p = spawn(process.execPath, [bin, ...args], { stdio: ['pipe', 'ignore', 'pipe'] });
+  p.stdin.end(input);
+  const closed = new Promise<number | null>((resolve) => p.on('close', (code) => resolve(code)));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      watcher.on('change', () => {
+        if (spoolFiles(inbox).length > before) {
+          p.kill('SIGKILL');
+          resolve();
+        }
+      });
+      closed.then((code) => reject(new Error(`${path.basename(bin)} ended (${code}) before it could be killed`)));
+    });
+  } finally {
+    watcher.close();
+  }
+  await closed;
 }

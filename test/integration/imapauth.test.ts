@@ -13,12 +13,13 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { openStore } from '../../src/imap/open-store';
 import { decryptPassword, loadPrivateKey } from '../../src/imap/secret';
-import { ROOT } from '../helpers/daemon';
+import { ROOT, runCli } from '../helpers/daemon';
 import { removeTree, tempDir } from '../helpers/fs';
 import { Cyrus, Dovecot, ImapUser, append, withClient } from '../helpers/imap-servers';
 import { freePort } from '../helpers/net';
 import { spoolFiles } from '../helpers/spool';
 
+const cli = runCli;
 const AUTH = path.join(ROOT, 'dist', 'src', 'cli', 'benno-imapauth.js');
 const USER = path.join(ROOT, 'dist', 'src', 'cli', 'benno-imapuser.js');
 const SYNC = path.join(ROOT, 'dist', 'src', 'cli', 'benno-imapsync.js');
@@ -45,11 +46,6 @@ function login(config: string, user: string, password: string, options: { uid?: 
     p.stderr.on('data', (d) => (stderr += d));
     p.on('close', (code) => resolve({ code, stdout, stderr, ms: Date.now() - started }));
   });
-}
-
-function cli(bin: string, args: string[], input = ''): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [bin, ...args], { input, encoding: 'utf8' });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 const dovecotUsers: ImapUser[] = [

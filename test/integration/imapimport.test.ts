@@ -6,30 +6,19 @@
 // server down (75), a state file that is not ours, the command line.
 
 import assert from 'node:assert/strict';
-import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DEFAULT_ENVELOPE_NAMES, importedEnvelope } from '../../src/spool/format';
 import { DEFAULT_SUFFIX, finalName } from '../../src/spool/names';
-import { ROOT, argvAfterFirstLine, sha256 } from '../helpers/daemon';
+import { ROOT, argvAfterFirstLine, runCli, sha256 } from '../helpers/daemon';
 import { removeTree, tempDir } from '../helpers/fs';
 import { Cyrus, Dovecot, ImapServer, ImapUser, append, createFolder, nastyMessage, readFolder, withClient } from '../helpers/imap-servers';
 import { freePort } from '../helpers/net';
-import { readWhole, spoolFiles, tempFiles } from '../helpers/spool';
+import { killAtFirstNewFile, readWhole, spoolFiles, tempFiles } from '../helpers/spool';
 
 const IMPORT = path.join(ROOT, 'dist', 'src', 'cli', 'benno-imapimport.js');
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[], input = ''): Result {
-  const r = spawnSync(process.execPath, [IMPORT, ...args], { input, encoding: 'utf8' });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const cli = (args: string[], input = '') => runCli(IMPORT, args, input);
 
 const users: ImapUser[] = ['anna', 'bob'].map((user) => ({ user, password: `${user} pw "x"` }));
 const [anna, bob] = users;
@@ -55,29 +44,6 @@ async function expectedNames(server: ImapServer, who: ImapUser, folders: string[
 
 /** Commands a read-only import must never send (SELECT would reset \Recent, the others change the mailbox). */
 const WRITING = /^\S+ (UID )?(SELECT|STORE|EXPUNGE|COPY|MOVE|APPEND|CLOSE|CREATE|DELETE|RENAME)\b/i;
-
-/** Runs benno-imapimport until its first new file is on disk, then SIGKILLs it; resolves once it is gone. */
-async function killAtFirstFile(args: string[], input: string, inbox: string): Promise<void> {
-  const before = spoolFiles(inbox).length;
-  const watcher = fs.watch(inbox);
-  const p: ChildProcess = spawn(process.execPath, [IMPORT, ...args], { stdio: ['pipe', 'ignore', 'pipe'] });
-  p.stdin!.end(input);
-  const closed = new Promise<number | null>((resolve) => p.on('close', (code) => resolve(code)));
-  try {
-    await new Promise<void>((resolve, reject) => {
-      watcher.on('change', () => {
-        if (spoolFiles(inbox).length > before) {
-          p.kill('SIGKILL');
-          resolve();
-        }
-      });
-      closed.then((code) => reject(new Error(`benno-imapimport ended (${code}) before it could be killed`)));
-    });
-  } finally {
-    watcher.close();
-  }
-  await closed;
-}
 
 const kinds: { name: string; start: () => Promise<ImapServer> }[] = [
   { name: 'Dovecot', start: () => Dovecot.start({ users }) },
@@ -170,7 +136,7 @@ for (const kind of kinds) {
         for (let i = 30; i < 60; i++) await append(c, archiv, numbered(i, 'bob', filler));
       });
       const inbox = inboxOf('bob');
-      await killAtFirstFile(args(bob, inbox), `${bob.password}\n`, inbox);
+      await killAtFirstNewFile(IMPORT, args(bob, inbox), inbox, `${bob.password}\n`);
       assert.ok(spoolFiles(inbox).length < 60, 'killed before the end');
       const r = cli(args(bob, inbox), `${bob.password}\n`);
       assert.equal(r.code, 0, r.stderr);

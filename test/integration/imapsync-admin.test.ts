@@ -9,23 +9,18 @@
 // stops the run before any connection.
 
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseEnvelope } from '../../src/spool/format';
-import { ROOT } from '../helpers/daemon';
+import { ROOT, runCli } from '../helpers/daemon';
 import { removeTree, tempDir } from '../helpers/fs';
 import { Cyrus, Dovecot, ImapServer, ImapServerOptions, ImapUser, append, readFolder, withClient } from '../helpers/imap-servers';
 import { readWhole, spoolFiles } from '../helpers/spool';
 
+const cli = runCli;
 const SYNC = path.join(ROOT, 'dist', 'src', 'cli', 'benno-imapsync.js');
 const USER = path.join(ROOT, 'dist', 'src', 'cli', 'benno-imapuser.js');
-
-function cli(bin: string, args: string[], input = ''): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [bin, ...args], { input, encoding: 'utf8' });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 /** dora never logged in (no password stored), emil's stored password is wrong, fritz's is right. */
 const [dora, emil, fritz]: ImapUser[] = [

@@ -12,24 +12,14 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { withFileLock } from '../../src/imap/file-lock';
 import { parseEnvelope } from '../../src/spool/format';
-import { ROOT } from '../helpers/daemon';
+import { ROOT, runCli, runCliAsync } from '../helpers/daemon';
 import { mountTmpfs, removeTree, tempDir } from '../helpers/fs';
 import { Cyrus, Dovecot, ImapUser, append, withClient } from '../helpers/imap-servers';
-import { readWhole, spoolFiles, tempFiles } from '../helpers/spool';
+import { killAtFirstNewFile, readWhole, spoolFiles, tempFiles } from '../helpers/spool';
 
+const cli = runCli;
 const SYNC = path.join(ROOT, 'dist', 'src', 'cli', 'benno-imapsync.js');
 const USER = path.join(ROOT, 'dist', 'src', 'cli', 'benno-imapuser.js');
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(bin: string, args: string[], input = ''): Result {
-  const r = spawnSync(process.execPath, [bin, ...args], { input, encoding: 'utf8' });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 const users: ImapUser[] = [
   { user: 'anna', password: 'anna pw' },
@@ -52,22 +42,7 @@ async function killMidSyncThenRerun(server: Dovecot | Cyrus, who: ImapUser, run:
   await withClient(server, who, async (c) => {
     for (let i = 100; i < 160; i++) await append(c, 'INBOX', Buffer.concat([message(i, who.user), big, Buffer.from('\r\n')]));
   });
-  const p = spawn(process.execPath, [SYNC, '-c', config, '--lock', lock, '-u', who.user], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const closed = new Promise((resolve) => p.on('close', resolve));
-  // Killed once the first of the new files is on disk.
-  await new Promise<void>((resolve, reject) => {
-    const timer = setInterval(() => {
-      if (spoolFiles(inbox).length > before) {
-        clearInterval(timer);
-        p.kill('SIGKILL');
-        resolve();
-      } else if (p.exitCode !== null) {
-        clearInterval(timer);
-        reject(new Error('the sync ended before it could be killed'));
-      }
-    }, 5);
-  });
-  await closed;
+  await killAtFirstNewFile(SYNC, ['-c', config, '--lock', lock, '-u', who.user], inbox);
   const r = cli(SYNC, ['-c', config, '--lock', lock, '-u', who.user]);
   assert.equal(r.code, 0, r.stderr);
   const files = spoolFiles(inbox);
@@ -166,14 +141,7 @@ describe('benno-imapsync against a real Dovecot', () => {
     server.stdout.on('data', (d) => (received += d));
     try {
       await new Promise<void>((resolve) => server.stdout.once('data', () => resolve()));
-      const r = await new Promise<Result & { pid: number }>((resolve) => {
-        const p = spawn(process.execPath, [SYNC, '-c', config, '--lock', lock, '--syslog', socket], { stdio: ['ignore', 'pipe', 'pipe'] });
-        let stdout = '';
-        let stderr = '';
-        p.stdout.on('data', (d) => (stdout += d));
-        p.stderr.on('data', (d) => (stderr += d));
-        p.on('close', (code) => resolve({ code, stdout, stderr, pid: p.pid! }));
-      });
+      const r = await runCliAsync(SYNC, ['-c', config, '--lock', lock, '--syslog', socket]);
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stderr, '');
       // The summary is the run's last line; when the program has exited, logger(1) has sent it.
@@ -214,14 +182,7 @@ describe('benno-imapsync against a real Dovecot', () => {
 
   it('a run that finds another one going logs "already running" and exits 0', async () => {
     await withFileLock(lock, async () => {
-      const r = await new Promise<Result>((resolve) => {
-        const p = spawn(process.execPath, [SYNC, '-c', config, '--lock', lock], { stdio: ['ignore', 'pipe', 'pipe'] });
-        let stdout = '';
-        let stderr = '';
-        p.stdout.on('data', (d) => (stdout += d));
-        p.stderr.on('data', (d) => (stderr += d));
-        p.on('close', (code) => resolve({ code, stdout, stderr }));
-      });
+      const r = await runCliAsync(SYNC, ['-c', config, '--lock', lock]);
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stderr, /already running/);
       assert.doesNotMatch(r.stderr, /summary:/);

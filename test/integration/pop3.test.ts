@@ -7,31 +7,21 @@
 // command line.
 
 import assert from 'node:assert/strict';
-import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DEFAULT_ENVELOPE_NAMES, importedEnvelope } from '../../src/spool/format';
 import { DEFAULT_SUFFIX, finalName } from '../../src/spool/names';
-import { ROOT, argvAfterFirstLine, sha256 } from '../helpers/daemon';
+import { ROOT, argvAfterFirstLine, runCli, sha256 } from '../helpers/daemon';
 import { mountTmpfs, removeTree, tempDir } from '../helpers/fs';
 import { Dovecot, ImapUser, append, asCrlf, nastyMessage, readFolder, withClient } from '../helpers/imap-servers';
 import { freePort } from '../helpers/net';
 import { pop3Messages, withPop3 } from '../helpers/pop3';
-import { readWhole, spoolFiles, tempFiles } from '../helpers/spool';
+import { killAtFirstNewFile, readWhole, spoolFiles, tempFiles } from '../helpers/spool';
 
 const POP3 = path.join(ROOT, 'dist', 'src', 'cli', 'benno-pop3.js');
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[], input = ''): Result {
-  const r = spawnSync(process.execPath, [POP3, ...args], { input, encoding: 'utf8' });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const cli = (args: string[], input = '') => runCli(POP3, args, input);
 
 const users: ImapUser[] = ['anna', 'bob', 'carl'].map((user) => ({ user, password: `${user} pw "x"` }));
 const [anna, bob, carl] = users;
@@ -50,29 +40,6 @@ function expectedFile(who: ImapUser, retrieved: Buffer): Buffer {
 /** The inbox's file names for what the server now holds for who. */
 async function expectedNames(server: Dovecot, who: ImapUser): Promise<string[]> {
   return (await pop3Messages(server, who)).map((m) => finalName(sha256(expectedFile(who, m.message)), DEFAULT_SUFFIX)).sort();
-}
-
-/** Runs benno-pop3 until its first new file is on disk, then SIGKILLs it; resolves once it is gone. */
-async function killAtFirstFile(args: string[], input: string, inbox: string): Promise<void> {
-  const before = spoolFiles(inbox).length;
-  const watcher = fs.watch(inbox);
-  const p: ChildProcess = spawn(process.execPath, [POP3, ...args], { stdio: ['pipe', 'ignore', 'pipe'] });
-  p.stdin!.end(input);
-  const closed = new Promise<number | null>((resolve) => p.on('close', (code) => resolve(code)));
-  try {
-    await new Promise<void>((resolve, reject) => {
-      watcher.on('change', () => {
-        if (spoolFiles(inbox).length > before) {
-          p.kill('SIGKILL');
-          resolve();
-        }
-      });
-      closed.then((code) => reject(new Error(`benno-pop3 ended (${code}) before it could be killed`)));
-    });
-  } finally {
-    watcher.close();
-  }
-  await closed;
 }
 
 describe('benno-pop3 against a real Dovecot', () => {
@@ -168,7 +135,7 @@ describe('benno-pop3 against a real Dovecot', () => {
       for (let i = 0; i < 60; i++) await append(c, 'INBOX', numbered(i, 'bob', filler));
     });
     const inbox = inboxOf('bob');
-    await killAtFirstFile(args(bob, inbox), `${bob.password}\n`, inbox);
+    await killAtFirstNewFile(POP3, args(bob, inbox), inbox, `${bob.password}\n`);
     const killed = spoolFiles(inbox).length;
     assert.ok(killed > 0 && killed < 60, `killed with ${killed} files`);
     // The state may lag behind the inbox (it is saved every few hundred messages), never run ahead of it.
