@@ -24,11 +24,12 @@ interface SetUp {
   cpu: number[];
 }
 
-type Transport = 'unix' | 'loopback' | 'veth';
+type Transport = 'unix' | 'loopback' | 'loopback-pingpong' | 'veth';
 
 const TRANSPORT_TITLE: Record<Transport, string> = {
   unix: 'unix sockets',
   loopback: 'TCP on loopback',
+  'loopback-pingpong': 'TCP on loopback, host set to net.ipv4.tcp_pingpong_thresh=3 (the remedy benno-milter-admin doctor names)',
   veth: 'TCP over a veth pair (MTU 1500, milters in their own network namespace, as on another host or in a container)',
 };
 
@@ -64,6 +65,15 @@ function makeNetns(): { prefix: string[]; address: string; mta: string; remove: 
   };
 }
 
+const PINGPONG = '/proc/sys/net/ipv4/tcp_pingpong_thresh';
+
+/** Sets the host's pingpong threshold (Linux 6.7 and later), returning the value it had. */
+function setPingpong(value: string): string {
+  const was = fs.readFileSync(PINGPONG, 'utf8').trim();
+  fs.writeFileSync(PINGPONG, value);
+  return was;
+}
+
 async function oneTransport(transport: Transport, options: { messages?: number; rounds?: number }): Promise<string[]> {
   const messages = options.messages ?? 2000;
   const rounds = options.rounds ?? 5;
@@ -73,6 +83,7 @@ async function oneTransport(transport: Transport, options: { messages?: number; 
   const netns = transport === 'veth' ? makeNetns() : null;
   const prefix = netns?.prefix ?? [];
   const host = netns?.address ?? '127.0.0.1';
+  let pingpong: string | null = null;
   const spec = async (name: string) => (transport === 'unix' ? `unix:${path.join(base, `${name}.sock`)}` : `inet:${await freePort()}@${host}`);
   const specs = { benno: await spec('benno'), peer: await spec('peer'), bare: await spec('bare') };
   const allow = netns ? ['--allow', netns.mta] : [];
@@ -91,6 +102,7 @@ async function oneTransport(transport: Transport, options: { messages?: number; 
   const setups: SetUp[] = [];
   let milterPeak = 0;
   try {
+    if (transport === 'loopback-pingpong') pingpong = setPingpong('3');
     for (const { milter, ...s } of plan) setups.push({ ...s, postfix: await Postfix.start({ milter }), rates: [], cpu: [] });
     for (const s of setups) await smtpSource(s.postfix.port, 100); // warm-up: processes, first queue files
     const done: Record<string, number> = {};
@@ -116,6 +128,7 @@ async function oneTransport(transport: Transport, options: { messages?: number; 
     peer.kill();
     await new Promise((r) => (peer.exitCode === null ? peer.once('exit', r) : r(null)));
     netns?.remove();
+    if (pingpong !== null) setPingpong(pingpong);
   }
   const out = [
     `### (b) through real Postfix, milters on ${TRANSPORT_TITLE[transport]}: smtp-source, 20 sessions, 10 KB messages, discard transport`,
@@ -145,5 +158,11 @@ async function oneTransport(transport: Transport, options: { messages?: number; 
 
 export const throughPostfix: Part = {
   key: 'b',
-  run: async (options) => [await oneTransport('unix', options), await oneTransport('veth', options), await oneTransport('loopback', options)],
+  run: async (options) => {
+    const transports: Transport[] = ['unix', 'veth', 'loopback'];
+    if (fs.existsSync(PINGPONG)) transports.push('loopback-pingpong');
+    const out: string[][] = [];
+    for (const t of transports) out.push(await oneTransport(t, options));
+    return out;
+  },
 };

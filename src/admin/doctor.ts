@@ -5,14 +5,15 @@
 
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { printable } from '../ops/text';
 import { MasterService, PostfixConfig, milterList, serviceValue, smtpdServices, mainValue } from './postfix-config';
-import { MilterSettings, milterOptionValues, milterSocketText, skippedDaemons } from './milter-settings';
-import { isLoopback } from '../ops/allowlist';
+import { MilterSettings, OVERRIDE_FILE, milterOptionValues, milterSocketText, skippedDaemons } from './milter-settings';
+import { hostAddresses, isLoopback } from '../ops/allowlist';
 import { SocketSpec, SocketSpecError, parsePostfixEndpoint, parseSocketSpec } from '../milter/socket-spec';
-import { chrooted, postfixEndpoint, SetupError } from './postfix-setup';
+import { LOCAL_TCP_COST, OVERRIDE_NOTE, chrooted, isOurs, postfixEndpoint, SetupError } from './postfix-setup';
 import { ExportStatus, readExportStatus, spoolBacklog } from '../spool/status';
 
 export interface Finding {
@@ -38,6 +39,12 @@ export interface DoctorFacts {
   stat: (path: string) => FileFacts | null;
   /** Result of connecting to BENNOHOST:BENNOPORT; undefined when BENNOHOST is not set. */
   archiveReachable?: { ok: boolean; detail: string };
+  /** This host's addresses and names: a milter there is local to Postfix. */
+  hostNames?: string[];
+  /** The package's override.conf exists (written when this host had no Postfix). */
+  override?: boolean;
+  /** net.ipv4.tcp_pingpong_thresh; null when the kernel has no such setting (before Linux 6.7). */
+  pingpongThreshold?: number | null;
   /** Age in seconds of the oldest file waiting in the spool. */
   oldestSpoolAge: number | null;
   /** What the last export run recorded in the spool; null or absent when none did. */
@@ -51,24 +58,6 @@ export interface DoctorFacts {
  */
 function reinjection(s: MasterService): boolean {
   return s.overrides.get('content_filter') === '';
-}
-
-/**
- * Whether an entry of a milter list names our socket. TCP matches on the
- * port, whatever host Postfix connects to; a unix path on its last two
- * components, so that a path written for the other side of a chroot still
- * counts as ours and the chroot rules can name the mismatch.
- */
-function isOurs(entry: string, socket: SocketSpec | null): boolean {
-  let e: SocketSpec;
-  try {
-    e = parsePostfixEndpoint(entry);
-  } catch (err) {
-    if (err instanceof SocketSpecError) return false;
-    throw err;
-  }
-  if (socket?.kind === 'inet') return e.kind === 'inet' && e.port === socket.port;
-  return socket?.kind === 'unix' && e.kind === 'unix' && e.path.includes(socket.path.split('/').slice(-2).join('/'));
 }
 
 export function canAccess(f: FileFacts, who: { uid: number; groups: number[] }, bits: { r?: boolean; w?: boolean; x?: boolean }): boolean {
@@ -250,6 +239,33 @@ const RULES: Rule[] = [
   postfixRule('milter-services', (c, p) =>
     p.using.flatMap((s) => SERVICE_RULES.map((r) => r.check(c, p, s)).filter((f): f is Finding => f !== null)),
   ),
+  postfixRule('local-milter-over-tcp', (c, p) => {
+    const local = (entry: string) => {
+      try {
+        const e = parsePostfixEndpoint(entry);
+        return e.kind === 'inet' && (isLoopback(e.host) || (c.facts.hostNames ?? []).includes(e.host.toLowerCase()));
+      } catch (err) {
+        if (err instanceof SocketSpecError) return false;
+        throw err;
+      }
+    };
+    const tcp = p.using.filter((s) => local(p.ours(s)));
+    if (tcp.length === 0) return null;
+    const entries = [...new Set(tcp.map((s) => p.ours(s)))].join(', ');
+    const onLoopback = c.socket?.kind === 'inet' && isLoopback(c.socket.host);
+    const sysctl =
+      c.facts.pingpongThreshold === null || c.facts.pingpongThreshold === undefined
+        ? ''
+        : `; or, host-wide, sysctl net.ipv4.tcp_pingpong_thresh=3 (every TCP connection in this network namespace delays fewer ACKs; benno-milter(8) has its measured effect)`;
+    return warning(
+      `Postfix reaches benno-milter on this host over TCP (${entries} from ${tcp.map((s) => s.name).join(', ')}): ${LOCAL_TCP_COST}`,
+      (onLoopback
+        ? 'benno-milter-admin setup postfix moves it to the unix socket'
+        : `if no other host's MTA uses this milter, set SOCKET_TYPE=local and SOCKET=${p.queue}/benno-milter/benno-milter.sock in /etc/default/benno-milter (without --allow), systemctl restart benno-milter, then benno-milter-admin setup postfix`) +
+        (c.facts.override ? ` (${OVERRIDE_NOTE})` : '') +
+        sysctl,
+    );
+  }),
   postfixRule('not-in-non-smtpd-milters', (c, p) =>
     p.using.length === 0 || milterList(mainValue(p.config, 'non_smtpd_milters')).some((e) => isOurs(e, c.socket))
       ? null
@@ -455,6 +471,18 @@ export function statFile(p: string): FileFacts | null {
   }
 }
 
+function hostNames(): string[] {
+  return [os.hostname().toLowerCase(), ...hostAddresses(true)];
+}
+
+function pingpongThreshold(): number | null {
+  try {
+    return Number(fs.readFileSync('/proc/sys/net/ipv4/tcp_pingpong_thresh', 'utf8').trim());
+  } catch {
+    return null;
+  }
+}
+
 /** Gathers the facts of this host. */
 export async function gatherFacts(postfix: PostfixConfig | null, settings: MilterSettings): Promise<DoctorFacts> {
   const benno = userIds('benno');
@@ -468,5 +496,8 @@ export async function gatherFacts(postfix: PostfixConfig | null, settings: Milte
     archiveReachable: host ? await reachable(host, Number(settings.vars.get('BENNOPORT') || 2500)) : undefined,
     oldestSpoolAge: host ? spoolBacklog(settings.spoolDir, settings.suffix)?.oldestSeconds ?? null : null,
     lastExport: host ? readExportStatus(settings.spoolDir) : null,
+    hostNames: hostNames(),
+    pingpongThreshold: pingpongThreshold(),
+    override: fs.existsSync(OVERRIDE_FILE),
   };
 }

@@ -61,17 +61,32 @@ export function milterSocketText(settings: SocketSettings): string {
 
 export { parseDefaultFile };
 
-/** The values of one option in MILTERARGS ("--name VALUE" and "--name=VALUE", repeatable). */
-export function milterOptionValues(milterArgs: string, name: string): string[] {
-  const out: string[] = [];
+const unquote = (w: string) => w.replace(/^["']|["']$/g, '');
+
+/** MILTERARGS as words, each with the value of an option "--name VALUE" or "--name=VALUE" it carries. */
+function optionWords(milterArgs: string, name: string): { words: string[]; value: string | null }[] {
   const words = milterArgs.match(/"[^"]*"|'[^']*'|\S+/g) ?? [];
-  const unquote = (w: string) => w.replace(/^["']|["']$/g, '');
+  const out: { words: string[]; value: string | null }[] = [];
   for (let i = 0; i < words.length; i++) {
     const w = unquote(words[i]);
-    if (w === name && words[i + 1]) out.push(unquote(words[++i]));
-    else if (w.startsWith(`${name}=`)) out.push(w.slice(name.length + 1));
+    if (w === name && words[i + 1]) out.push({ words: [words[i], words[++i]], value: unquote(words[i]) });
+    else if (w.startsWith(`${name}=`)) out.push({ words: [words[i]], value: w.slice(name.length + 1) });
+    else out.push({ words: [words[i]], value: null });
   }
   return out;
+}
+
+/** The values of one option in MILTERARGS ("--name VALUE" and "--name=VALUE", repeatable). */
+export function milterOptionValues(milterArgs: string, name: string): string[] {
+  return optionWords(milterArgs, name).flatMap((o) => (o.value === null ? [] : [o.value]));
+}
+
+/** MILTERARGS without one option, every other word as it was written. */
+export function withoutOption(milterArgs: string, name: string): string {
+  return optionWords(milterArgs, name)
+    .filter((o) => o.value === null)
+    .flatMap((o) => o.words)
+    .join(' ');
 }
 
 /** The --skip-daemon names in MILTERARGS. */

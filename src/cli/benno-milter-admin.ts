@@ -3,13 +3,26 @@
 // show the spool's state.
 
 import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { DefaultFileError } from '../ops/default-file';
+import * as path from 'node:path';
+import { DefaultFileError, withDefaultValues } from '../ops/default-file';
+import { replaceFileDurably } from '../ops/durable-file';
+import { hostAddresses, isLoopback } from '../ops/allowlist';
 import { EX_CONFIG, EX_OK, EX_UNAVAILABLE, EX_USAGE, Fatal } from './sysexits';
 import { diagnose, gatherFacts } from '../admin/doctor';
 import { DEFAULT_FILE, OVERRIDE_FILE, milterSettings } from '../admin/milter-settings';
 import { readPostfixConfig } from '../admin/postfix-config';
-import { SetupError, planPostfixSetup, shellLine, univentionAllowNote, univentionCommands } from '../admin/postfix-setup';
+import {
+  MilterMove,
+  SetupError,
+  planPostfixSetup,
+  shellLine,
+  univentionAllowNote,
+  univentionCommands,
+  univentionLocalPlan,
+  univentionTcpEndpoint,
+} from '../admin/postfix-setup';
 import { statusReport } from '../admin/status';
 import { commandLine, runMain } from './run';
 
@@ -40,7 +53,12 @@ function parseArguments() {
   return commandLine(PROGRAM, usageText(), commandsText(), { positionals: true })
     .option('dry-run', { type: 'boolean', default: false, describe: 'setup postfix: print the postconf commands, change nothing' })
     .option('service', { type: 'string', array: true, default: [] as string[], describe: 'setup postfix: configure this master.cf service instead of main.cf (repeatable)' })
-    .option('apply', { type: 'boolean', default: false, describe: 'setup univention: run the ucr commands' })
+    .option('keep-tcp', {
+      type: 'boolean',
+      default: false,
+      describe: 'setup: leave a milter on loopback TCP there (by default it moves to its unix socket, which costs Postfix less)',
+    })
+    .option('apply', { type: 'boolean', default: false, describe: 'setup univention: run the ucr commands (and the move to the unix socket)' })
     .option('port', { type: 'number', default: 22500, describe: 'setup univention: the milter port on HOST' })
     .option('default-file', { type: 'string', default: DEFAULT_FILE, describe: "the milter's default file" })
     .option('postfix-config', { type: 'string', describe: 'Postfix configuration directory (postconf -c)' })
@@ -65,21 +83,24 @@ interface Command {
 const COMMANDS: Command[] = [
   {
     name: 'setup postfix',
-    options: '[--dry-run] [--service NAME...]',
+    options: '[--dry-run] [--service NAME...] [--keep-tcp]',
     help: [
       'add benno-milter to main.cf (smtpd_milters, non_smtpd_milters,',
       'milter_default_action = tempfail), or with --service to the -o options of',
-      "those master.cf services; the socket path follows each service's chroot",
+      "those master.cf services; the socket path follows each service's chroot.",
+      'A milter on loopback TCP first moves to its unix socket (SOCKET_TYPE, SOCKET',
+      'in the default file, then a restart), unless --keep-tcp',
     ],
     run: setupPostfix,
   },
   {
     name: 'setup univention',
     operands: 'HOST',
-    options: '[--apply]',
+    options: '[--apply] [--port N] [--keep-tcp]',
     help: [
       'print the six "ucr set" commands of the Benno documentation (--apply runs them),',
-      'and the --allow the milter on the Benno host needs for this mail server',
+      'and the --allow the milter on the Benno host needs for this mail server.',
+      'HOST this very host, with benno-milter installed: its unix socket instead of TCP',
     ],
     run: setupUnivention,
   },
@@ -121,11 +142,12 @@ async function setupPostfix(a: Args): Promise<void> {
   const settings = settingsOrFail(a['default-file']);
   let plan;
   try {
-    plan = planPostfixSetup(config, settings, a.service);
+    plan = planPostfixSetup(config, settings, a.service, { keepTcp: a['keep-tcp'], override: fs.existsSync(OVERRIDE_FILE) });
   } catch (err) {
     if (err instanceof SetupError) throw new Fatal(err.message, EX_CONFIG);
     throw err;
   }
+  if (plan.move) moveMilter(plan.move, a['default-file'], !a['dry-run']);
   const c = a['postfix-config'] ? ['-c', a['postfix-config']] : [];
   for (const args of plan.commands) {
     process.stdout.write(`${shellLine('postconf', [...c, ...args])}\n`);
@@ -137,11 +159,63 @@ async function setupPostfix(a: Args): Promise<void> {
   }
 }
 
+/**
+ * Moves the milter to its unix socket: the socket's directory (benno:postfix
+ * 0750, as the package makes it), the default file, a restart where systemd
+ * runs. Postfix is told afterwards; a message in between is answered "try
+ * again later" (milter_default_action = tempfail), never lost.
+ */
+function moveMilter(move: MilterMove, defaultFile: string, apply: boolean): void {
+  const dir = path.dirname(move.path);
+  const steps: string[][] = [];
+  if (!fs.existsSync(dir)) steps.push(['install', '-d', '-o', 'benno', '-g', 'postfix', '-m', '0750', dir]);
+  const assignments = [...move.values].map(([k, v]) => `${k}=${v}`);
+  process.stdout.write(`# ${defaultFile}: ${assignments.join(' ')}\n`);
+  const booted = fs.existsSync('/run/systemd/system');
+  if (booted) steps.push(['systemctl', 'try-restart', 'benno-milter']);
+  for (const [program, ...args] of steps) process.stdout.write(`${shellLine(program, args)}\n`);
+  if (!booted) process.stdout.write('# then restart benno-milter, which reads the default file at its start\n');
+  if (!apply) return;
+  let text = '';
+  try {
+    text = fs.readFileSync(defaultFile, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Fatal(`cannot read ${defaultFile}: ${(err as Error).message}`, EX_CONFIG);
+  }
+  for (const [program, ...args] of steps.filter(([p]) => p === 'install')) execFileSync(program, args, { stdio: 'inherit' });
+  // An administrator's file keeps its mode; a new one is world-readable like the package's.
+  replaceFileDurably(defaultFile, Buffer.from(withDefaultValues(text, move.values)), {
+    mode: 0o644,
+    prepare: (fd, old) => {
+      if (old) fs.fchmodSync(fd, old.mode & 0o7777);
+    },
+  });
+  for (const [program, ...args] of steps.filter(([p]) => p === 'systemctl')) execFileSync(program, args, { stdio: 'inherit' });
+}
+
+/** Whether host names this machine: the milter would then share Postfix's host. */
+function isThisHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return isLoopback(h) || h === os.hostname().toLowerCase() || hostAddresses(true).includes(h);
+}
+
 async function setupUnivention(a: Args, [host]: string[]): Promise<void> {
   if (!host) usageError('setup univention needs the Benno host: setup univention HOST');
   let commands: string[][];
+  let local = null;
   try {
-    commands = univentionCommands(host, a.port);
+    // The archive on this very host, with the package's milter (not in a container of its own): the unix socket.
+    if (isThisHost(host) && fs.existsSync(a['default-file'])) {
+      local = univentionLocalPlan(postfixOrFail(a['postfix-config']), settingsOrFail(a['default-file']), {
+        keepTcp: a['keep-tcp'],
+        override: fs.existsSync(OVERRIDE_FILE),
+      });
+      if (local.move) moveMilter(local.move, a['default-file'], a.apply);
+      commands = univentionCommands(local.endpoint);
+    } else {
+      const endpoint = univentionTcpEndpoint(host, a.port);
+      commands = univentionCommands(() => endpoint);
+    }
   } catch (err) {
     if (err instanceof SetupError) usageError(err.message);
     throw err;
@@ -151,11 +225,12 @@ async function setupUnivention(a: Args, [host]: string[]): Promise<void> {
     if (a.apply) execFileSync('ucr', args, { stdio: 'inherit' });
   }
   process.stdout.write(`# then: systemctl restart postfix\n`);
-  const addresses = Object.values(os.networkInterfaces())
-    .flat()
-    .filter((i) => i && !i.internal && !/^fe80:/i.test(i.address))
-    .map((i) => i!.address);
-  process.stdout.write(`# ${univentionAllowNote(host, addresses)}\n`);
+  if (local) {
+    for (const note of local.notes) process.stdout.write(`# ${note}\n`);
+  } else {
+    if (isThisHost(host)) process.stdout.write(`# ${host} is this host, but benno-milter is not installed here (${a['default-file']} is missing; the archive in a container?): TCP it is\n`);
+    process.stdout.write(`# ${univentionAllowNote(host, hostAddresses(false))}\n`);
+  }
 }
 
 async function doctor(a: Args): Promise<void> {

@@ -1,6 +1,7 @@
 // Which clients may connect: addresses and CIDR networks, as benno-smtp's
 // allowed_clients and benno-milter's --allow name them.
 
+import * as os from 'node:os';
 import { BlockList, isIP, isIPv4 } from 'node:net';
 
 export interface Subnet {
@@ -39,6 +40,14 @@ export function isLoopback(host: string, prefix?: number): boolean {
   if (host === 'localhost') return true;
   if (/^127\./.test(host)) return prefix === undefined || prefix >= 8;
   return host === '::1' && (prefix === undefined || prefix === 128);
+}
+
+/** This host's interface addresses (lower case); loopback ones only with internal. */
+export function hostAddresses(internal: boolean): string[] {
+  return Object.values(os.networkInterfaces())
+    .flat()
+    .filter((i): i is os.NetworkInterfaceInfo => i !== undefined && (internal || (!i.internal && !/^fe80:/i.test(i.address))))
+    .map((i) => i.address.toLowerCase());
 }
 
 export class AllowList {

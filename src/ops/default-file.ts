@@ -66,3 +66,28 @@ export function readDefaultFile(file: string): Map<string, string> {
   }
   return parseDefaultFile(text, file);
 }
+
+/** A value as the file writes it: bare when it needs no quotes, else in double quotes. */
+function quoted(value: string): string {
+  return /^[A-Za-z0-9_./:@,+=-]*$/.test(value) ? value : `"${value.replace(/["\\$`]/g, '\\$&')}"`;
+}
+
+/**
+ * The file's text with KEY=value set for each entry: the last active
+ * assignment of a key is replaced in place (so the administrator's comments
+ * stay beside it), a key without one is appended. Commented-out lines stay
+ * as they are: they document the default.
+ */
+export function withDefaultValues(text: string, values: ReadonlyMap<string, string>): string {
+  const lines = text === '' ? [] : text.replace(/\n$/, '').split('\n');
+  for (const [key, value] of values) {
+    const line = `${key}=${quoted(value)}`;
+    let at = -1;
+    lines.forEach((l, i) => {
+      if (new RegExp(`^\\s*(?:export\\s+)?${key}=`).test(l)) at = i;
+    });
+    if (at >= 0) lines[at] = line;
+    else lines.push(line);
+  }
+  return `${lines.join('\n')}\n`;
+}

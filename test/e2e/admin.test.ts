@@ -9,6 +9,8 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Program, ROOT, runToEnd, startMilter } from '../helpers/daemon';
 import { removeTree, tempDir } from '../helpers/fs';
+import { freePort } from '../helpers/net';
+import { parseDefaultFile } from '../../src/ops/default-file';
 import { Postfix, queuedAs, swaks } from '../helpers/postfix';
 
 const ADMIN_BIN = path.join(ROOT, 'dist', 'src', 'cli', 'benno-milter-admin.js');
@@ -81,5 +83,99 @@ describe('benno-milter-admin with a real Postfix', () => {
     assert.match(r.stderr.trim(), /^benno-milter-admin: unknown command "frobnicate" \(try --help\)$/);
     const u = await runToEnd(ADMIN_BIN, ['setup', 'univention']);
     assert.equal(u.code, 64);
+  });
+});
+
+describe('benno-milter-admin moves a milter on loopback TCP to its unix socket (real Postfix)', () => {
+  let work: string;
+  let spool: string;
+  let defaultFile: string;
+  let postfix: Postfix;
+  let milter: Program | undefined;
+
+  before(async () => {
+    work = tempDir();
+    fs.chmodSync(work, 0o755);
+    spool = path.join(work, 'spool');
+    fs.mkdirSync(spool);
+    defaultFile = path.join(work, 'default');
+    postfix = await Postfix.start();
+  });
+  after(async () => {
+    await milter?.stop();
+    await postfix?.stop();
+    removeTree(work);
+  });
+
+  const admin = (...args: string[]) => runToEnd(ADMIN_BIN, [...args, '--postfix-config', postfix.configDir, '--default-file', defaultFile]);
+  const postconf = (p: string) => execFileSync('postconf', ['-c', postfix.configDir, '-h', p], { encoding: 'utf8' }).trim();
+  const startFromDefaultFile = async () => {
+    const vars = parseDefaultFile(fs.readFileSync(defaultFile, 'utf8'), defaultFile);
+    const args = (vars.get('MILTERARGS') ?? '').split(' ').filter(Boolean);
+    return startMilter(['-p', `${vars.get('SOCKET_TYPE')}:${vars.get('SOCKET')}`, '-o', spool, ...args]);
+  };
+  const archivedThrough = async (m: Program, subject: string) => {
+    const sent = await swaks(['--server', `127.0.0.1:${postfix.port}`, '--from', 'a@example.com', '--to', 'r@example.org', '--header', `Subject: ${subject}`]);
+    assert.equal(sent.code, 0, sent.output);
+    await m.waitForLine(new RegExp(`${queuedAs(sent.output)}: archived from=<a@example.com>`));
+  };
+
+  it('doctor warns about the TCP; setup postfix moves the milter and Postfix, and mail is archived through the socket', async () => {
+    const port = await freePort();
+    fs.writeFileSync(defaultFile, `# the administrator's comment\nSOCKET_TYPE=inet\nSOCKET=${port}@127.0.0.1\nSPOOLDIR=${spool}\nMILTERARGS="--allow 127.0.0.1 --log-level info"\n`);
+    fs.chmodSync(defaultFile, 0o640);
+    execFileSync('postconf', ['-c', postfix.configDir, '-e', `smtpd_milters = inet:127.0.0.1:${port}`, 'milter_default_action = tempfail']);
+    await postfix.postfix('reload');
+    milter = await startFromDefaultFile();
+    await archivedThrough(milter, 'over TCP');
+
+    const doctor = await admin('doctor');
+    assert.match(doctor.stdout, new RegExp(`warning: Postfix reaches benno-milter on this host over TCP \\(inet:127\\.0\\.0\\.1:${port} from 127\\.0\\.0\\.1:${postfix.port}\\): TCP on loopback runs at about 0\\.92`));
+    assert.match(doctor.stdout, /fix: benno-milter-admin setup postfix moves it to the unix socket/);
+
+    // The socket's directory as the package makes it; this machine has no user benno for setup to give it to.
+    const socketPath = path.join(postfix.queueDir, 'benno-milter', 'benno-milter.sock');
+    fs.mkdirSync(path.dirname(socketPath), { mode: 0o750 });
+    execFileSync('chgrp', ['postfix', path.dirname(socketPath)]);
+    const dry = await admin('setup', 'postfix', '--dry-run');
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.match(dry.stdout, new RegExp(`^# ${defaultFile}: SOCKET_TYPE=local SOCKET=${socketPath} MILTERARGS=--log-level info$`, 'm'));
+    assert.equal(postconf('smtpd_milters'), `inet:127.0.0.1:${port}`, '--dry-run changes nothing');
+    assert.match(fs.readFileSync(defaultFile, 'utf8'), /SOCKET_TYPE=inet/);
+
+    const r = await admin('setup', 'postfix');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /# benno-milter moves from TCP inet:\d+@127\.0\.0\.1, which only this host can reach, to the unix socket/);
+    assert.equal(
+      fs.readFileSync(defaultFile, 'utf8'),
+      `# the administrator's comment\nSOCKET_TYPE=local\nSOCKET=${socketPath}\nSPOOLDIR=${spool}\nMILTERARGS="--log-level info"\n`,
+    );
+    assert.equal(fs.statSync(defaultFile).mode & 0o777, 0o640, 'the file keeps its mode');
+    // The test's Postfix runs its services unchrooted: the absolute path, in place of the TCP entry.
+    assert.equal(postconf('smtpd_milters'), `unix:${socketPath}`);
+    assert.equal(postconf('non_smtpd_milters'), `unix:${socketPath}`);
+
+    // What systemctl restart does on a real host: the milter starts from the default file.
+    await milter.stop();
+    milter = await startFromDefaultFile();
+    execFileSync('chgrp', ['postfix', socketPath]);
+    await archivedThrough(milter, 'over the unix socket');
+    const after = await admin('doctor');
+    assert.doesNotMatch(after.stdout, /over TCP/);
+  });
+
+  it('setup univention: this host with the milter installed gets its unix socket; another host TCP and the --allow note', async () => {
+    const socketPath = path.join(postfix.queueDir, 'benno-milter', 'benno-milter.sock');
+    const here = await admin('setup', 'univention', 'localhost');
+    assert.equal(here.code, 0, here.stderr);
+    const set = here.stdout.split('\n').filter((l) => l.startsWith('ucr set'));
+    assert.deepEqual(
+      set.filter((l) => /smtpd_milters/.test(l)),
+      ['smtp', 'submission', 'smtps'].map((s) => `ucr set mail/postfix/mastercf/options/${s}/smtpd_milters=unix:${socketPath}`),
+    );
+    assert.doesNotMatch(here.stdout, /--allow/);
+    const away = await admin('setup', 'univention', 'benno.example.org');
+    assert.match(away.stdout, /^ucr set mail\/postfix\/mastercf\/options\/smtp\/smtpd_milters=inet:benno\.example\.org:22500$/m);
+    assert.match(away.stdout, /set MILTERARGS="--allow ADDRESS"/);
   });
 });

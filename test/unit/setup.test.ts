@@ -7,9 +7,19 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { DoctorFacts, FileFacts, diagnose } from '../../src/admin/doctor';
-import { MilterSettings, UNIT_DEFAULTS, parseOverride, skippedDaemons } from '../../src/admin/milter-settings';
+import { MilterSettings, UNIT_DEFAULTS, parseOverride, skippedDaemons, withoutOption } from '../../src/admin/milter-settings';
+import { parseDefaultFile, withDefaultValues } from '../../src/ops/default-file';
 import { PostfixConfig, milterList, parsePostfixConfig } from '../../src/admin/postfix-config';
-import { SetupError, planPostfixSetup, postfixEndpoint, shellLine, univentionAllowNote, univentionCommands } from '../../src/admin/postfix-setup';
+import {
+  SetupError,
+  planPostfixSetup,
+  postfixEndpoint,
+  shellLine,
+  univentionAllowNote,
+  univentionCommands,
+  univentionLocalPlan,
+  univentionTcpEndpoint,
+} from '../../src/admin/postfix-setup';
 import { statusReport } from '../../src/admin/status';
 import { EXPORT_STATUS_FILE } from '../../src/spool/names';
 import { readExportStatus, spoolBacklog, writeExportStatus } from '../../src/spool/status';
@@ -135,7 +145,7 @@ describe('setup postfix', () => {
 
 describe('setup univention', () => {
   it('the six ucr set commands of the Benno documentation', () => {
-    assert.deepEqual(univentionCommands('benno.example.org').map((a) => shellLine('ucr', a)), [
+    assert.deepEqual(univentionCommands(() => univentionTcpEndpoint('benno.example.org')).map((a) => shellLine('ucr', a)), [
       'ucr set mail/postfix/mastercf/options/smtp/smtpd_milters=inet:benno.example.org:22500',
       'ucr set mail/postfix/mastercf/options/smtp/milter_default_action=tempfail',
       'ucr set mail/postfix/mastercf/options/submission/smtpd_milters=inet:benno.example.org:22500',
@@ -143,11 +153,11 @@ describe('setup univention', () => {
       'ucr set mail/postfix/mastercf/options/smtps/smtpd_milters=inet:benno.example.org:22500',
       'ucr set mail/postfix/mastercf/options/smtps/milter_default_action=tempfail',
     ]);
-    assert.throws(() => univentionCommands('bad host'), SetupError);
+    assert.throws(() => univentionTcpEndpoint('bad host'), SetupError);
   });
 
   it('an IPv6 address in [brackets], as Postfix writes it', () => {
-    assert.equal(univentionCommands('2001:db8::25', 2500)[0][1], 'mail/postfix/mastercf/options/smtp/smtpd_milters=inet:[2001:db8::25]:2500');
+    assert.equal(univentionCommands(() => univentionTcpEndpoint('2001:db8::25', 2500))[0][1], 'mail/postfix/mastercf/options/smtp/smtpd_milters=inet:[2001:db8::25]:2500');
   });
 
   it('names the --allow the Benno host needs for this mail server', () => {
@@ -294,6 +304,102 @@ describe('doctor', () => {
     ]);
     assert.deepEqual(diagnose(facts(recorded('debian'), settings, {}, { lastExport: { ...lastExport, refused: 0, refusedFiles: [] } })), []);
     assert.deepEqual(diagnose(facts(recorded('debian'), localSettings(), {}, { lastExport })), [], 'without BENNOHOST there is no export');
+  });
+});
+
+describe('one host: the unix socket rather than loopback TCP (issue 13)', () => {
+  const tcpSettings = (socket: string, milterArgs = '') => localSettings({ socketType: 'inet', socket, milterArgs });
+  const debian = () => recorded('debian', (main, M, P) => [main.replace(/^(smtpd_milters|non_smtpd_milters) = .*\n/gm, ''), M, P]);
+
+  it('a milter on loopback TCP moves to its unix socket, and Postfix names that instead of the TCP entry', () => {
+    const onTcp = recorded('debian', (main, M, P) => [
+      main.replace(/^smtpd_milters = .*$/m, 'smtpd_milters = inet:localhost:8891, inet:127.0.0.1:22500').replace(/^non_smtpd_milters = .*$/m, 'non_smtpd_milters = inet:127.0.0.1:22500'),
+      M,
+      P,
+    ]);
+    const plan = planPostfixSetup(onTcp, tcpSettings('22500@127.0.0.1', '--allow 127.0.0.1 --skip-daemon amavis'), []);
+    assert.deepEqual(plan.move, {
+      from: 'inet:22500@127.0.0.1',
+      path: '/var/spool/postfix/benno-milter/benno-milter.sock',
+      values: new Map([
+        ['SOCKET_TYPE', 'local'],
+        ['SOCKET', '/var/spool/postfix/benno-milter/benno-milter.sock'],
+        ['MILTERARGS', '--skip-daemon amavis'],
+      ]),
+    });
+    // OpenDKIM keeps its place; our TCP entry is replaced, not joined by a second one that nobody would answer.
+    assert.equal(plan.commands[0][1], 'smtpd_milters = inet:localhost:8891, unix:/benno-milter/benno-milter.sock');
+    assert.equal(plan.commands[0][2], 'non_smtpd_milters = unix:/benno-milter/benno-milter.sock');
+    assert.match(plan.notes[0], /^benno-milter moves from TCP inet:22500@127\.0\.0\.1, which only this host can reach, to the unix socket .*0\.92 of a unix socket's rate.*--keep-tcp$/);
+  });
+
+  it('stays on TCP with --keep-tcp, with the override file of a host that had no Postfix, and when other hosts may connect', () => {
+    const keep = planPostfixSetup(debian(), tcpSettings('22500@127.0.0.1'), [], { keepTcp: true });
+    assert.equal(keep.move, null);
+    assert.equal(keep.commands[0][1], 'smtpd_milters = inet:127.0.0.1:22500');
+    assert.match(keep.notes[0], /stays on TCP inet:22500@127\.0\.0\.1 \(--keep-tcp\)/);
+    const override = planPostfixSetup(debian(), tcpSettings('22500@::1'), [], { override: true });
+    assert.equal(override.move, null);
+    assert.match(override.notes[0], /override\.conf .*remove it, systemctl daemon-reload/);
+    const shared = planPostfixSetup(debian(), tcpSettings('22500@0.0.0.0', '--allow 192.0.2.25'), []);
+    assert.equal(shared.move, null);
+    assert.equal(shared.commands[0][1], 'smtpd_milters = inet:127.0.0.1:22500');
+    assert.match(shared.notes[0], /other hosts' MTAs may reach it.*if only this Postfix uses the milter, set SOCKET_TYPE=local/);
+    assert.equal(planPostfixSetup(debian(), localSettings(), []).move, null, 'a unix socket stays');
+  });
+
+  it('a chrooted path for an unchrooted service is replaced, not doubled', () => {
+    const notChrooted = recorded('debian', (main, M, P) => [main, M.replace(/^smtp( +)inet( +)n( +)-( +)y/m, 'smtp$1inet$2n$3-$4n'), P]);
+    assert.equal(planPostfixSetup(notChrooted, localSettings(), []).commands[0][1], 'smtpd_milters = unix:/var/spool/postfix/benno-milter/benno-milter.sock');
+  });
+
+  it('Univention with the milter on the mail server itself: the unix socket per chroot, after the move', () => {
+    const local = univentionLocalPlan(recorded('univention'), tcpSettings('22500@localhost'));
+    assert.equal(local.move?.path, '/var/spool/postfix/benno-milter/benno-milter.sock');
+    const lines = univentionCommands(local.endpoint).map((x) => shellLine('ucr', x));
+    assert.equal(lines.length, 6);
+    for (const l of lines.filter((x) => /smtpd_milters/.test(x))) assert.match(l, /=unix:(\/var\/spool\/postfix)?\/benno-milter\/benno-milter\.sock$/);
+    assert.equal(univentionLocalPlan(recorded('univention'), localSettings()).move, null);
+  });
+
+  it('MILTERARGS loses --allow in both spellings and keeps every other word', () => {
+    assert.equal(withoutOption('--allow 127.0.0.1 --gateway "mx 1" --allow=::1 -v', '--allow'), '--gateway "mx 1" -v');
+    assert.equal(withoutOption('', '--allow'), '');
+  });
+
+  it('the default file: the active assignment replaced in place, comments kept, a missing key appended', () => {
+    const text = '# socket\n#SOCKET_TYPE=local\nSOCKET_TYPE=inet\nexport SOCKET=22500@127.0.0.1 # loopback\nSPOOLDIR=/srv/benno/inbox\n';
+    const out = withDefaultValues(text, new Map([['SOCKET_TYPE', 'local'], ['SOCKET', '/var/spool/postfix/benno-milter/benno-milter.sock'], ['MILTERARGS', '--gateway "mx 1"']]));
+    assert.equal(
+      out,
+      '# socket\n#SOCKET_TYPE=local\nSOCKET_TYPE=local\nSOCKET=/var/spool/postfix/benno-milter/benno-milter.sock\nSPOOLDIR=/srv/benno/inbox\nMILTERARGS="--gateway \\"mx 1\\""\n',
+    );
+    const read = parseDefaultFile(out, 'default');
+    assert.equal(read.get('MILTERARGS'), '--gateway "mx 1"', 'what the file says is what was meant');
+    assert.equal(read.get('SOCKET_TYPE'), 'local');
+    assert.equal(withDefaultValues('', new Map([['A', 'b']])), 'A=b\n');
+  });
+
+  it('doctor: Postfix reaching a local milter over TCP is a warning with the cost and the remedy', () => {
+    const onTcp = recorded('debian', (main, M, P) => [
+      main.replace(/^smtpd_milters = .*$/m, 'smtpd_milters = inet:127.0.0.1:22500').replace(/^non_smtpd_milters = .*$/m, 'non_smtpd_milters = inet:127.0.0.1:22500'),
+      M,
+      P,
+    ]);
+    const found = diagnose(facts(onTcp, tcpSettings('22500@127.0.0.1'), {}, { pingpongThreshold: null }));
+    assert.equal(found.length, 1, JSON.stringify(found));
+    assert.equal(found[0].level, 'warning');
+    assert.match(found[0].problem, /^Postfix reaches benno-milter on this host over TCP \(inet:127\.0\.0\.1:22500 from smtp.*0\.92 of a unix socket's rate/);
+    assert.equal(found[0].fix, 'benno-milter-admin setup postfix moves it to the unix socket');
+    const sysctl = diagnose(facts(onTcp, tcpSettings('22500@127.0.0.1'), {}, { pingpongThreshold: 1 }));
+    assert.match(sysctl[0].fix, /host-wide, sysctl net\.ipv4\.tcp_pingpong_thresh=3 \(every TCP connection in this network namespace/);
+    // The milter on all addresses, Postfix on this host's own address: still local.
+    const ownAddress = recorded('debian', (main, M, P) => [main.replace(/^smtpd_milters = .*$/m, 'smtpd_milters = inet:192.0.2.10:22500'), M, P]);
+    const shared = diagnose(facts(ownAddress, tcpSettings('22500@0.0.0.0', '--allow 192.0.2.0/24'), {}, { hostNames: ['mail.example.org', '192.0.2.10'] }));
+    assert.match(shared.map((f) => f.fix).join('\n'), /if no other host's MTA uses this milter, set SOCKET_TYPE=local/);
+    // A milter on another host over TCP is the documented set-up: nothing to say.
+    const remote = recorded('debian', (main, M, P) => [main.replace(/^smtpd_milters = .*$/m, 'smtpd_milters = inet:benno.example.org:22500'), M, P]);
+    assert.ok(!diagnose(facts(remote, tcpSettings('22500@0.0.0.0', '--allow 192.0.2.0/24'), {}, { hostNames: ['192.0.2.10'] })).some((f) => /this host over TCP/.test(f.problem)));
   });
 });
 
