@@ -3,7 +3,8 @@
 // patterns were taken from real runs (test/unit/audit-fixtures.ts holds the
 // recorded lines). Every pattern is anchored at both ends with greedy fields,
 // so that text a sender controls (an address, a Message-ID) cannot pass for
-// a later field: the real field is the last one on the line.
+// a later field: the real field is the last one on the line. The patterns
+// are dotAll ('s'): a field may hold U+2028 or U+2029, which `.` would not match.
 
 import type { LogLine } from './audit-lines';
 
@@ -41,22 +42,22 @@ const POSTFIX_TAG = /^[\w.-]+(?:\/[\w.-]+)*\/(smtpd|pickup|qmgr|cleanup|smtp|lmt
 const SENDMAIL_TAGS = new Set(['sm-mta', 'sendmail', 'sm-msp-queue']);
 const MILTER_TAG = 'benno-milter';
 
-const P_START = new RegExp(`^(${QUEUE_ID}): (?:client=|uid=\\d+ from=<)`);
-const P_QUEUED = new RegExp(`^(${QUEUE_ID}): from=<(.*)>, size=\\d+, nrcpt=\\d+ \\(queue active\\)$`);
-const P_HOLD = new RegExp(`^(${QUEUE_ID}): hold: .*; from=<(.*?)> to=<`);
-const P_REMOVED = new RegExp(`^(${QUEUE_ID}): removed$`);
+const P_START = new RegExp(`^(${QUEUE_ID}): (?:client=|uid=\\d+ from=<)`, 's');
+const P_QUEUED = new RegExp(`^(${QUEUE_ID}): from=<(.*)>, size=\\d+, nrcpt=\\d+ \\(queue active\\)$`, 's');
+const P_HOLD = new RegExp(`^(${QUEUE_ID}): hold: .*; from=<(.*?)> to=<`, 's');
+const P_REMOVED = new RegExp(`^(${QUEUE_ID}): removed$`, 's');
 /** Delivered to an SMTP/LMTP server that queued it under its own id: a content filter's re-injection when that server is this host. */
-const P_SENT = new RegExp(`^(${QUEUE_ID}): to=<.*>, relay=([^,\\s]+), .*status=sent \\(.*queued as (${QUEUE_ID})\\)$`);
+const P_SENT = new RegExp(`^(${QUEUE_ID}): to=<.*>, relay=([^,\\s]+), .*status=sent \\(.*queued as (${QUEUE_ID})\\)$`, 's');
 
-const S_FROM = new RegExp(`^(${QUEUE_ID}): from=(.*), size=\\d+, class=-?\\d+, nrcpts=\\d+(.*)$`);
-const S_MILTER_REJECT = new RegExp(`^(${QUEUE_ID}): Milter: data, (?:reject=|discard)`);
-const S_SENT = new RegExp(`^(${QUEUE_ID}): to=.*, relay=(\\S+) .*, stat=Sent \\((${QUEUE_ID}) Message accepted for delivery\\)$`);
+const S_FROM = new RegExp(`^(${QUEUE_ID}): from=(.*), size=\\d+, class=-?\\d+, nrcpts=\\d+(.*)$`, 's');
+const S_MILTER_REJECT = new RegExp(`^(${QUEUE_ID}): Milter: data, (?:reject=|discard)`, 's');
+const S_SENT = new RegExp(`^(${QUEUE_ID}): to=.*, relay=(\\S+) .*, stat=Sent \\((${QUEUE_ID}) Message accepted for delivery\\)$`, 's');
 
 const M_LEVEL = /^(?:error|warn|info|debug): /;
-const M_ARCHIVED = new RegExp(`^(${QUEUE_ID}): archived from=<.*> rcpts=\\d+ size=\\d+ file=\\S+ ms=`);
-const M_SKIPPED = new RegExp(`^(${QUEUE_ID}): not archived: daemon_name=(.*) is in --skip-daemon `);
-const M_REFUSED = new RegExp(`^(${QUEUE_ID}): not archived, refused: `);
-const M_FAILED = new RegExp(`^(${QUEUE_ID}): archiving failed: `);
+const M_ARCHIVED = new RegExp(`^(${QUEUE_ID}): archived from=<.*> rcpts=\\d+ size=\\d+ file=\\S+ ms=`, 's');
+const M_SKIPPED = new RegExp(`^(${QUEUE_ID}): not archived: daemon_name=(.*) is in --skip-daemon `, 's');
+const M_REFUSED = new RegExp(`^(${QUEUE_ID}): not archived, refused: `, 's');
+const M_FAILED = new RegExp(`^(${QUEUE_ID}): archiving failed: `, 's');
 
 /** A relay on this host: loopback by address or name ("127.0.0.1[127.0.0.1]:10024", "[127.0.0.1]", "localhost"). */
 function localRelay(relay: string): boolean {

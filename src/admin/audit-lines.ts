@@ -53,6 +53,11 @@ function fraction(digits: string | undefined): number {
   return digits === undefined ? 999 : Number(digits.slice(0, 3).padEnd(3, '0'));
 }
 
+/** Date.UTC would carry month 13 into the next year: such a field is no time. */
+function validTime(month: number, day: number, h: number, m: number, s: number): boolean {
+  return month >= 1 && month <= 12 && day >= 1 && day <= 31 && h <= 23 && m <= 59 && s <= 60;
+}
+
 function offsetMs(zone: string): number {
   if (zone === 'Z') return 0;
   const sign = zone[0] === '-' ? -1 : 1;
@@ -72,6 +77,7 @@ export function lineTime(line: string, years: YearGuess): { time: number; rest: 
   m = ISO.exec(line);
   if (m) {
     const [y, mo, d, h, mi, s] = [1, 2, 3, 4, 5, 6].map((i) => Number(m![i]));
+    if (!validTime(mo, d, h, mi, s)) return null;
     const ms = fraction(m[7]);
     const time = m[8] === undefined ? new Date(y, mo - 1, d, h, mi, s, ms).getTime() : Date.UTC(y, mo - 1, d, h, mi, s, ms) - offsetMs(m[8]);
     return Number.isNaN(time) ? null : { time, rest: line.slice(m[0].length) };
@@ -116,6 +122,6 @@ export function parseTimeArgument(text: string, now: number): number | null {
   const [y, mo, d] = [1, 2, 3].map((i) => Number(m[i]));
   const [h, mi, sec] = [4, 5, 6].map((i) => Number(m[i] ?? 0));
   const ms = Number((m[7] ?? '0').padEnd(3, '0'));
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return null;
+  if (!validTime(mo, d, h, mi, sec)) return null;
   return m[8] === undefined ? new Date(y, mo - 1, d, h, mi, sec, ms).getTime() : Date.UTC(y, mo - 1, d, h, mi, sec, ms) - offsetMs(m[8]);
 }

@@ -93,6 +93,23 @@ function newMessage(queueId: string): Message {
 /** Anything of the MTA's seen for it: a new start means a new message. */
 const mtaSeen = (m: Message) => m.started || m.accepted !== undefined || m.removed;
 
+/**
+ * The milter's line and the MTA's reach the log by different ways (the
+ * journal's stream from our stderr, syslog's socket from Postfix), so the
+ * milter's can come a little after qmgr's, even after "removed". A queue id
+ * is never used again within seconds (Postfix's short ids hold the
+ * microseconds), so within this much a milter line still belongs to the
+ * message just removed.
+ */
+const LATE_MILTER_MS = 2000;
+
+/** Whether a milter line at `time` begins the next message under this id rather than belonging to m. */
+function afterMessage(m: Message, time: number): boolean {
+  if (!m.removed) return false;
+  const verdict = m.archived > 0 || m.skipped !== undefined || m.failed !== undefined;
+  return verdict || !m.accepted || time - m.accepted.time > LATE_MILTER_MS;
+}
+
 export class AuditMatcher {
   /** Queue ids with events in the last GRACE_MS, oldest activity first (a Map keeps insertion order). */
   private readonly open = new Map<string, QueueId>();
@@ -162,17 +179,17 @@ export class AuditMatcher {
         m.removed = true;
         return;
       case 'archived':
-        if (m.removed) m = this.next(q);
+        if (afterMessage(m, e.time)) m = this.next(q);
         if (this.inPeriod(e.time)) this.result.archived++;
         m.archived++;
         m.firstArchived ??= e.time;
         return;
       case 'skipped':
-        if (m.removed) m = this.next(q);
+        if (afterMessage(m, e.time)) m = this.next(q);
         m.skipped = e;
         return;
       case 'failed':
-        if (m.removed) m = this.next(q);
+        if (afterMessage(m, e.time)) m = this.next(q);
         m.failed = e;
         return;
     }

@@ -8,8 +8,7 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as readline from 'node:readline';
-import { Readable, Transform, TransformCallback } from 'node:stream';
+import { Readable, Transform, TransformCallback, pipeline } from 'node:stream';
 import * as zlib from 'node:zlib';
 import { LogLine, YearGuess, parseLogLine } from './audit-lines';
 
@@ -35,49 +34,76 @@ export interface LogSource {
   lines(): AsyncIterable<LogLine>;
 }
 
-/** Cuts lines at MAX_LINE bytes: what is beyond, up to the line end, never reaches readline. */
-class LineCap extends Transform {
+/**
+ * Splits bytes into lines at LF only, each cut at MAX_LINE bytes (what is
+ * beyond, up to the line end, is dropped). Not readline: it also ends a
+ * line at a bare CR, U+2028 and U+2029, which a sender can put into an
+ * address that the MTA logs as it is; what follows would then pass for a
+ * line of its own, a forged "archived" line of the milter's included.
+ */
+class LineSplitter extends Transform {
+  private parts: Buffer[] = [];
   private length = 0;
+
+  constructor() {
+    super({ readableObjectMode: true });
+  }
+
+  private keep(b: Buffer): void {
+    const room = MAX_LINE - this.length;
+    if (room <= 0) return;
+    const part = b.length > room ? b.subarray(0, room) : b;
+    // A part of a large chunk is copied, so that the chunk itself is not kept alive by it.
+    this.parts.push(Buffer.from(part));
+    this.length += part.length;
+  }
+
+  private pushKept(): void {
+    let line = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts);
+    if (line[line.length - 1] === 0x0d) line = line.subarray(0, -1);
+    this.parts = [];
+    this.length = 0;
+    this.push(line.toString('utf8'));
+  }
+
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    const parts: Buffer[] = [];
     let from = 0;
-    while (from < chunk.length) {
-      const lf = chunk.indexOf(0x0a, from);
-      const end = lf < 0 ? chunk.length : lf + 1;
-      const room = Math.max(0, MAX_LINE - this.length);
-      const take = Math.min(end - from - (lf < 0 ? 0 : 1), room);
-      if (take > 0) parts.push(chunk.subarray(from, from + take));
-      if (lf < 0) {
-        this.length += end - from;
+    for (let lf = chunk.indexOf(0x0a); lf >= 0; lf = chunk.indexOf(0x0a, from)) {
+      if (this.length === 0 && lf - from <= MAX_LINE) {
+        let end = lf;
+        if (end > from && chunk[end - 1] === 0x0d) end--;
+        this.push(chunk.toString('utf8', from, end));
       } else {
-        parts.push(chunk.subarray(lf, lf + 1));
-        this.length = 0;
+        this.keep(chunk.subarray(from, lf));
+        this.pushKept();
       }
-      from = end;
+      from = lf + 1;
     }
-    done(null, parts.length === 1 ? parts[0] : Buffer.concat(parts));
+    if (from < chunk.length) this.keep(chunk.subarray(from));
+    done();
+  }
+
+  override _flush(done: TransformCallback): void {
+    if (this.length > 0) this.pushKept();
+    done();
   }
 }
 
 /** The lines of a byte stream that are log lines; `fail` turns a stream error into the error to throw. */
 async function* logLines(input: Readable, years: YearGuess, fail: (err: Error) => Error): AsyncGenerator<LogLine> {
-  let error: Error | null = null;
-  const capped = input.pipe(new LineCap());
-  input.on('error', (err) => {
-    error = err;
-    capped.destroy(); // ends readline's iteration; the error is thrown below
-  });
-  const rl = readline.createInterface({ input: capped, crlfDelay: Infinity });
+  const lines = new LineSplitter();
+  // pipeline: an error of the input (a file, gunzip, journalctl's stdout) destroys the splitter with it, which ends the loop below.
+  pipeline(input, lines, () => undefined);
   try {
-    for await (const text of rl) {
+    for await (const text of lines as AsyncIterable<string>) {
       const line = parseLogLine(text, years);
       if (line) yield line;
     }
+  } catch (err) {
+    throw fail(err as Error);
   } finally {
-    rl.close();
     input.destroy();
   }
-  if (error) throw fail(error);
 }
 
 async function openFile(file: string): Promise<{ stream: Readable; mtime: number }> {
