@@ -7,6 +7,7 @@
 // (progress goes to stderr).
 
 import * as os from 'node:os';
+import { auditBench } from './audit';
 import { exportBench } from './export';
 import { imapBench } from './imap';
 import { imapauthBench } from './imapauth';
@@ -15,7 +16,7 @@ import { milterAlone } from './milter-alone';
 import { throughPostfix } from './through-postfix';
 
 /** In the order they run: the long Postfix part last. */
-const PARTS: Part[] = [milterAlone, exportBench, imapBench, imapauthBench, throughPostfix];
+const PARTS: Part[] = [milterAlone, exportBench, imapBench, imapauthBench, auditBench, throughPostfix];
 
 const ONLY = (() => {
   const i = process.argv.indexOf('--only');

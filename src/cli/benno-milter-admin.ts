@@ -9,7 +9,12 @@ import * as path from 'node:path';
 import { DefaultFileError, withDefaultValues } from '../ops/default-file';
 import { replaceFileDurably } from '../ops/durable-file';
 import { hostAddresses, isLoopback } from '../ops/allowlist';
-import { EX_CONFIG, EX_OK, EX_UNAVAILABLE, EX_USAGE, Fatal } from './sysexits';
+import { EX_CONFIG, EX_DATAERR, EX_NOINPUT, EX_OK, EX_UNAVAILABLE, EX_USAGE, Fatal } from './sysexits';
+import { runAudit } from '../admin/audit';
+import { parseTimeArgument } from '../admin/audit-lines';
+import { GRACE_MS } from '../admin/audit-matcher';
+import { checkLine, checkState, jsonReport, textReport } from '../admin/audit-report';
+import { LogSource, LogUnreadable, MAIL_LOG, fileSource, journalArguments, journalSource, rotatedSiblings, systemdRuns } from '../admin/audit-sources';
 import { diagnose, gatherFacts } from '../admin/doctor';
 import { DEFAULT_FILE, OVERRIDE_FILE, milterSettings } from '../admin/milter-settings';
 import { readPostfixConfig } from '../admin/postfix-config';
@@ -62,6 +67,11 @@ function parseArguments() {
     .option('port', { type: 'number', default: 22500, describe: 'setup univention: the milter port on HOST' })
     .option('default-file', { type: 'string', default: DEFAULT_FILE, describe: "the milter's default file" })
     .option('postfix-config', { type: 'string', describe: 'Postfix configuration directory (postconf -c)' })
+    .option('since', { type: 'string', describe: 'audit: from this time on (2026-11-24, "2026-11-24 10:00", yesterday, today, -24h)' })
+    .option('until', { type: 'string', describe: 'audit: up to this time (same forms), not included' })
+    .option('log', { type: 'string', array: true, describe: `audit: read these log files (.gz too) instead of the journal or ${MAIL_LOG} and its rotated files` })
+    .option('json', { type: 'boolean', default: false, describe: 'audit: the report as JSON' })
+    .option('check', { type: 'boolean', default: false, describe: 'audit: one line, exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (Nagios, Icinga)' })
     .parseSync();
 }
 
@@ -113,6 +123,19 @@ const COMMANDS: Command[] = [
     name: 'status',
     help: ['files waiting in the spool, and the last export'],
     run: status,
+  },
+  {
+    name: 'audit',
+    options: '[--since TIME] [--until TIME] [--log FILE...] [--json | --check]',
+    help: [
+      'prove from the mail log that every message the MTA (Postfix, Sendmail)',
+      'accepted was archived; list each accepted queue id without an archived file',
+      '(time, sender, acceptance line), messages archived twice, and those the',
+      'milter refused or tempfailed that the MTA accepted all the same. Reads the',
+      `journal where systemd runs, else ${MAIL_LOG} and its rotated (.gz) files;`,
+      '--log others. Exit 0 complete, 1 not; --check: one line, Nagios codes',
+    ],
+    run: audit,
   },
 ];
 
@@ -250,6 +273,51 @@ async function doctor(a: Args): Promise<void> {
 async function status(a: Args): Promise<void> {
   const settings = settingsOrFail(a['default-file']);
   for (const line of statusReport({ dir: settings.spoolDir, suffix: settings.suffix }, settings.vars.get('BENNOHOST'))) process.stdout.write(`${line}\n`);
+}
+
+/** Nagios and Icinga plugin exit codes. */
+const CHECK_EXIT = { OK: 0, WARNING: 1, CRITICAL: 2, UNKNOWN: 3 } as const;
+
+function timeOption(a: Args, name: 'since' | 'until'): number | null {
+  const value = a[name];
+  if (value === undefined) return null;
+  if (Array.isArray(value)) usageError(`--${name} given more than once`);
+  const t = parseTimeArgument(value, Date.now());
+  if (t === null) usageError(`--${name} "${value}" is not a time (2026-11-24, "2026-11-24 10:00:00", today, yesterday, -24h)`);
+  return t;
+}
+
+function auditSources(a: Args, since: number | null, until: number | null): LogSource[] {
+  if (a.log && a.log.length > 0) return a.log.map((f) => fileSource([f]));
+  if (systemdRuns()) return [journalSource(journalArguments(since, until, 2 * GRACE_MS))];
+  return [fileSource(rotatedSiblings(MAIL_LOG))];
+}
+
+async function audit(a: Args): Promise<void> {
+  if (a.json && a.check) usageError('--json and --check exclude each other');
+  const since = timeOption(a, 'since');
+  const until = timeOption(a, 'until');
+  if (since !== null && until !== null && until <= since) usageError('--until must be after --since');
+  try {
+    const result = await runAudit(auditSources(a, since, until), since, until);
+    if (a.check) {
+      process.stdout.write(`${checkLine(result)}\n`);
+      process.exitCode = CHECK_EXIT[checkState(result)];
+      return;
+    }
+    if (result.lines === 0) throw new Fatal(`no log lines in ${result.sources.join('; ')}: not a mail log?`, EX_DATAERR);
+    process.stdout.write(a.json ? jsonReport(result) : textReport(result));
+    process.exitCode = result.missing.count === 0 ? EX_OK : 1;
+  } catch (err) {
+    if (!(err instanceof LogUnreadable || err instanceof Fatal)) throw err;
+    if (a.check) {
+      process.stdout.write(`BENNO AUDIT UNKNOWN - ${err.message}\n`);
+      process.exitCode = CHECK_EXIT.UNKNOWN;
+      return;
+    }
+    if (err instanceof Fatal) throw err;
+    throw new Fatal(err.message, err.reason === 'corrupt' ? EX_DATAERR : err.reason === 'failed' ? EX_UNAVAILABLE : EX_NOINPUT);
+  }
 }
 
 async function main(): Promise<void> {

@@ -47,7 +47,7 @@ import {
   assertNastyIntact,
   forgedEnvelopeMessage,
 } from '../helpers/corpus';
-import { Program, ROOT, eventually, sha256, startMilter } from '../helpers/daemon';
+import { Program, ROOT, eventually, runCli, sha256, startMilter } from '../helpers/daemon';
 import { mountTmpfs, removeTree, tempDir } from '../helpers/fs';
 import { freePort } from '../helpers/net';
 import { RawSmtp, submit } from '../helpers/raw-smtp-client';
@@ -375,5 +375,65 @@ describe('Sendmail with benno-milter down (F=T)', { timeout: 25 * 60_000 }, () =
     } finally {
       await milter.stop();
     }
+  });
+});
+
+describe("benno-milter-admin audit over a real Sendmail's log (issue 14)", { timeout: 25 * 60_000 }, () => {
+  const ADMIN_BIN = path.join(ROOT, 'dist', 'src', 'cli', 'benno-milter-admin.js');
+  let work: string;
+  let spool: string;
+  let milterPort: number;
+  const instances: Sendmail[] = [];
+
+  before(async () => {
+    await sendmailRoot();
+    work = tempDir();
+    spool = path.join(work, 'spool');
+    fs.mkdirSync(spool);
+    milterPort = await freePort();
+  });
+  after(async () => {
+    for (const sm of instances) await sm.stop();
+    if (work) removeTree(work);
+  });
+
+  /** The audit over the Sendmails' logs and the milter's. */
+  function audit(milter: Program, sendmails: Sendmail[]): { code: number | null; stdout: string } {
+    const milterLog = path.join(work, 'milter.log');
+    fs.writeFileSync(milterLog, milter.stderr.join('\n') + '\n');
+    const r = runCli(ADMIN_BIN, ['audit', '--log', ...sendmails.map((s) => s.maillogPath()), milterLog]);
+    return { code: r.code, stdout: r.stdout + r.stderr };
+  }
+
+  it('every message archived: complete; then, with the milter down and a Sendmail without F=T, exactly the message it accepted unarchived', async () => {
+    const milter = await startMilter(['-p', `inet:${milterPort}@127.0.0.1`, '-o', spool]);
+    const sm = await Sendmail.start({ milterPort, syslog: true });
+    instances.push(sm);
+    const ids: string[] = [];
+    try {
+      for (const from of ['a@example.com', 'b@example.com']) {
+        const d = await submit(sm.port, from, ['r@example.org', 'bcc@example.net'], b('Subject: audited\r\n\r\nbody\r\n'));
+        ids.push(Sendmail.queueId(d.final.text));
+      }
+      for (const id of ids) await sm.waitForLog(new RegExp(`sendmail\\[\\d+\\]: ${id}: to=.*stat=Sent`));
+      for (const id of ids) await milter.waitForLine(new RegExp(`${id}: archived `));
+      const complete = audit(milter, [sm]);
+      assert.equal(complete.code, 0, complete.stdout);
+      assert.match(complete.stdout, /^accepted by the MTA +2$/m);
+      assert.match(complete.stdout, /^archived by benno-milter +2$/m);
+      assert.match(complete.stdout, /\nCOMPLETE: /);
+    } finally {
+      await milter.stop();
+    }
+    // Without F=T, Sendmail accepts while the milter is down.
+    const unsafe = await Sendmail.start({ milterPort, syslog: true, flags: '' });
+    instances.push(unsafe);
+    const d = await submit(unsafe.port, 'lost@example.com', ['r@example.org'], b('Subject: not archived\r\n\r\nbody\r\n'));
+    const lost = Sendmail.queueId(d.final.text);
+    await unsafe.waitForLog(new RegExp(`sendmail\\[\\d+\\]: ${lost}: to=.*stat=Sent`));
+    const r = audit(milter, [sm, unsafe]);
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stdout, new RegExp(`NOT ARCHIVED: accepted by the MTA, no archived file \\(1\\):\\n.*\\n\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d  ${lost} +<lost@example.com>\\n    .* mx sendmail\\[\\d+\\]: ${lost}: from=<lost@example.com>, size=\\d+, class=0, nrcpts=1, .*daemon=MTA`));
+    assert.match(r.stdout, /^accepted by the MTA +3$/m);
   });
 });

@@ -24,6 +24,8 @@ export interface PostfixOptions {
   main?: Record<string, string>;
   /** smtpd process limit (master.cf maxproc). */
   smtpdProcesses?: number;
+  /** More master.cf lines (a second smtpd, the smtp client a content_filter needs). */
+  services?: string[];
 }
 
 export function requirePostfix(): void {
@@ -118,6 +120,7 @@ export class Postfix {
       'anvil unix - - n - 1 anvil',
       'scache unix - - n - 1 scache',
       'postlog unix-dgram n - n - 1 postlogd',
+      ...(o.services ?? []),
     ];
     fs.writeFileSync(path.join(this.configDir, 'master.cf'), services.join('\n') + '\n');
   }

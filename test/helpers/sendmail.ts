@@ -47,7 +47,31 @@ export interface SendmailOptions {
   flags?: string;
   /** T= of INPUT_MAIL_FILTER. */
   timeouts?: string;
+  /** Keep the daemon's syslog lines in maillog(), as rsyslog writes them to mail.log (its /dev/log bound to a receiver of this instance). */
+  syslog?: boolean;
 }
+
+/**
+ * A syslog receiver in the manner of rsyslog: each datagram
+ * "<PRI>Mmm dd hh:mm:ss tag[pid]: msg" becomes the line
+ * "Mmm dd hh:mm:ss HOST tag[pid]: msg" (control characters written as
+ * #ooo, as rsyslog does). Prints "ready" once bound.
+ */
+const SYSLOG_RECEIVER = `
+import os, re, socket, sys
+sock, out, host = sys.argv[1], sys.argv[2], sys.argv[3].encode()
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sock)
+os.chmod(sock, 0o666)
+f = open(out, 'ab', buffering=0)
+print('ready', flush=True)
+while True:
+    d = s.recv(65536)
+    m = re.match(rb'<\\d+>(\\w{3} [ \\d]\\d \\d\\d:\\d\\d:\\d\\d) (.*)', d, re.S)
+    if m:
+        msg = re.sub(rb'[\\x00-\\x1f]', lambda c: b'#%03o' % c.group()[0], m.group(2).rstrip(b'\\n'))
+        f.write(m.group(1) + b' ' + host + b' ' + msg + b'\\n')
+`;
 
 export class Sendmail {
   /** Where its SMTP daemon listens on 127.0.0.1. */
@@ -55,6 +79,7 @@ export class Sendmail {
   /** The instance's directory as Sendmail sees it (inside the root). */
   readonly dir: string;
   private proc: ChildProcess | null = null;
+  private receiver: ChildProcess | null = null;
   private stderr = '';
   private exited: Promise<void> = Promise.resolve();
 
@@ -158,15 +183,18 @@ export class Sendmail {
    * which clears it.) The shell ends when Sendmail does.
    */
   private async run(): Promise<void> {
+    const logSocket = this.options.syslog ? await this.startSyslog() : '';
     const script = [
       'hostname "$0" || exit 1',
+      // The daemon's /dev/log is this instance's receiver, in a mount namespace of its own.
+      '[ -z "$3" ] || mount --bind "$3" "$1/dev/log" || exit 1',
       'exec 3<&0', // the pipe, for the watcher: a background job gets /dev/null on 0
       'chroot "$1" /usr/libexec/sendmail/sendmail -bD -C"$2" &',
       'sm=$!',
       '{ read -r _ <&3; kill $sm; } &',
       'wait $sm',
     ].join('\n');
-    const p = spawn('unshare', ['--uts', 'sh', '-c', script, SENDMAIL_HOSTNAME, this.root, `${this.dir}/sendmail.cf`], {
+    const p = spawn('unshare', ['--uts', '--mount', 'sh', '-c', script, SENDMAIL_HOSTNAME, this.root, `${this.dir}/sendmail.cf`, logSocket], {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     this.proc = p;
@@ -182,6 +210,36 @@ export class Sendmail {
       if (pid > 0 && fs.existsSync(`/proc/${pid}`)) return;
       if (gone) throw new Error(`sendmail -bD exited: ${this.stderr}`);
       if (Date.now() > deadline) throw new Error(`sendmail -bD did not start listening within 20 s: ${this.stderr}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /** Starts the syslog receiver; returns its socket (a host path). */
+  private async startSyslog(): Promise<string> {
+    const socket = this.hostPath('log.sock');
+    // The bind mount needs something at the root's /dev/log to cover.
+    if (!fs.existsSync(path.join(this.root, 'dev', 'log'))) fs.writeFileSync(path.join(this.root, 'dev', 'log'), '');
+    const r = spawn('/usr/bin/python3', ['-c', SYSLOG_RECEIVER, socket, this.hostPath('maillog'), 'mx'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    this.receiver = r;
+    await new Promise<void>((resolve, reject) => {
+      r.stdout!.once('data', () => resolve());
+      r.once('exit', (code) => reject(new Error(`the syslog receiver exited (${code})`)));
+    });
+    return socket;
+  }
+
+  /** The daemon's log as rsyslog would write it (with options.syslog). */
+  maillogPath(): string {
+    return this.hostPath('maillog');
+  }
+
+  /** Waits until the log has a line matching re. */
+  async waitForLog(re: RegExp, timeoutMs = 20_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const line = (fs.existsSync(this.maillogPath()) ? fs.readFileSync(this.maillogPath(), 'utf8') : '').split('\n').find((l) => re.test(l));
+      if (line) return line;
+      if (Date.now() > deadline) throw new Error(`no Sendmail log line ${re} within ${timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 20));
     }
   }
@@ -297,6 +355,12 @@ export class Sendmail {
       }, 10_000);
       await this.exited;
       clearTimeout(killed);
+    }
+    const receiver = this.receiver;
+    if (receiver && receiver.exitCode === null && receiver.signalCode === null) {
+      const gone = new Promise((r) => receiver.once('exit', r));
+      receiver.kill();
+      await gone;
     }
     fs.rmSync(path.join(this.root, this.dir), { recursive: true, force: true });
   }

@@ -80,7 +80,7 @@ describe('benno-milter-admin command line', () => {
   it('--help: a usage line and a Commands entry for each command', async () => {
     const r = await runToEnd(ADMIN_BIN, ['--help']);
     assert.equal(r.code, 0);
-    const usage = ['setup postfix [--dry-run] [--service NAME...]', 'setup univention HOST [--apply]', 'doctor', 'status'];
+    const usage = ['setup postfix [--dry-run] [--service NAME...]', 'setup univention HOST [--apply]', 'doctor', 'status', 'audit [--since TIME] [--until TIME] [--log FILE...] [--json | --check]'];
     assert.ok(r.stdout.startsWith(`Usage: ${usage.map((u) => `benno-milter-admin ${u}`).join('\n')}\n`), r.stdout);
     for (const line of [
       '  setup postfix     add benno-milter to main.cf (smtpd_milters, non_smtpd_milters,',
@@ -88,13 +88,18 @@ describe('benno-milter-admin command line', () => {
       '  setup univention  print the six "ucr set" commands of the Benno documentation (--apply runs them),',
       '  doctor            check Postfix, the milter and the files between them; name each problem',
       '  status            files waiting in the spool, and the last export',
+      '  audit             prove from the mail log that every message the MTA (Postfix, Sendmail)',
+      '                    --log others. Exit 0 complete, 1 not; --check: one line, Nagios codes',
     ]) {
       assert.ok(r.stdout.split('\n').includes(line), `--help has the line ${line}`);
     }
   });
 
   const usage: [string, string[], string][] = [
-    ['no command', [], 'name a command: setup, doctor or status'],
+    ['no command', [], 'name a command: setup, doctor, status or audit'],
+    ['audit with a time it does not know', ['audit', '--since', 'tomorrow'], '--since "tomorrow" is not a time (2026-11-24, "2026-11-24 10:00:00", today, yesterday, -24h)'],
+    ['audit with --json and --check', ['audit', '--json', '--check'], '--json and --check exclude each other'],
+    ['audit with --until before --since', ['audit', '--since', '2026-11-24', '--until', '2026-11-23'], '--until must be after --since'],
     ['an unknown command', ['frobnicate'], 'unknown command "frobnicate"'],
     ['setup alone', ['setup'], 'unknown setup "": use setup postfix or setup univention HOST'],
     ['an unknown setup', ['setup', 'exim'], 'unknown setup "exim": use setup postfix or setup univention HOST'],
@@ -108,6 +113,39 @@ describe('benno-milter-admin command line', () => {
       assert.equal(r.stderr, `benno-milter-admin: ${message} (try --help)`);
     });
   }
+});
+
+describe('benno-milter-admin audit: exit codes', () => {
+  const ADMIN_BIN = path.join(ROOT, 'dist', 'src', 'cli', 'benno-milter-admin.js');
+  const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'audit');
+  let work: string;
+  before(() => (work = tempDir()));
+  after(() => removeTree(work));
+
+  it('complete 0, incomplete 1; --check 0 OK, 2 CRITICAL', async () => {
+    const complete = ['--log', path.join(FIXTURES, 'reinject.maillog'), path.join(FIXTURES, 'reinject.milter')];
+    const gaps = ['--log', path.join(FIXTURES, 'plain.maillog'), path.join(FIXTURES, 'plain.milter')];
+    assert.equal((await runToEnd(ADMIN_BIN, ['audit', ...complete])).code, 0);
+    assert.equal((await runToEnd(ADMIN_BIN, ['audit', ...gaps])).code, 1);
+    assert.equal((await runToEnd(ADMIN_BIN, ['audit', '--json', ...gaps])).code, 1);
+    assert.equal((await runToEnd(ADMIN_BIN, ['audit', '--check', ...complete])).code, 0);
+    const critical = await runToEnd(ADMIN_BIN, ['audit', '--check', ...gaps]);
+    assert.equal(critical.code, 2);
+    assert.match(critical.stdout, /^BENNO AUDIT CRITICAL - 2 of 5 messages accepted by the MTA not archived .*\n$/);
+  });
+
+  it('a log that cannot be read: 66, or UNKNOWN (3) with --check; no log lines at all: 65', async () => {
+    const missing = path.join(work, 'missing.log');
+    const r = await runToEnd(ADMIN_BIN, ['audit', '--log', missing]);
+    assert.equal(r.code, 66);
+    assert.equal(r.stderr, `benno-milter-admin: cannot read ${missing}: ENOENT`);
+    const check = await runToEnd(ADMIN_BIN, ['audit', '--check', '--log', missing]);
+    assert.equal(check.code, 3);
+    assert.equal(check.stdout, `BENNO AUDIT UNKNOWN - cannot read ${missing}: ENOENT\n`);
+    const garbage = path.join(work, 'garbage.log');
+    fs.writeFileSync(garbage, 'no log line here\n');
+    assert.equal((await runToEnd(ADMIN_BIN, ['audit', '--log', garbage])).code, 65);
+  });
 });
 
 describe('benno-smtp starts as benno-milter does (issue 10)', () => {
