@@ -87,6 +87,10 @@ export const SCHEMA_VERSION = 2;
 /** CREATE TABLE statements in dependency order; each is safe to run on an existing database. */
 export function schemaStatements(d: Dialect): string[] {
   const owned = `FOREIGN KEY (account_id) REFERENCES ${ACCOUNT_TABLE} (id) ON DELETE CASCADE`;
+  // A folder's key, and its messages' with the UIDVALIDITY they belong to.
+  const folderColumns = `account_id BIGINT NOT NULL,
+  folder VARCHAR(${LIMITS.folder}) NOT NULL,
+  uidvalidity BIGINT NOT NULL,`;
   return [
     `CREATE TABLE IF NOT EXISTS ${ACCOUNT_TABLE} (
   id ${d.autoId},
@@ -102,9 +106,7 @@ export function schemaStatements(d: Dialect): string[] {
   UNIQUE (user, host)
 )${d.tableOptions}`,
     `CREATE TABLE IF NOT EXISTS ${FOLDER_TABLE} (
-  account_id BIGINT NOT NULL,
-  folder VARCHAR(${LIMITS.folder}) NOT NULL,
-  uidvalidity BIGINT NOT NULL,
+  ${folderColumns}
   last_uid BIGINT NOT NULL,
   updated ${d.time} NOT NULL,
   legacy_uidvalidity BIGINT NULL,
@@ -120,9 +122,7 @@ export function schemaStatements(d: Dialect): string[] {
   ${owned}
 )${d.tableOptions}`,
     `CREATE TABLE IF NOT EXISTS ${MESSAGE_TABLE} (
-  account_id BIGINT NOT NULL,
-  folder VARCHAR(${LIMITS.folder}) NOT NULL,
-  uidvalidity BIGINT NOT NULL,
+  ${folderColumns}
   uid BIGINT NOT NULL,
   outcome VARCHAR(16) NOT NULL,
   file VARCHAR(${LIMITS.file}) NULL,
