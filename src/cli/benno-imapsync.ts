@@ -225,6 +225,7 @@ async function syncAll(ctx: RunContext, accounts: Account[]): Promise<number> {
 
 async function doctor(config: ImapConfig, authFile: string, store: AccountStore): Promise<void> {
   let accounts: Account[] | { error: string } = [];
+  let schema: string | null = null;
   try {
     // Opening a missing SQLite file would create it, as root: the doctor only looks.
     if (config.database.kind === 'mysql' || fs.existsSync(config.database.file)) accounts = await store.listAccounts();
@@ -232,7 +233,15 @@ async function doctor(config: ImapConfig, authFile: string, store: AccountStore)
     if (!(err instanceof StoreError)) throw err;
     accounts = { error: err.message };
   }
-  const findings = diagnoseImap(gatherImapFacts(config, authFile, accounts));
+  if (!('error' in accounts)) {
+    try {
+      await store.checkSchema();
+    } catch (err) {
+      if (!(err instanceof StoreError)) throw err;
+      schema = err.message;
+    }
+  }
+  const findings = diagnoseImap(gatherImapFacts(config, authFile, accounts, schema));
   for (const f of findings) process.stdout.write(`${f.level}: ${f.problem}\n  fix: ${f.fix}\n`);
   if (findings.length === 0) process.stdout.write('no problems found\n');
   process.exitCode = findings.some((f) => f.level === 'error') ? 1 : EX_OK;

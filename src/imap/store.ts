@@ -118,8 +118,10 @@ export interface ArchiveRecords {
 }
 
 export interface AccountStore {
-  /** Creates the tables where missing (SQLite does this on its first write by itself). */
+  /** Creates the tables where missing, or upgrades them (SQLite does this on its first write by itself). */
   init(): Promise<void>;
+  /** Rejects with a 'database' StoreError naming the fix when the tables are not of this version. */
+  checkSchema(): Promise<void>;
   /** Adds the account, or updates the one with the same user and host. */
   saveAccount(input: AccountInput): Promise<{ account: Account; created: boolean }>;
   /** Removes the account with its folder state and run status; false if there was none. */
@@ -256,6 +258,10 @@ export class SqlAccountStore implements AccountStore {
 
   init(): Promise<void> {
     return this.db.init();
+  }
+
+  checkSchema(): Promise<void> {
+    return this.db.checkSchema();
   }
 
   close(): Promise<void> {
