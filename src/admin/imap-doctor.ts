@@ -34,6 +34,8 @@ export interface ImapDoctorFacts {
   webAuthModules: string[] | null;
   /** The accounts with their last runs, or why they could not be read. */
   accounts: Account[] | { error: string };
+  /** Why the tables are not of this version (MySQL before --init-db), or null. */
+  schema: string | null;
   now: Date;
 }
 
@@ -117,6 +119,8 @@ function inboxRules(f: ImapDoctorFacts): Finding[] {
 function accountRules(f: ImapDoctorFacts): Finding[] {
   if ('error' in f.accounts) return [{ level: 'error', problem: `the accounts cannot be read: ${f.accounts.error}`, fix: 'see benno-imapuser -l' }];
   const out: Finding[] = [];
+  // The sync refuses such tables: every account would fail until they are upgraded.
+  if (f.schema) out.push({ level: 'error', problem: `benno-imapsync cannot keep its records: ${f.schema}`, fix: `benno-imapuser -c ${f.sync.source.file} --init-db` });
   for (const a of f.accounts) {
     const who = `${a.user} on ${a.host}`;
     // An admin login (admin_user) needs no password of the user's own.
@@ -175,7 +179,7 @@ function keysMatch(config: ImapConfig): boolean | null {
 }
 
 /** Gathers the facts of this host; the accounts come from the caller, who owns the database connection. */
-export function gatherImapFacts(sync: ImapConfig, authFile: string, accounts: ImapDoctorFacts['accounts']): ImapDoctorFacts {
+export function gatherImapFacts(sync: ImapConfig, authFile: string, accounts: ImapDoctorFacts['accounts'], schema: string | null): ImapDoctorFacts {
   return {
     sync,
     auth: readAuth(authFile),
@@ -185,6 +189,7 @@ export function gatherImapFacts(sync: ImapConfig, authFile: string, accounts: Im
     keysMatch: keysMatch(sync),
     webAuthModules: webAuthModules(),
     accounts,
+    schema,
     now: new Date(),
   };
 }

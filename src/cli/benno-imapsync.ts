@@ -11,12 +11,14 @@ import { LockTimeout, withFileLock } from '../imap/file-lock';
 import { DecryptError, KeyError, decryptPassword, loadPrivateKey, readPrivateKeyStream } from '../imap/secret';
 import { Account, AccountStore, StoreError } from '../imap/store';
 import { SyncError, SyncResult, listFolders, syncAccount } from '../imap/sync';
+import { verifyAccount } from '../imap/verify';
 import { LOG_LEVELS, LogLevel, Logger } from '../ops/log';
 import { SpoolWriter } from '../spool/writer';
 import { openLog, syncExit, usage } from './mailbox-args';
 import { commandLine, firstLine, rejectRepeated, runMain } from './run';
 import { STORE_EXIT, openAccountStore } from './imap-store';
 import { folderBars } from './progress';
+import { Verified, verifyJson, verifyText } from './verify-report';
 import { prepareSpool } from './start';
 import { EX_CONFIG, EX_DATAERR, EX_IOERR, EX_NOUSER, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE, Fatal } from './sysexits';
 
@@ -36,6 +38,11 @@ a Cyrus admin); their stored passwords, and the private key, are then not needed
 
 One run at a time: a run that finds another still going logs "already running" and exits 0.
 
+--verify proves completeness and changes nothing (EXAMINE, UID SEARCH; the database only
+read): per account and folder, every UID at or below the sync's mark that has no record of
+the file it was archived in, every UID whose import failed, and the messages in excluded
+folders. Exit status 0 complete, 1 gaps; the codes below when an account cannot be checked.
+
 Exit status: 0 all accounts done, 75 some accounts deferred (server down, TLS, a folder
 failed: tried again next run), 69 a server refused the login (or offers no AUTH=PLAIN for the
 admin login), 65 an account cannot be synced as stored (no password and no admin login, one
@@ -49,6 +56,8 @@ interface Args {
   user?: string;
   host?: string;
   'list-folders': boolean;
+  verify: boolean;
+  json: boolean;
   status: boolean;
   doctor: boolean;
   'auth-config': string;
@@ -57,13 +66,15 @@ interface Args {
 }
 
 function parseArgs(): Args {
-  const a = commandLine(PROGRAM, `Usage: ${PROGRAM} [-c CONFIG] [-f LOGFILE | --syslog] [-u USER [-i HOST]]\n       ${PROGRAM} --list-folders -u USER -i HOST\n       ${PROGRAM} --status\n       ${PROGRAM} --doctor`, EPILOG)
+  const a = commandLine(PROGRAM, `Usage: ${PROGRAM} [-c CONFIG] [-f LOGFILE | --syslog] [-u USER [-i HOST]]\n       ${PROGRAM} --list-folders -u USER -i HOST\n       ${PROGRAM} --verify [--json] [-u USER [-i HOST]]\n       ${PROGRAM} --status\n       ${PROGRAM} --doctor`, EPILOG)
     .option('config', { alias: 'c', type: 'string', default: DEFAULT_CONFIG_FILE, describe: 'configuration file' })
     .option('logfile', { alias: 'f', type: 'string', describe: 'append the log to this file instead of stderr' })
     .option('syslog', { type: 'string', describe: 'log to syslog, facility mail, instead of stderr (socket: /dev/log unless given)' })
     .option('user', { alias: 'u', type: 'string', describe: 'only this user' })
     .option('host', { alias: 'i', type: 'string', describe: 'only on this IMAP server' })
     .option('list-folders', { type: 'boolean', default: false, describe: 'show which folders of USER on HOST are synced, which are excluded and why' })
+    .option('verify', { type: 'boolean', default: false, describe: 'report every message on the server the archive cannot show, and what the exclude list leaves out; changes nothing' })
+    .option('json', { type: 'boolean', default: false, describe: 'with --verify: the report as JSON' })
     .option('status', { type: 'boolean', default: false, describe: 'per account: last run, messages archived, last error' })
     .option('doctor', { type: 'boolean', default: false, describe: 'check keys, database, web login and last runs, and name each problem with its fix' })
     .option('auth-config', { type: 'string', default: DEFAULT_AUTH_CONFIG_FILE, describe: "the web login's configuration, for --doctor" })
@@ -75,6 +86,9 @@ function parseArgs(): Args {
   if (a['list-folders'] && (!a.user || !a.host)) usage('--list-folders needs -u USER and -i HOST');
   if (a.host !== undefined && a.user === undefined) usage('-i HOST needs -u USER');
   if (a.status && (a['list-folders'] || a.user !== undefined)) usage('--status lists every account; it takes no -u, -i or --list-folders');
+  const modes = [a['list-folders'] && '--list-folders', a.verify && '--verify', a.status && '--status', a.doctor && '--doctor'].filter(Boolean);
+  if (modes.length > 1) usage(`${modes.join(' and ')}: choose one`);
+  if (a.json && !a.verify) usage('--json goes with --verify');
   return a;
 }
 
@@ -211,6 +225,7 @@ async function syncAll(ctx: RunContext, accounts: Account[]): Promise<number> {
 
 async function doctor(config: ImapConfig, authFile: string, store: AccountStore): Promise<void> {
   let accounts: Account[] | { error: string } = [];
+  let schema: string | null = null;
   try {
     // Opening a missing SQLite file would create it, as root: the doctor only looks.
     if (config.database.kind === 'mysql' || fs.existsSync(config.database.file)) accounts = await store.listAccounts();
@@ -218,10 +233,57 @@ async function doctor(config: ImapConfig, authFile: string, store: AccountStore)
     if (!(err instanceof StoreError)) throw err;
     accounts = { error: err.message };
   }
-  const findings = diagnoseImap(gatherImapFacts(config, authFile, accounts));
+  if (!('error' in accounts)) {
+    try {
+      await store.checkSchema();
+    } catch (err) {
+      if (!(err instanceof StoreError)) throw err;
+      schema = err.message;
+    }
+  }
+  const findings = diagnoseImap(gatherImapFacts(config, authFile, accounts, schema));
   for (const f of findings) process.stdout.write(`${f.level}: ${f.problem}\n  fix: ${f.fix}\n`);
   if (findings.length === 0) process.stdout.write('no problems found\n');
   process.exitCode = findings.some((f) => f.level === 'error') ? 1 : EX_OK;
+}
+
+/** --verify: each account compared with its records; the exit status says whether the archive is complete. */
+async function verifyAll(ctx: Pick<RunContext, 'config' | 'key' | 'adminPasswords' | 'store'>, accounts: Account[], json: boolean): Promise<number> {
+  const all: Verified[] = [];
+  let code = EX_OK;
+  for (const account of accounts) {
+    const who = `${account.user}@${account.host}`;
+    const failed = (error: string, exitCode: number) => {
+      all.push({ account: who, error, exitCode });
+      code = worse(code, exitCode);
+    };
+    let login: Login | string;
+    try {
+      login = loginOf(ctx, account);
+    } catch (err) {
+      if (!(err instanceof DecryptError)) throw err;
+      failed(err.message, EX_DATAERR);
+      continue;
+    }
+    if (typeof login === 'string') {
+      failed(`${login}; ${noPasswordHint(account)}`, EX_DATAERR);
+      continue;
+    }
+    try {
+      const records = await ctx.store.archiveRecords(account.id);
+      const result = await verifyAccount({ server: serverFor(account.host, ctx.config), account, password: login.password, admin: login.admin?.user, exclude: ctx.config.exclude, records });
+      all.push({ account: who, result });
+    } catch (err) {
+      if (!(err instanceof SyncError)) throw err;
+      failed(err.message.startsWith(`${who}: `) ? err.message.slice(who.length + 2) : err.message, syncExit(err));
+    } finally {
+      if (Buffer.isBuffer(login.password)) login.password.fill(0);
+    }
+  }
+  process.stdout.write(json ? verifyJson(all) : verifyText(all));
+  // An account that could not be checked outranks gaps: the report is incomplete, and says so.
+  if (code !== EX_OK) return code;
+  return all.some((v) => 'result' in v && v.result.gaps.length > 0) ? 1 : EX_OK;
 }
 
 function statusLines(config: ImapConfig, accounts: Account[]): string {
@@ -261,6 +323,10 @@ async function main(): Promise<void> {
     const accounts = a.user === undefined ? await store.listAccounts() : await store.findAccounts(a.user, a.host);
     if (a.user !== undefined && accounts.length === 0) throw new Fatal(`no account ${a.user}${a.host ? ` on ${a.host}` : ''}`, EX_NOUSER);
     const key = await privateKey(config, a['list-folders'] ? accounts.slice(0, 1) : accounts);
+    if (a.verify) {
+      process.exitCode = await verifyAll({ config, store, key, adminPasswords: admins }, accounts, a.json);
+      return;
+    }
     if (a['list-folders']) {
       const [account] = accounts;
       const login = loginOf({ config, key, adminPasswords: admins }, account);

@@ -4,7 +4,7 @@
 // --init-db): the account the programs use need not have the right to.
 
 import mysql from 'mysql2/promise';
-import { MYSQL, schemaStatements } from './schema';
+import { MYSQL, SCHEMA_VERSION, newerSchema, schemaVersion, upgradeSchema } from './schema';
 import { Backend, Param, Row, Session, StoreError, databaseError } from './store';
 
 export interface MysqlTarget {
@@ -31,6 +31,7 @@ export class MysqlBackend implements Backend {
   readonly dialect = MYSQL;
   readonly where: string;
   private readonly pool: mysql.Pool;
+  private schemaChecked: Promise<void> | null = null;
 
   constructor(target: MysqlTarget, password: string | undefined) {
     this.where = `database mysql://${target.user}@${target.host}:${target.port}/${target.database}`;
@@ -49,8 +50,9 @@ export class MysqlBackend implements Backend {
   }
 
   private fail(err: unknown): StoreError {
-    if ((err as { code?: string }).code === 'ER_NO_SUCH_TABLE') {
-      return new StoreError('database', `${this.where}: ${(err as Error).message}; create the tables with benno-imapuser --init-db`, { cause: err });
+    const code = (err as { code?: string }).code;
+    if (code === 'ER_NO_SUCH_TABLE' || code === 'ER_BAD_FIELD_ERROR') {
+      return new StoreError('database', `${this.where}: ${(err as Error).message}; create or upgrade the tables with benno-imapuser --init-db`, { cause: err });
     }
     return databaseError(this.where, err);
   }
@@ -86,10 +88,33 @@ export class MysqlBackend implements Backend {
 
   async init(): Promise<void> {
     try {
-      for (const stmt of schemaStatements(MYSQL)) await this.pool.query(stmt);
+      await upgradeSchema(session(this.pool), MYSQL);
     } catch (err) {
       throw this.fail(err);
     }
+    this.schemaChecked = Promise.resolve();
+  }
+
+  /** Once per process: the tables are of this version (only init() changes them here). */
+  checkSchema(): Promise<void> {
+    this.schemaChecked ??= this.read(async (s) => {
+      // Version 1 had no version table.
+      const version = await schemaVersion(s).catch((err) => {
+        if ((err as { code?: string }).code === 'ER_NO_SUCH_TABLE') return 1;
+        throw err;
+      });
+      if (version === SCHEMA_VERSION) return;
+      throw new StoreError(
+        'database',
+        version !== null && version > SCHEMA_VERSION
+          ? `${this.where}: ${newerSchema(version)}`
+          : `${this.where}: the tables are of an older version of benno-imap (schema ${version ?? 1}, this one needs ${SCHEMA_VERSION}): upgrade them with benno-imapuser --init-db`,
+      );
+    }).catch((err) => {
+      this.schemaChecked = null;
+      throw err;
+    });
+    return this.schemaChecked;
   }
 
   async close(): Promise<void> {

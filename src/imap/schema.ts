@@ -8,6 +8,8 @@
 // takes and, with dateStrings, returns for DATETIME(3), so neither side ever
 // converts through a local time zone.
 
+import type { Session } from './store';
+
 export interface Dialect {
   readonly name: 'sqlite' | 'mysql';
   /** The id column of imapuser; ids are never reused, so state saved for a deleted account cannot land on a new one. */
@@ -15,6 +17,15 @@ export interface Dialect {
   readonly time: string;
   /** After each CREATE TABLE's closing parenthesis. */
   readonly tableOptions: string;
+  /**
+   * The same for a table read and written only by its primary key: SQLite
+   * then stores the rows in the key's B-tree instead of beside a second one
+   * (InnoDB always does), which keeps the per-message table, the one that
+   * grows, about a fifth smaller.
+   */
+  readonly keyedTableOptions: string;
+  /** A query with one parameter pair (table, column) whose single row has n = 1 when the column exists. */
+  readonly columnExists: string;
   /** The clause after INSERT … VALUES (…) that turns it into an update of `columns` when `key` exists. */
   upsert(key: readonly string[], columns: readonly string[]): string;
 }
@@ -24,6 +35,8 @@ export const SQLITE: Dialect = {
   autoId: 'INTEGER PRIMARY KEY AUTOINCREMENT',
   time: 'TEXT',
   tableOptions: '',
+  keyedTableOptions: ' WITHOUT ROWID',
+  columnExists: 'SELECT COUNT(*) AS n FROM pragma_table_info(?) WHERE name = ?',
   upsert: (key, columns) => `ON CONFLICT (${key.join(', ')}) DO UPDATE SET ${columns.map((c) => `${c} = excluded.${c}`).join(', ')}`,
 };
 
@@ -34,6 +47,8 @@ export const MYSQL: Dialect = {
   // _bin: user names and folder names compare exactly, as in SQLite; the
   // server's default collation would make 'Archiv' and 'archiv' one key.
   tableOptions: ' ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin',
+  keyedTableOptions: ' ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin',
+  columnExists: 'SELECT COUNT(*) AS n FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? AND column_name = ?',
   upsert: (_key, columns) => `ON DUPLICATE KEY UPDATE ${columns.map((c) => `${c} = VALUES(${c})`).join(', ')}`,
 };
 
@@ -50,15 +65,32 @@ export const LIMITS = {
   name: 255,
   gateway: 255,
   folder: 700,
+  /** A name in the inbox: 64 hex digits and the suffix. */
+  file: 255,
 } as const;
 
 export const ACCOUNT_TABLE = 'imapuser';
 export const FOLDER_TABLE = 'imapuser_folder';
 export const STATUS_TABLE = 'imapuser_status';
+export const MESSAGE_TABLE = 'imapuser_message';
+export const VERSION_TABLE = 'imapuser_schema';
+
+/**
+ * 1: accounts, folder state, run status (no version table).
+ * 2: a record per message (MESSAGE_TABLE), and per folder the state it had
+ *    when records began (legacy_uidvalidity, legacy_last_uid): the UIDs up
+ *    to it were archived by a version that kept no records, which
+ *    `benno-imapsync --verify` must not take for gaps.
+ */
+export const SCHEMA_VERSION = 2;
 
 /** CREATE TABLE statements in dependency order; each is safe to run on an existing database. */
 export function schemaStatements(d: Dialect): string[] {
   const owned = `FOREIGN KEY (account_id) REFERENCES ${ACCOUNT_TABLE} (id) ON DELETE CASCADE`;
+  // A folder's key, and its messages' with the UIDVALIDITY they belong to.
+  const folderColumns = `account_id BIGINT NOT NULL,
+  folder VARCHAR(${LIMITS.folder}) NOT NULL,
+  uidvalidity BIGINT NOT NULL,`;
   return [
     `CREATE TABLE IF NOT EXISTS ${ACCOUNT_TABLE} (
   id ${d.autoId},
@@ -74,11 +106,11 @@ export function schemaStatements(d: Dialect): string[] {
   UNIQUE (user, host)
 )${d.tableOptions}`,
     `CREATE TABLE IF NOT EXISTS ${FOLDER_TABLE} (
-  account_id BIGINT NOT NULL,
-  folder VARCHAR(${LIMITS.folder}) NOT NULL,
-  uidvalidity BIGINT NOT NULL,
+  ${folderColumns}
   last_uid BIGINT NOT NULL,
   updated ${d.time} NOT NULL,
+  legacy_uidvalidity BIGINT NULL,
+  legacy_last_uid BIGINT NULL,
   PRIMARY KEY (account_id, folder),
   ${owned}
 )${d.tableOptions}`,
@@ -89,7 +121,58 @@ export function schemaStatements(d: Dialect): string[] {
   last_error TEXT NULL,
   ${owned}
 )${d.tableOptions}`,
+    `CREATE TABLE IF NOT EXISTS ${MESSAGE_TABLE} (
+  ${folderColumns}
+  uid BIGINT NOT NULL,
+  outcome VARCHAR(16) NOT NULL,
+  file VARCHAR(${LIMITS.file}) NULL,
+  reason TEXT NULL,
+  updated ${d.time} NOT NULL,
+  PRIMARY KEY (account_id, folder, uidvalidity, uid),
+  ${owned}
+)${d.keyedTableOptions}`,
+    `CREATE TABLE IF NOT EXISTS ${VERSION_TABLE} (
+  version INT NOT NULL
+)${d.tableOptions}`,
   ];
+}
+
+/** Columns a version-1 database lacks, with their types. */
+const ADDED_IN_2: readonly [table: string, column: string, type: string][] = [
+  [FOLDER_TABLE, 'legacy_uidvalidity', 'BIGINT NULL'],
+  [FOLDER_TABLE, 'legacy_last_uid', 'BIGINT NULL'],
+];
+
+/**
+ * Brings a database of any earlier version to SCHEMA_VERSION, and creates a
+ * new one. Every step may run again: MySQL commits each ALTER TABLE on its
+ * own, so a migration cut short is finished by the next --init-db. The
+ * version row is written last, and benno-imapsync keeps no records in a
+ * database without it (assertSchema), so the legacy marks are those of the
+ * moment records began. Throws on a database newer than this program.
+ */
+export async function upgradeSchema(s: Session, d: Dialect): Promise<void> {
+  for (const stmt of schemaStatements(d)) await s.run(stmt);
+  const version = await schemaVersion(s);
+  if (version !== null && version > SCHEMA_VERSION) throw new Error(newerSchema(version));
+  if (version === SCHEMA_VERSION) return;
+  for (const [table, column, type] of ADDED_IN_2) {
+    const [row] = await s.all(d.columnExists, [table, column]);
+    if (Number(row?.n) === 0) await s.run(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
+  }
+  await s.run(`UPDATE ${FOLDER_TABLE} SET legacy_uidvalidity = uidvalidity, legacy_last_uid = last_uid WHERE legacy_uidvalidity IS NULL`);
+  await s.run(`DELETE FROM ${VERSION_TABLE}`);
+  await s.run(`INSERT INTO ${VERSION_TABLE} (version) VALUES (?)`, [SCHEMA_VERSION]);
+}
+
+/** The stored version; null for a database from before versions were stored. */
+export async function schemaVersion(s: Session): Promise<number | null> {
+  const rows = await s.all(`SELECT MAX(version) AS v FROM ${VERSION_TABLE}`);
+  return rows[0]?.v == null ? null : Number(rows[0].v);
+}
+
+export function newerSchema(version: number): string {
+  return `the tables are of schema version ${version}, newer than this program's ${SCHEMA_VERSION}: install the benno-imap that made them`;
 }
 
 /** The schema as a script, for the README and `benno-imapuser --init-db --print`. */

@@ -20,7 +20,7 @@ import * as fs from 'node:fs';
 import initSqlJs from 'sql.js';
 import { replaceFileDurably } from '../ops/durable-file';
 import { LockTimeout, withFileLock } from './file-lock';
-import { SQLITE, schemaStatements } from './schema';
+import { SQLITE, upgradeSchema } from './schema';
 import { Backend, Param, Row, Session, StoreError, databaseError } from './store';
 
 export interface SqliteOptions {
@@ -105,14 +105,18 @@ export class SqliteBackend implements Backend {
     this.where = `database ${file}`;
   }
 
-  /** The file (or an empty database when it does not exist yet), with the tables in place. */
+  /**
+   * The file (or an empty database when it does not exist yet), with the
+   * tables of this version in place: an older file is upgraded in memory on
+   * every load, and on disk by the first write.
+   */
   private async load(): Promise<initSqlJs.Database> {
     engine ??= initSqlJs();
     const db = new (await engine).Database(readIfExists(this.file));
     try {
       // Per connection, and not inside a transaction: without it SQLite ignores ON DELETE CASCADE.
       db.run('PRAGMA foreign_keys = ON');
-      for (const stmt of schemaStatements(SQLITE)) db.run(stmt);
+      await upgradeSchema(session(db), SQLITE);
       return db;
     } catch (err) {
       db.close();
@@ -169,6 +173,10 @@ export class SqliteBackend implements Backend {
 
   async close(): Promise<void> {
     // Nothing stays open between calls.
+  }
+
+  async checkSchema(): Promise<void> {
+    // load() upgrades every file it reads.
   }
 
   isMissingParent(err: unknown): boolean {

@@ -10,7 +10,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { replaceFileDurably } from '../ops/durable-file';
-import { FolderState, StoreError } from './store';
+import { FolderState, MessageRecord, StoreError } from './store';
 import type { FolderStateStore } from './sync';
 
 /** Where the state files go when the command line names none. */
@@ -130,7 +130,12 @@ export class FolderStateFile implements FolderStateStore {
     return [...this.folders.values()];
   }
 
-  async saveFolderStates(_accountId: number, states: readonly FolderState[]): Promise<void> {
+  /**
+   * The message records are not kept: a one-time import has no --verify,
+   * and a state file rewritten whole with every record in it would make a
+   * large import slower with every save.
+   */
+  async saveFolderStates(_accountId: number, states: readonly FolderState[], _records: readonly MessageRecord[]): Promise<void> {
     const next = new Map(this.folders);
     for (const s of states) next.set(s.folder, { ...s });
     this.file.save({ folders: Object.fromEntries([...next.values()].map((s) => [s.folder, { uidValidity: s.uidValidity, lastUid: s.lastUid }])) });

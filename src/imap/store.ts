@@ -2,7 +2,7 @@
 // interface for both databases. Everything a query means is here, once;
 // a Backend only runs SQL, alone (read) or in a transaction (write).
 
-import { ACCOUNT_TABLE, Dialect, FOLDER_TABLE, LIMITS, STATUS_TABLE, parseSqlTime, sqlTime } from './schema';
+import { ACCOUNT_TABLE, Dialect, FOLDER_TABLE, LIMITS, MESSAGE_TABLE, STATUS_TABLE, parseSqlTime, sqlTime } from './schema';
 import { UNSAFE_CHARACTER, codePointName } from '../ops/text';
 
 export type StoreErrorKind =
@@ -79,11 +79,49 @@ export interface FolderState {
 
 export interface StoredFolderState extends FolderState {
   updated: Date;
+  /**
+   * The folder's state when this database began to keep a record per
+   * message (schema version 2), or null when it had none then: the UIDs up
+   * to it were archived without records.
+   */
+  legacy: { uidValidity: number; lastUid: number } | null;
+}
+
+/**
+ * What became of one message of a folder: its file is durable in the inbox
+ * ('archived'); it could not be written ('failed': the folder's mark stays
+ * below it and the next run tries again); or the server no longer had it
+ * when it was fetched ('expunged': the mark passes it).
+ */
+export type MessageOutcome = 'archived' | 'failed' | 'expunged';
+
+export interface MessageRecord {
+  /** The folder's state key (modified UTF-7). */
+  folder: string;
+  uidValidity: number;
+  uid: number;
+  outcome: MessageOutcome;
+  /** The name written into the inbox when archived, else null. */
+  file: string | null;
+  /** Why it failed, else null. */
+  reason: string | null;
+}
+
+export interface StoredMessageRecord extends MessageRecord {
+  updated: Date;
+}
+
+/** What --verify compares with the server: every folder's state and every message's record of one account. */
+export interface ArchiveRecords {
+  folders: StoredFolderState[];
+  messages: StoredMessageRecord[];
 }
 
 export interface AccountStore {
-  /** Creates the tables where missing (SQLite does this on its first write by itself). */
+  /** Creates the tables where missing, or upgrades them (SQLite does this on its first write by itself). */
   init(): Promise<void>;
+  /** Rejects with a 'database' StoreError naming the fix when the tables are not of this version. */
+  checkSchema(): Promise<void>;
   /** Adds the account, or updates the one with the same user and host. */
   saveAccount(input: AccountInput): Promise<{ account: Account; created: boolean }>;
   /** Removes the account with its folder state and run status; false if there was none. */
@@ -98,8 +136,13 @@ export interface AccountStore {
    */
   setPassword(user: string, host: string | undefined, encrypted: Buffer): Promise<Account>;
   folderStates(accountId: number): Promise<StoredFolderState[]>;
-  /** Stores several folders' state at once: all or none. 'not-found' if the account is gone. */
-  saveFolderStates(accountId: number, states: readonly FolderState[]): Promise<void>;
+  /**
+   * Stores several folders' state with the records of the messages they
+   * pass, in one transaction: all or none. 'not-found' if the account is gone.
+   */
+  saveFolderStates(accountId: number, states: readonly FolderState[], records?: readonly MessageRecord[]): Promise<void>;
+  /** The account's folder states and message records, read at one moment. */
+  archiveRecords(accountId: number): Promise<ArchiveRecords>;
   recordRun(accountId: number, status: RunStatus): Promise<void>;
   close(): Promise<void>;
 }
@@ -123,6 +166,8 @@ export interface Backend {
   write<T>(work: (s: Session) => Promise<T>): Promise<T>;
   init(): Promise<void>;
   close(): Promise<void>;
+  /** Rejects when the tables are older or newer than this program (records need version 2). */
+  checkSchema(): Promise<void>;
   /** Whether err means that a foreign key's parent row is missing. */
   isMissingParent(err: unknown): boolean;
 }
@@ -165,6 +210,35 @@ function checkField(field: keyof typeof LIMITS, value: string | null | undefined
   if (bad) throw new StoreError('invalid', `${codePointName(bad[0].codePointAt(0)!)} in the ${field}`);
 }
 
+const OUTCOMES: readonly MessageOutcome[] = ['archived', 'failed', 'expunged'];
+
+function toFolderState(r: Row): StoredFolderState {
+  return {
+    folder: text(r.folder),
+    uidValidity: Number(r.uidvalidity),
+    lastUid: Number(r.last_uid),
+    updated: parseSqlTime(text(r.updated)),
+    legacy: r.legacy_uidvalidity == null ? null : { uidValidity: Number(r.legacy_uidvalidity), lastUid: Number(r.legacy_last_uid) },
+  };
+}
+
+function toMessageRecord(r: Row): StoredMessageRecord {
+  const outcome = text(r.outcome) as MessageOutcome;
+  // Another program may have written the row: an outcome this one does not know counts as a failure, never as archived.
+  return {
+    folder: text(r.folder),
+    uidValidity: Number(r.uidvalidity),
+    uid: Number(r.uid),
+    outcome: OUTCOMES.includes(outcome) ? outcome : 'failed',
+    file: r.file == null ? null : text(r.file),
+    reason: OUTCOMES.includes(outcome) ? (r.reason == null ? null : text(r.reason)) : `unknown outcome "${outcome}"`,
+    updated: parseSqlTime(text(r.updated)),
+  };
+}
+
+/** Rows per INSERT: few statements, and far below either database's limit on parameters. */
+const RECORDS_PER_INSERT = 200;
+
 function checkUid(what: string, n: number): void {
   if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new StoreError('invalid', `${what} ${n} is not an unsigned 32-bit number`);
 }
@@ -184,6 +258,10 @@ export class SqlAccountStore implements AccountStore {
 
   init(): Promise<void> {
     return this.db.init();
+  }
+
+  checkSchema(): Promise<void> {
+    return this.db.checkSchema();
   }
 
   close(): Promise<void> {
@@ -237,27 +315,56 @@ export class SqlAccountStore implements AccountStore {
     });
   }
 
-  folderStates(accountId: number): Promise<StoredFolderState[]> {
-    return this.db.read(async (s) =>
-      (await s.all(`SELECT folder, uidvalidity, last_uid, updated FROM ${FOLDER_TABLE} WHERE account_id = ? ORDER BY folder`, [accountId])).map(
-        (r) => ({ folder: text(r.folder), uidValidity: Number(r.uidvalidity), lastUid: Number(r.last_uid), updated: parseSqlTime(text(r.updated)) }),
-      ),
-    );
+  async folderStates(accountId: number): Promise<StoredFolderState[]> {
+    await this.db.checkSchema();
+    return this.db.read((s) => this.selectFolderStates(s, accountId));
   }
 
-  async saveFolderStates(accountId: number, states: readonly FolderState[]): Promise<void> {
+  async archiveRecords(accountId: number): Promise<ArchiveRecords> {
+    await this.db.checkSchema();
+    return this.db.read(async (s) => ({
+      folders: await this.selectFolderStates(s, accountId),
+      messages: (
+        await s.all(`SELECT folder, uidvalidity, uid, outcome, file, reason, updated FROM ${MESSAGE_TABLE} WHERE account_id = ? ORDER BY folder, uidvalidity, uid`, [accountId])
+      ).map(toMessageRecord),
+    }));
+  }
+
+  async saveFolderStates(accountId: number, states: readonly FolderState[], records: readonly MessageRecord[] = []): Promise<void> {
     for (const st of states) {
       checkField('folder', st.folder);
       checkUid('UIDVALIDITY', st.uidValidity);
       checkUid('UID', st.lastUid);
     }
-    const sql =
+    for (const r of records) {
+      checkField('folder', r.folder);
+      checkUid('UIDVALIDITY', r.uidValidity);
+      checkUid('UID', r.uid);
+      if (!OUTCOMES.includes(r.outcome)) throw new StoreError('invalid', `outcome "${r.outcome}" is not one of ${OUTCOMES.join(', ')}`);
+      if (r.file !== null && r.file.length > LIMITS.file) throw new StoreError('invalid', `file is longer than ${LIMITS.file} characters`);
+    }
+    await this.db.checkSchema();
+    const { dialect } = this.db;
+    const stateSql =
       `INSERT INTO ${FOLDER_TABLE} (account_id, folder, uidvalidity, last_uid, updated) VALUES (?, ?, ?, ?, ?) ` +
-      this.db.dialect.upsert(['account_id', 'folder'], ['uidvalidity', 'last_uid', 'updated']);
+      dialect.upsert(['account_id', 'folder'], ['uidvalidity', 'last_uid', 'updated']);
+    const recordSql = (rows: number) =>
+      `INSERT INTO ${MESSAGE_TABLE} (account_id, folder, uidvalidity, uid, outcome, file, reason, updated) VALUES ${Array(rows).fill('(?, ?, ?, ?, ?, ?, ?, ?)').join(', ')} ` +
+      dialect.upsert(['account_id', 'folder', 'uidvalidity', 'uid'], ['outcome', 'file', 'reason', 'updated']);
     const now = sqlTime(new Date());
     await this.forAccount(accountId, async (s) => {
-      for (const st of states) await s.run(sql, [accountId, st.folder, st.uidValidity, st.lastUid, now]);
+      // Records first: in the one transaction the order does not matter, but it reads as the rule it keeps.
+      for (let i = 0; i < records.length; i += RECORDS_PER_INSERT) {
+        const chunk = records.slice(i, i + RECORDS_PER_INSERT);
+        await s.run(recordSql(chunk.length), chunk.flatMap((r) => [accountId, r.folder, r.uidValidity, r.uid, r.outcome, r.file, r.reason, now]));
+      }
+      for (const st of states) await s.run(stateSql, [accountId, st.folder, st.uidValidity, st.lastUid, now]);
     });
+  }
+
+  private async selectFolderStates(s: Session, accountId: number): Promise<StoredFolderState[]> {
+    const rows = await s.all(`SELECT folder, uidvalidity, last_uid, updated, legacy_uidvalidity, legacy_last_uid FROM ${FOLDER_TABLE} WHERE account_id = ? ORDER BY folder`, [accountId]);
+    return rows.map(toFolderState);
   }
 
   async recordRun(accountId: number, status: RunStatus): Promise<void> {

@@ -114,6 +114,13 @@ interface Listener {
   greeting: RegExp;
 }
 
+/** A command that changes a mailbox or sets \Seen; the sync and --verify must never send one. */
+export function writingCommand(line: string): boolean {
+  if (/^\S+ (UID )?(STORE|EXPUNGE|COPY|MOVE|APPEND|SELECT|CLOSE|CREATE|DELETE|RENAME|SETMETADATA)\b/i.test(line)) return true;
+  const withoutPeek = line.replace(/BODY\.PEEK\[/gi, '').replace(/BINARY\.PEEK\[/gi, '');
+  return /\bBODY\[|\bBINARY\[|\bRFC822(\.TEXT)?(?![.\w])/i.test(withoutPeek);
+}
+
 export abstract class ImapServer {
   abstract readonly kind: 'dovecot' | 'cyrus';
   /** The IMAP hierarchy separator this server uses. */

@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DEFAULT_SUFFIX, EXPORT_STATUS_FILE, finalName, isWaitingName, tempOwner } from '../../src/spool/names';
+import { SpoolFile, SpoolWriter } from '../../src/spool/writer';
 import { sha256 } from './daemon';
 
 /** Every name in dir, dotfiles (temp, claimed, status files) included. */
@@ -62,4 +63,23 @@ export async function killAtFirstNewFile(bin: string, args: string[], inbox: str
     watcher.close();
   }
   await closed;
+}
+
+/** A writer whose nth commit fails with the given error code (counted from 1, over the writer's life). */
+export class FailingWriter extends SpoolWriter {
+  private begun = 0;
+  constructor(dir: string, private readonly failAt: number, private readonly code: string) {
+    super(dir);
+  }
+  override begin(): SpoolFile {
+    const file = super.begin();
+    if (++this.begun === this.failAt) {
+      const code = this.code;
+      file.commit = async () => {
+        await file.discard();
+        throw Object.assign(new Error(`${code} (injected)`), { code });
+      };
+    }
+    return file;
+  }
 }

@@ -144,6 +144,32 @@ function storeBehaviour(fresh: () => Promise<AccountStore>): void {
     assert.equal((await s.folderStates(a.id)).find((x) => x.folder === 'INBOX')!.lastUid, 0, 'a refused batch changed nothing');
   });
 
+  it('keeps a record per message with the folder state, in one transaction; a later outcome replaces an earlier one', async () => {
+    const s = await open();
+    const a = (await s.saveAccount({ user: 'u', host: 'h', container: 'C' })).account;
+    const name = `${'ab'.repeat(32)}.eml`;
+    await s.saveFolderStates(a.id, [{ folder: 'INBOX', uidValidity: 7, lastUid: 2 }], [
+      { folder: 'INBOX', uidValidity: 7, uid: 1, outcome: 'archived', file: name, reason: null },
+      { folder: 'INBOX', uidValidity: 7, uid: 2, outcome: 'expunged', file: null, reason: 'gone' },
+      { folder: 'INBOX', uidValidity: 7, uid: 3, outcome: 'failed', file: null, reason: 'EIO' },
+    ]);
+    const strip = (r: { uid: number; outcome: string; file: string | null; reason: string | null }) => [r.uid, r.outcome, r.file, r.reason];
+    let got = await s.archiveRecords(a.id);
+    assert.deepEqual(got.messages.map(strip), [[1, 'archived', name, null], [2, 'expunged', null, 'gone'], [3, 'failed', null, 'EIO']]);
+    assert.deepEqual(got.folders.map((f) => [f.folder, f.lastUid, f.legacy]), [['INBOX', 2, null]], 'a folder first saved with records has no legacy mark');
+    await s.saveFolderStates(a.id, [{ folder: 'INBOX', uidValidity: 7, lastUid: 3 }], [{ folder: 'INBOX', uidValidity: 7, uid: 3, outcome: 'archived', file: name, reason: null }]);
+    got = await s.archiveRecords(a.id);
+    assert.deepEqual(got.messages.map(strip)[2], [3, 'archived', name, null]);
+    // More rows than one INSERT carries.
+    const many = Array.from({ length: 450 }, (_, i) => ({ folder: 'Big', uidValidity: 1, uid: i + 1, outcome: 'archived' as const, file: name, reason: null }));
+    await s.saveFolderStates(a.id, [{ folder: 'Big', uidValidity: 1, lastUid: 450 }], many);
+    assert.equal((await s.archiveRecords(a.id)).messages.filter((r) => r.folder === 'Big').length, 450);
+    await rejectsWith(s.saveFolderStates(a.id, [{ folder: 'INBOX', uidValidity: 7, lastUid: 9 }], [{ folder: 'INBOX', uidValidity: 7, uid: 9, outcome: 'archived', file: 'x'.repeat(256), reason: null }]), 'invalid');
+    assert.equal((await s.folderStates(a.id)).find((f) => f.folder === 'INBOX')!.lastUid, 3, 'a refused record keeps the state back too');
+    assert.equal(await s.deleteAccount('u', 'h'), true);
+    assert.deepEqual((await s.archiveRecords(a.id)).messages, [], 'deleted with the account');
+  });
+
   it('records the last run per account: time, count, error or null', async () => {
     const s = await open();
     const a = (await s.saveAccount({ user: 'u', host: 'h', container: 'C' })).account;
@@ -297,7 +323,8 @@ describe('the SQLite file', () => {
       process.umask(umask);
     }
     assert.equal(fs.statSync(other).mode & 0o7777, 0o640);
-    assert.match(sqlite3(other, '.tables'), /imapuser\s+imapuser_folder\s+imapuser_status/);
+    assert.deepEqual(sqlite3(other, '.tables').split(/\s+/).sort(), ['imapuser', 'imapuser_folder', 'imapuser_message', 'imapuser_schema', 'imapuser_status']);
+    assert.equal(sqlite3(other, 'SELECT version FROM imapuser_schema'), '2');
     assert.deepEqual(fs.readdirSync(dir).filter((f) => /\.(lock|tmp)$/.test(f)), [], 'no lock or temp file stays behind');
   });
 

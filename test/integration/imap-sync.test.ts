@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Logger } from '../../src/ops/log';
 import { DEFAULT_ENVELOPE_NAMES, gatewayLine, importedEnvelope } from '../../src/spool/format';
-import { SpoolFile, SpoolWriter } from '../../src/spool/writer';
+import { SpoolWriter } from '../../src/spool/writer';
 import { openStore } from '../../src/imap/open-store';
 import { Account, AccountStore } from '../../src/imap/store';
 import { chooseFolders, toModifiedUtf7 } from '../../src/imap/folders';
@@ -28,13 +28,14 @@ import {
   createFolder,
   createSpecialUseFolder,
   fetchCommands,
+  writingCommand,
   nastyMessage,
   readFolder,
   recreateFolder,
   expunge,
   withClient,
 } from '../helpers/imap-servers';
-import { readWhole, spoolFiles, tempFiles } from '../helpers/spool';
+import { FailingWriter, readWhole, spoolFiles, tempFiles } from '../helpers/spool';
 
 const users: ImapUser[] = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'gina'].map((user) => ({ user, password: `${user} pw "secret"` }));
 const [alice] = users;
@@ -54,13 +55,6 @@ function capturingLog(): { log: Logger; lines: string[] } {
   return { log: { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') } as unknown as Logger, lines };
 }
 
-/** A command that changes a mailbox or sets \Seen; the sync must never send one. */
-function writingCommand(line: string): boolean {
-  if (/^\S+ (UID )?(STORE|EXPUNGE|COPY|MOVE|APPEND|SELECT|CLOSE|CREATE|DELETE|RENAME|SETMETADATA)\b/i.test(line)) return true;
-  const withoutPeek = line.replace(/BODY\.PEEK\[/gi, '').replace(/BINARY\.PEEK\[/gi, '');
-  return /\bBODY\[|\bBINARY\[|\bRFC822(\.TEXT)?(?![.\w])/i.test(withoutPeek);
-}
-
 /** What one spool file must hold for a message of the account. */
 function expectedFile(account: Account, source: Buffer): Buffer {
   const env = importedEnvelope(DEFAULT_ENVELOPE_NAMES, source, [Buffer.from(account.emails)]);
@@ -71,25 +65,6 @@ function expectedFile(account: Account, source: Buffer): Buffer {
 function inboxContents(dir: string): Buffer[] {
   assert.deepEqual(tempFiles(dir), [], 'no temp file left');
   return spoolFiles(dir).map((n) => readWhole(dir, n));
-}
-
-/** A writer whose nth commit fails with the given error code (counted from 1, over the writer's life). */
-class FailingWriter extends SpoolWriter {
-  private begun = 0;
-  constructor(dir: string, private readonly failAt: number, private readonly code: string) {
-    super(dir);
-  }
-  override begin(): SpoolFile {
-    const file = super.begin();
-    if (++this.begun === this.failAt) {
-      const code = this.code;
-      file.commit = async () => {
-        await file.discard();
-        throw Object.assign(new Error(`${code} (injected)`), { code });
-      };
-    }
-    return file;
-  }
 }
 
 function sameSet(actual: Buffer[], expected: Buffer[], what: string): void {
@@ -233,6 +208,9 @@ for (const kind of kinds) {
         assert.ok(!s.commands.some((c) => / (EXAMINE|SELECT) /i.test(c)), `no folder opened:\n${s.commands.join('\n')}`);
       }
       assert.deepEqual((await store.folderStates(account.id)).find((f) => f.folder === 'INBOX')?.lastUid, before[3].uid + 1);
+      const records = (await store.archiveRecords(account.id)).messages.filter((r) => r.folder === 'INBOX');
+      assert.deepEqual(records.map((r) => [r.uid, r.outcome]), [...before.map((m) => [m.uid, 'archived']), [before[3].uid + 1, 'archived']]);
+      assert.deepEqual(records.map((r) => r.file).sort(), spoolFiles(inbox), 'each record names the file its message is in');
     });
 
     it('archives nested and non-ASCII folders and leaves out excluded ones: by name, as subfolder, by SPECIAL-USE', async () => {
@@ -343,6 +321,8 @@ for (const kind of kinds) {
       assert.ok(lines.some((l) => new RegExp(`^warn: .*"${box}": UID ${gone} was expunged before it could be fetched; skipped$`).test(l)), lines.join('\n'));
       assert.equal(inboxContents(inbox).length, 2);
       assert.equal((await store.folderStates(account.id)).find((x) => x.folder === box)!.lastUid, 3, 'state moved past the expunged message');
+      const record = (await store.archiveRecords(account.id)).messages.find((r) => r.folder === box && r.uid === gone);
+      assert.equal(record?.outcome, 'expunged', 'the state passes it with a record that says why');
     });
 
     it('streams a large message in pieces, byte for byte', async () => {
@@ -378,6 +358,9 @@ for (const kind of kinds) {
       assert.equal(failed.result.errors, 1);
       assert.ok(failed.lines.some((l) => /^error: .*"INBOX": failed/.test(l)), failed.lines.join('\n'));
       assert.equal((await store.folderStates(account.id)).find((x) => x.folder === 'INBOX')!.lastUid, uids[0], 'not past the failed message');
+      const failedRecord = (await store.archiveRecords(account.id)).messages.find((r) => r.folder === 'INBOX' && r.uid === uids[1]);
+      assert.deepEqual([failedRecord?.outcome, failedRecord?.file], ['failed', null]);
+      assert.match(failedRecord!.reason!, /could not be written to the inbox: EIO/);
 
       await withClient(server, gina, (c) => append(c, 'INBOX', Buffer.from('Subject: 4\r\n\r\nwrite 4\r\n')));
       await assert.rejects(sync(gina, account, new FailingWriter(inbox, 1, 'ENOSPC')), (err: unknown) => {
@@ -391,6 +374,7 @@ for (const kind of kinds) {
 
       const retried = await sync(gina, account, new SpoolWriter(inbox));
       assert.equal(folder(retried.result, 'INBOX').archived, 3, 'the failed message and those after it');
+      assert.equal((await store.archiveRecords(account.id)).messages.find((r) => r.folder === 'INBOX' && r.uid === uids[1])?.outcome, 'archived', 'the retry replaced the failure');
       assert.equal(inboxContents(inbox).length, 4);
     });
 

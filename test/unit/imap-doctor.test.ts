@@ -43,6 +43,7 @@ function facts(over: Partial<ImapDoctorFacts> = {}, files = packaged()): ImapDoc
     keysMatch: true,
     webAuthModules: [AUTH_MODULE],
     accounts: [account()],
+    schema: null,
     now: new Date('2026-11-24T10:10:00Z'),
     ...over,
   };
@@ -111,5 +112,10 @@ describe('benno-imapsync --doctor', () => {
       accounts: [account({ password: null })],
     });
     assert.deepEqual(problems(withAdmin), [], 'an admin login needs no stored password');
+  });
+
+  it('MySQL tables of an older version: the sync would refuse them; the fix is --init-db', () => {
+    const old = 'database mysql://benno@db:3306/imap: the tables are of an older version of benno-imap (schema 1, this one needs 2): upgrade them with benno-imapuser --init-db';
+    assert.deepEqual(problems(facts({ schema: old })), [`error: benno-imapsync cannot keep its records: ${old} | benno-imapuser -c /etc/benno-imap/imapsync.conf --init-db`]);
   });
 });
