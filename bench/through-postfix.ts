@@ -29,7 +29,7 @@ type Transport = 'unix' | 'loopback' | 'loopback-pingpong' | 'veth';
 const TRANSPORT_TITLE: Record<Transport, string> = {
   unix: 'unix sockets',
   loopback: 'TCP on loopback',
-  'loopback-pingpong': 'TCP on loopback, host set to net.ipv4.tcp_pingpong_thresh=3 (the remedy benno-milter-admin doctor names)',
+  'loopback-pingpong': 'TCP on loopback, host set to net.ipv4.tcp_pingpong_thresh=3 (the host setting the issue measured before the DATA answer)',
   veth: 'TCP over a veth pair (MTU 1500, milters in their own network namespace, as on another host or in a container)',
 };
 

@@ -80,7 +80,7 @@ describe('benno-milter-admin command line', () => {
   it('--help: a usage line and a Commands entry for each command', async () => {
     const r = await runToEnd(ADMIN_BIN, ['--help']);
     assert.equal(r.code, 0);
-    const usage = ['setup postfix [--dry-run] [--service NAME...]', 'setup univention HOST [--apply]', 'doctor', 'status', 'audit [--since TIME] [--until TIME] [--log FILE...] [--json | --check]'];
+    const usage = ['setup postfix [--dry-run] [--service NAME...] [--keep-tcp]', 'setup univention HOST [--apply] [--port N] [--keep-tcp]', 'doctor', 'status', 'audit [--since TIME] [--until TIME] [--log FILE...] [--json | --check]'];
     assert.ok(r.stdout.startsWith(`Usage: ${usage.map((u) => `benno-milter-admin ${u}`).join('\n')}\n`), r.stdout);
     for (const line of [
       '  setup postfix     add benno-milter to main.cf (smtpd_milters, non_smtpd_milters,',
