@@ -40,7 +40,7 @@ function keep(s: string, n: number): string {
 
 const POSTFIX_TAG = /^[\w.-]+(?:\/[\w.-]+)*\/(smtpd|pickup|qmgr|cleanup|smtp|lmtp|postsuper)$/;
 const SENDMAIL_TAGS = new Set(['sm-mta', 'sendmail', 'sm-msp-queue']);
-const MILTER_TAG = 'benno-milter';
+export const MILTER_TAG = 'benno-milter';
 
 const P_START = new RegExp(`^(${QUEUE_ID}): (?:client=|uid=\\d+ from=<)`, 's');
 const P_QUEUED = new RegExp(`^(${QUEUE_ID}): from=<(.*)>, size=\\d+, nrcpt=\\d+ \\(queue active\\)$`, 's');

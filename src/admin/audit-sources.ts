@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Readable, Transform, TransformCallback, pipeline } from 'node:stream';
 import * as zlib from 'node:zlib';
+import { MILTER_TAG } from './audit-events';
 import { LogLine, YearGuess, parseLogLine } from './audit-lines';
 
 /** Longer than any syslog line (rsyslog cuts at 8 KiB by default). */
@@ -173,19 +174,35 @@ export function systemdRuns(): boolean {
   return fs.existsSync('/run/systemd/system');
 }
 
-/**
- * The journal's mail: entries of facility mail (Postfix and Sendmail through
- * syslog, benno-milter through SyslogFacility=mail) or of the milter's unit.
- * A margin around the period lets the matcher see each message whole.
- */
+/** The unit benno-milter runs under; its lines in the journal are the milter's beyond doubt. */
+export const MILTER_UNIT = 'benno-milter.service';
+
+/** The journal's time range: a margin around the period lets the matcher see each message whole. */
 export function journalArguments(since: number | null, until: number | null, marginMs: number): string[] {
   const args = ['--no-pager', '--quiet', '--output=short-iso-precise'];
   if (since !== null) args.push(`--since=@${Math.floor((since - marginMs) / 1000)}`);
   if (until !== null) args.push(`--until=@${Math.ceil((until + marginMs) / 1000)}`);
-  return [...args, 'SYSLOG_FACILITY=2', '+', '_SYSTEMD_UNIT=benno-milter.service'];
+  return args;
 }
 
-export function journalSource(args: string[], command = 'journalctl'): LogSource {
+/**
+ * The journal as two sources, merged by time: the MTA's lines (facility
+ * mail: Postfix and Sendmail through syslog) and the milter's (its unit's
+ * output). Any local user can write to syslog under the milter's name
+ * (logger -p mail.info -t benno-milter), and such a line, "archived", would
+ * hide a gap; so the milter's lines count only from its unit, and the mail
+ * facility's lines under its name are dropped. `files`: journal files to
+ * read instead of the system's (journalctl --file).
+ */
+export function journalSources(since: number | null, until: number | null, marginMs: number, files: string[] = [], command = 'journalctl'): LogSource[] {
+  const args = [...journalArguments(since, until, marginMs), ...files.map((f) => `--file=${f}`)];
+  return [
+    journalSource([...args, 'SYSLOG_FACILITY=2'], command, (line) => line.tag !== MILTER_TAG),
+    journalSource([...args, `_SYSTEMD_UNIT=${MILTER_UNIT}`], command),
+  ];
+}
+
+export function journalSource(args: string[], command = 'journalctl', keep: (line: LogLine) => boolean = () => true): LogSource {
   return {
     name: `${command} ${args.join(' ')}`,
     lines: async function* () {
@@ -200,7 +217,9 @@ export function journalSource(args: string[], command = 'journalctl'): LogSource
       });
       exited.catch(() => undefined); // awaited below
       // Journal times carry their offset: the year guess is never asked.
-      yield* logLines(child.stdout, new YearGuess(Date.now()), (err) => new LogUnreadable(`${command}: ${err.message}`, 'failed'));
+      for await (const line of logLines(child.stdout, new YearGuess(Date.now()), (err) => new LogUnreadable(`${command}: ${err.message}`, 'failed'))) {
+        if (keep(line)) yield line;
+      }
       const code = await exited;
       if (code !== 0) throw new LogUnreadable(`${command} exited ${code}: ${stderr.trim().split('\n')[0] ?? ''}`, 'failed');
     },

@@ -14,7 +14,7 @@ import { runAudit } from '../admin/audit';
 import { parseTimeArgument } from '../admin/audit-lines';
 import { GRACE_MS } from '../admin/audit-matcher';
 import { checkLine, checkState, jsonReport, textReport } from '../admin/audit-report';
-import { LogSource, LogUnreadable, MAIL_LOG, fileSource, journalArguments, journalSource, rotatedSiblings, systemdRuns } from '../admin/audit-sources';
+import { LogSource, LogUnreadable, MAIL_LOG, fileSource, journalSources, rotatedSiblings, systemdRuns } from '../admin/audit-sources';
 import { diagnose, gatherFacts } from '../admin/doctor';
 import { DEFAULT_FILE, OVERRIDE_FILE, milterSettings } from '../admin/milter-settings';
 import { readPostfixConfig } from '../admin/postfix-config';
@@ -69,6 +69,11 @@ function parseArguments() {
     .option('postfix-config', { type: 'string', describe: 'Postfix configuration directory (postconf -c)' })
     .option('since', { type: 'string', describe: 'audit: from this time on (2026-11-24, "2026-11-24 10:00", yesterday, today, -24h)' })
     .option('until', { type: 'string', describe: 'audit: up to this time (same forms), not included' })
+    .option('journal-file', {
+      type: 'string',
+      array: true,
+      describe: 'audit: read these journal files (journalctl --file; a journal copied from the audited host) instead',
+    })
     .option('log', { type: 'string', array: true, describe: `audit: read these log files (.gz too) instead of the journal or ${MAIL_LOG} and its rotated files` })
     .option('json', { type: 'boolean', default: false, describe: 'audit: the report as JSON' })
     .option('check', { type: 'boolean', default: false, describe: 'audit: one line, exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (Nagios, Icinga)' })
@@ -289,7 +294,9 @@ function timeOption(a: Args, name: 'since' | 'until'): number | null {
 
 function auditSources(a: Args, since: number | null, until: number | null): LogSource[] {
   if (a.log && a.log.length > 0) return a.log.map((f) => fileSource([f]));
-  if (systemdRuns()) return [journalSource(journalArguments(since, until, 2 * GRACE_MS))];
+  const files = a['journal-file'] ?? [];
+  // journalctl --file: a journal copied from the audited host, read with the same filters.
+  if (files.length > 0 || systemdRuns()) return journalSources(since, until, 2 * GRACE_MS, files);
   return [fileSource(rotatedSiblings(MAIL_LOG))];
 }
 

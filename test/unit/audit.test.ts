@@ -14,7 +14,7 @@ import { auditEvent } from '../../src/admin/audit-events';
 import { YearGuess, parseLogLine, parseTimeArgument } from '../../src/admin/audit-lines';
 import { LIST_LIMIT } from '../../src/admin/audit-matcher';
 import { checkLine, checkState, jsonReport, textReport } from '../../src/admin/audit-report';
-import { LogUnreadable, MAX_LINE, fileSource, journalArguments, journalSource, rotatedSiblings } from '../../src/admin/audit-sources';
+import { LogUnreadable, MAX_LINE, fileSource, journalArguments, journalSource, journalSources, rotatedSiblings } from '../../src/admin/audit-sources';
 import { ROOT } from '../helpers/daemon';
 import { removeTree, tempDir } from '../helpers/fs';
 
@@ -331,17 +331,21 @@ describe('log sources', () => {
     fs.renameSync(bad, `${bad}.gz`);
     await assert.rejects(audit([`${bad}.gz`]), (e: unknown) => e instanceof LogUnreadable && e.reason === 'corrupt');
   });
-  it('journalctl: entries of facility mail and of the milter unit, a margin around the period; its output parsed, its failure reported', async () => {
+  it('journalctl: entries of facility mail and, apart, of the milter unit, a margin around the period; its output parsed, its failure reported', async () => {
     assert.deepEqual(journalArguments(Date.UTC(2026, 10, 24), Date.UTC(2026, 10, 25), 3600_000), [
       '--no-pager',
       '--quiet',
       '--output=short-iso-precise',
       `--since=@${Date.UTC(2026, 10, 23, 23) / 1000}`,
       `--until=@${Date.UTC(2026, 10, 25, 1) / 1000}`,
-      'SYSLOG_FACILITY=2',
-      '+',
-      '_SYSTEMD_UNIT=benno-milter.service',
     ]);
+    assert.deepEqual(
+      journalSources(null, null, 0, ['/j/system.journal']).map((s) => s.name),
+      [
+        'journalctl --no-pager --quiet --output=short-iso-precise --file=/j/system.journal SYSLOG_FACILITY=2',
+        'journalctl --no-pager --quiet --output=short-iso-precise --file=/j/system.journal _SYSTEMD_UNIT=benno-milter.service',
+      ],
+    );
     // A stand-in for journalctl that prints what the real one prints for these entries.
     const stub = path.join(work, 'journalctl');
     const out = [
