@@ -256,8 +256,8 @@ class Run {
 
   /**
    * RETR (or TOP) for each message of the batch (all sent at once with PIPELINING),
-   * each read into its file; then the files committed together; then, in
-   * order, each recorded (and DELEd) as its file is durable.
+   * each read into its file; then the files committed together; then each
+   * whose file is durable recorded (and DELEd), past a failed one too.
    */
   private async archiveBatch(batch: Listed[]): Promise<void> {
     const s = this.session!;
@@ -276,11 +276,13 @@ class Run {
     const outcomes = await Promise.allSettled(files.map((f) => (f ? f.commit() : Promise.resolve(null))));
     const durable: Listed[] = [];
     let failed: WriteFailure | null = null;
-    // In order: a failure stops the recording there; what comes after it is fetched again next run (same content, same name).
-    for (let k = 0; k < batch.length && !failed; k++) {
+    // The state is a set of UIDLs, not a mark: every file that is durable is recorded (and DELEd),
+    // also after a failed one, which the next run fetches again. Commits run side by side, so on a
+    // filling disk a later message may fit where an earlier one did not.
+    for (let k = 0; k < batch.length; k++) {
       const o = outcomes[k];
       if (o.status === 'rejected') {
-        failed = new WriteFailure(`message ${batch[k].n} (UIDL ${batch[k].uidl}) could not be written to the inbox: ${(o.reason as Error).message}`, o.reason as Error);
+        failed ??= new WriteFailure(`message ${batch[k].n} (UIDL ${batch[k].uidl}) could not be written to the inbox: ${(o.reason as Error).message}`, o.reason as Error);
       } else if (o.value === null) {
         this.result.skipped++;
       } else {

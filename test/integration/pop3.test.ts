@@ -18,13 +18,18 @@ import { mountTmpfs, removeTree, tempDir } from '../helpers/fs';
 import { Dovecot, ImapUser, append, asCrlf, nastyMessage, readFolder, withClient } from '../helpers/imap-servers';
 import { freePort } from '../helpers/net';
 import { pop3Messages, withPop3 } from '../helpers/pop3';
-import { killAtFirstNewFile, readWhole, spoolFiles, tempFiles } from '../helpers/spool';
+import { FailingWriter, killAtFirstNewFile, readWhole, spoolFiles, tempFiles } from '../helpers/spool';
+import { ImportEnvelope } from '../../src/imap/envelope';
+import type { Logger } from '../../src/ops/log';
+import { Pop3ImportError, importPop3 } from '../../src/pop3/import';
+import { UidlStateFile } from '../../src/pop3/state';
+import { SpoolWriter } from '../../src/spool/writer';
 
 const POP3 = path.join(ROOT, 'dist', 'src', 'cli', 'benno-pop3.js');
 const cli = (args: string[], input = '') => runCli(POP3, args, input);
 
-const users: ImapUser[] = ['anna', 'bob', 'carl'].map((user) => ({ user, password: `${user} pw "x"` }));
-const [anna, bob, carl] = users;
+const users: ImapUser[] = ['anna', 'bob', 'carl', 'dora'].map((user) => ({ user, password: `${user} pw "x"` }));
+const [anna, bob, carl, dora] = users;
 
 const b = (s: string) => Buffer.from(s, 'latin1');
 const numbered = (i: number, who: string, filler = Buffer.alloc(0)) =>
@@ -185,6 +190,33 @@ describe('benno-pop3 against a real Dovecot', () => {
     } finally {
       small.unmount();
     }
+  });
+
+  it('--delete after a failed file in a batch: every file that is on disk is recorded and deleted, only the failed message stays', async () => {
+    await withClient(dovecot, dora, async (c) => {
+      for (let i = 0; i < 6; i++) await append(c, 'INBOX', numbered(i, 'dora'));
+    });
+    const all = await expectedNames(dovecot, dora);
+    const inbox = inboxOf('dora');
+    const quiet = { error: () => undefined, warn: () => undefined, info: () => undefined, debug: () => undefined } as unknown as Logger;
+    const run = (writer: SpoolWriter) =>
+      importPop3({
+        server: { host: '127.0.0.1', port: dovecot.pop3Port, tls: 'starttls', ca: fs.readFileSync(dovecot.caFile), timeoutMs: 10_000 },
+        user: dora.user, password: Buffer.from(dora.password), who: 'dora@test', log: quiet, deleteArchived: true,
+        envelope: new ImportEnvelope(DEFAULT_ENVELOPE_NAMES, [Buffer.from('dora@example.org')], null),
+        writer, state: new UidlStateFile(path.join(work, 'dora.state'), 'test', 'dora@test'),
+      });
+    // The second of the six (one batch, committed side by side) fails; the four after it are durable all the same.
+    await assert.rejects(run(new FailingWriter(inbox, 2, 'EIO')), (e: unknown) => e instanceof Pop3ImportError && /EIO \(injected\)/.test(e.message));
+    const onDisk = spoolFiles(inbox);
+    const left = await expectedNames(dovecot, dora);
+    assert.equal(onDisk.length, 5);
+    assert.equal(left.length, 1, `${onDisk.length} on disk, ${left.length} left on the server: a durable file was neither recorded nor deleted`);
+    assert.deepEqual([...left, ...onDisk].sort(), all);
+    const rest = await run(new SpoolWriter(inbox));
+    assert.equal(rest.archived, 1);
+    assert.deepEqual(spoolFiles(inbox), all);
+    assert.equal(await withPop3(dovecot, dora, (c) => c.command('STAT')), '+OK 0 0');
   });
 
   it('a wrong password: exit 69, named with user@host, the password nowhere', () => {
