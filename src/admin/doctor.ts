@@ -256,7 +256,7 @@ const RULES: Rule[] = [
     const sysctl =
       c.facts.pingpongThreshold === null || c.facts.pingpongThreshold === undefined
         ? ''
-        : '. The host setting net.ipv4.tcp_pingpong_thresh=3 is no remedy: it changes delayed ACKs for every TCP connection in this network namespace and measured no gain here (benno-milter(8))';
+        : '. The host setting net.ipv4.tcp_pingpong_thresh=3 is no remedy: it changes delayed ACKs for every TCP connection in this network namespace and measured no consistent gain (benno-milter(8))';
     return warning(
       `Postfix reaches benno-milter on this host over TCP (${entries} from ${tcp.map((s) => s.name).join(', ')}): ${LOCAL_TCP_COST}`,
       (onLoopback

@@ -392,7 +392,7 @@ describe('one host: the unix socket rather than loopback TCP (issue 13)', () => 
     assert.match(found[0].problem, /^Postfix reaches benno-milter on this host over TCP \(inet:127\.0\.0\.1:22500 from smtp.*0\.92 of a unix socket's rate/);
     assert.equal(found[0].fix, 'benno-milter-admin setup postfix moves it to the unix socket');
     const sysctl = diagnose(facts(onTcp, tcpSettings('22500@127.0.0.1'), {}, { pingpongThreshold: 1 }));
-    assert.match(sysctl[0].fix, /\. The host setting net\.ipv4\.tcp_pingpong_thresh=3 is no remedy: it changes delayed ACKs for every TCP connection in this network namespace and measured no gain/);
+    assert.match(sysctl[0].fix, /\. The host setting net\.ipv4\.tcp_pingpong_thresh=3 is no remedy: it changes delayed ACKs for every TCP connection in this network namespace and measured no consistent gain/);
     // The milter on all addresses, Postfix on this host's own address: still local.
     const ownAddress = recorded('debian', (main, M, P) => [main.replace(/^smtpd_milters = .*$/m, 'smtpd_milters = inet:192.0.2.10:22500'), M, P]);
     const shared = diagnose(facts(ownAddress, tcpSettings('22500@0.0.0.0', '--allow 192.0.2.0/24'), {}, { hostNames: ['mail.example.org', '192.0.2.10'] }));
