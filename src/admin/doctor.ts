@@ -5,13 +5,12 @@
 
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { printable } from '../ops/text';
 import { MasterService, PostfixConfig, milterList, serviceValue, smtpdServices, mainValue } from './postfix-config';
 import { MilterSettings, OVERRIDE_FILE, milterOptionValues, milterSocketText, skippedDaemons } from './milter-settings';
-import { hostAddresses, isLoopback } from '../ops/allowlist';
+import { isLoopback, isThisHost, thisHostNames } from '../ops/allowlist';
 import { SocketSpec, SocketSpecError, parsePostfixEndpoint, parseSocketSpec } from '../milter/socket-spec';
 import { LOCAL_TCP_COST, OVERRIDE_NOTE, chrooted, isOurs, postfixEndpoint, SetupError } from './postfix-setup';
 import { ExportStatus, readExportStatus, spoolBacklog } from '../spool/status';
@@ -243,7 +242,7 @@ const RULES: Rule[] = [
     const local = (entry: string) => {
       try {
         const e = parsePostfixEndpoint(entry);
-        return e.kind === 'inet' && (isLoopback(e.host) || (c.facts.hostNames ?? []).includes(e.host.toLowerCase()));
+        return e.kind === 'inet' && isThisHost(e.host, c.facts.hostNames ?? []);
       } catch (err) {
         if (err instanceof SocketSpecError) return false;
         throw err;
@@ -471,10 +470,6 @@ export function statFile(p: string): FileFacts | null {
   }
 }
 
-function hostNames(): string[] {
-  return [os.hostname().toLowerCase(), ...hostAddresses(true)];
-}
-
 function pingpongThreshold(): number | null {
   try {
     return Number(fs.readFileSync('/proc/sys/net/ipv4/tcp_pingpong_thresh', 'utf8').trim());
@@ -496,7 +491,7 @@ export async function gatherFacts(postfix: PostfixConfig | null, settings: Milte
     archiveReachable: host ? await reachable(host, Number(settings.vars.get('BENNOPORT') || 2500)) : undefined,
     oldestSpoolAge: host ? spoolBacklog(settings.spoolDir, settings.suffix)?.oldestSeconds ?? null : null,
     lastExport: host ? readExportStatus(settings.spoolDir) : null,
-    hostNames: hostNames(),
+    hostNames: thisHostNames(),
     pingpongThreshold: pingpongThreshold(),
     override: fs.existsSync(OVERRIDE_FILE),
   };

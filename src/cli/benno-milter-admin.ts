@@ -4,11 +4,10 @@
 
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { DefaultFileError, withDefaultValues } from '../ops/default-file';
 import { replaceFileDurably } from '../ops/durable-file';
-import { hostAddresses, isLoopback } from '../ops/allowlist';
+import { hostAddresses, isThisHost } from '../ops/allowlist';
 import { EX_CONFIG, EX_DATAERR, EX_NOINPUT, EX_OK, EX_UNAVAILABLE, EX_USAGE, Fatal } from './sysexits';
 import { runAudit } from '../admin/audit';
 import { parseTimeArgument } from '../admin/audit-lines';
@@ -219,12 +218,6 @@ function moveMilter(move: MilterMove, defaultFile: string, apply: boolean): void
     },
   });
   for (const [program, ...args] of steps.filter(([p]) => p === 'systemctl')) execFileSync(program, args, { stdio: 'inherit' });
-}
-
-/** Whether host names this machine: the milter would then share Postfix's host. */
-function isThisHost(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
-  return isLoopback(h) || h === os.hostname().toLowerCase() || hostAddresses(true).includes(h);
 }
 
 async function setupUnivention(a: Args, [host]: string[]): Promise<void> {

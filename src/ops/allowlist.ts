@@ -50,6 +50,17 @@ export function hostAddresses(internal: boolean): string[] {
     .map((i) => i.address.toLowerCase());
 }
 
+/** This host's name and every address of its interfaces, as isThisHost compares them. */
+export function thisHostNames(): string[] {
+  return [os.hostname().toLowerCase(), ...hostAddresses(true)];
+}
+
+/** Whether host (a name, an address, an address in [brackets]) names this machine. */
+export function isThisHost(host: string, names: readonly string[] = thisHostNames()): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return isLoopback(h) || names.includes(h);
+}
+
 export class AllowList {
   private readonly list = new BlockList();
 

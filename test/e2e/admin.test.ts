@@ -15,31 +15,40 @@ import { Postfix, queuedAs, swaks } from '../helpers/postfix';
 
 const ADMIN_BIN = path.join(ROOT, 'dist', 'src', 'cli', 'benno-milter-admin.js');
 
-describe('benno-milter-admin with a real Postfix', () => {
-  let work: string;
-  let spool: string;
-  let socketPath: string;
-  let defaultFile: string;
-  let postfix: Postfix;
-  let milter: Program | undefined;
-
+/**
+ * A throwaway Postfix (no milter configured) and a work directory with a
+ * spool, for one describe block; the milter a test starts is stopped after.
+ */
+function adminFixture() {
+  const t = {} as { work: string; spool: string; defaultFile: string; postfix: Postfix; milter?: Program };
   before(async () => {
-    work = tempDir();
-    fs.chmodSync(work, 0o755);
-    spool = path.join(work, 'spool');
-    fs.mkdirSync(spool);
-    socketPath = path.join(work, 'milter.sock');
-    defaultFile = path.join(work, 'default');
-    fs.writeFileSync(defaultFile, `SOCKET_TYPE=local\nSOCKET=${socketPath}\nSPOOLDIR=${spool}\n`);
-    postfix = await Postfix.start(); // no milter configured yet
+    t.work = tempDir();
+    fs.chmodSync(t.work, 0o755);
+    t.spool = path.join(t.work, 'spool');
+    fs.mkdirSync(t.spool);
+    t.defaultFile = path.join(t.work, 'default');
+    t.postfix = await Postfix.start();
   });
   after(async () => {
-    await milter?.stop();
-    await postfix?.stop();
-    removeTree(work);
+    await t.milter?.stop();
+    await t.postfix?.stop();
+    removeTree(t.work);
   });
+  return {
+    t,
+    admin: (...args: string[]) => runToEnd(ADMIN_BIN, [...args, '--postfix-config', t.postfix.configDir, '--default-file', t.defaultFile]),
+    postconf: (p: string) => execFileSync('postconf', ['-c', t.postfix.configDir, '-h', p], { encoding: 'utf8' }).trim(),
+  };
+}
 
-  const admin = (...args: string[]) => runToEnd(ADMIN_BIN, [...args, '--postfix-config', postfix.configDir, '--default-file', defaultFile]);
+describe('benno-milter-admin with a real Postfix', () => {
+  const { t, admin, postconf } = adminFixture();
+  let socketPath: string;
+
+  before(() => {
+    socketPath = path.join(t.work, 'milter.sock');
+    fs.writeFileSync(t.defaultFile, `SOCKET_TYPE=local\nSOCKET=${socketPath}\nSPOOLDIR=${t.spool}\n`);
+  });
 
   it('doctor finds the milter missing; setup postfix --dry-run changes nothing', async () => {
     const doctor = await admin('doctor');
@@ -48,22 +57,21 @@ describe('benno-milter-admin with a real Postfix', () => {
     const dry = await admin('setup', 'postfix', '--dry-run');
     assert.equal(dry.code, 0, dry.stderr);
     assert.match(dry.stdout, new RegExp(`postconf -c \\S+ -e 'smtpd_milters = unix:${socketPath}' 'non_smtpd_milters = unix:${socketPath}' 'milter_default_action = tempfail'`));
-    assert.equal(execFileSync('postconf', ['-c', postfix.configDir, '-h', 'smtpd_milters'], { encoding: 'utf8' }).trim(), '');
+    assert.equal(postconf('smtpd_milters'), '');
   });
 
   it('setup postfix writes main.cf (absolute path: these services are not chrooted) and mail is archived', async () => {
     const r = await admin('setup', 'postfix');
     assert.equal(r.code, 0, r.stderr);
-    const value = (p: string) => execFileSync('postconf', ['-c', postfix.configDir, '-h', p], { encoding: 'utf8' }).trim();
-    assert.equal(value('smtpd_milters'), `unix:${socketPath}`);
-    assert.equal(value('non_smtpd_milters'), `unix:${socketPath}`);
-    assert.equal(value('milter_default_action'), 'tempfail');
+    assert.equal(postconf('smtpd_milters'), `unix:${socketPath}`);
+    assert.equal(postconf('non_smtpd_milters'), `unix:${socketPath}`);
+    assert.equal(postconf('milter_default_action'), 'tempfail');
 
-    milter = await startMilter(['-p', `unix:${socketPath}`, '-o', spool]);
+    t.milter = await startMilter(['-p', `unix:${socketPath}`, '-o', t.spool]);
     execFileSync('chgrp', ['postfix', socketPath]);
-    const sent = await swaks(['--server', `127.0.0.1:${postfix.port}`, '--from', 'admin@example.com', '--to', 'r@example.org', '--header', 'Subject: after setup']);
+    const sent = await swaks(['--server', `127.0.0.1:${t.postfix.port}`, '--from', 'admin@example.com', '--to', 'r@example.org', '--header', 'Subject: after setup']);
     assert.equal(sent.code, 0, sent.output);
-    await milter.waitForLine(new RegExp(`${queuedAs(sent.output)}: archived from=<admin@example.com>`));
+    await t.milter.waitForLine(new RegExp(`${queuedAs(sent.output)}: archived from=<admin@example.com>`));
   });
 
   it('doctor then finds no Postfix problem; status counts the spool', async () => {
@@ -73,7 +81,7 @@ describe('benno-milter-admin with a real Postfix', () => {
     assert.ok(lines.every((l) => /no user benno|user benno cannot/.test(l)), doctor.stdout);
     const status = await admin('status');
     assert.equal(status.code, 0);
-    assert.match(status.stdout, new RegExp(`spool ${spool}: 1 file\\(s\\) waiting, \\d+ bytes, oldest \\d+ s`));
+    assert.match(status.stdout, new RegExp(`spool ${t.spool}: 1 file\\(s\\) waiting, \\d+ bytes, oldest \\d+ s`));
     assert.match(status.stdout, /BENNOHOST is not set/);
   });
 
@@ -87,85 +95,64 @@ describe('benno-milter-admin with a real Postfix', () => {
 });
 
 describe('benno-milter-admin moves a milter on loopback TCP to its unix socket (real Postfix)', () => {
-  let work: string;
-  let spool: string;
-  let defaultFile: string;
-  let postfix: Postfix;
-  let milter: Program | undefined;
-
-  before(async () => {
-    work = tempDir();
-    fs.chmodSync(work, 0o755);
-    spool = path.join(work, 'spool');
-    fs.mkdirSync(spool);
-    defaultFile = path.join(work, 'default');
-    postfix = await Postfix.start();
-  });
-  after(async () => {
-    await milter?.stop();
-    await postfix?.stop();
-    removeTree(work);
-  });
-
-  const admin = (...args: string[]) => runToEnd(ADMIN_BIN, [...args, '--postfix-config', postfix.configDir, '--default-file', defaultFile]);
-  const postconf = (p: string) => execFileSync('postconf', ['-c', postfix.configDir, '-h', p], { encoding: 'utf8' }).trim();
+  const { t, admin, postconf } = adminFixture();
   const startFromDefaultFile = async () => {
-    const vars = parseDefaultFile(fs.readFileSync(defaultFile, 'utf8'), defaultFile);
+    const vars = parseDefaultFile(fs.readFileSync(t.defaultFile, 'utf8'), t.defaultFile);
     const args = (vars.get('MILTERARGS') ?? '').split(' ').filter(Boolean);
-    return startMilter(['-p', `${vars.get('SOCKET_TYPE')}:${vars.get('SOCKET')}`, '-o', spool, ...args]);
+    return startMilter(['-p', `${vars.get('SOCKET_TYPE')}:${vars.get('SOCKET')}`, '-o', t.spool, ...args]);
   };
   const archivedThrough = async (m: Program, subject: string) => {
-    const sent = await swaks(['--server', `127.0.0.1:${postfix.port}`, '--from', 'a@example.com', '--to', 'r@example.org', '--header', `Subject: ${subject}`]);
+    const sent = await swaks(['--server', `127.0.0.1:${t.postfix.port}`, '--from', 'a@example.com', '--to', 'r@example.org', '--header', `Subject: ${subject}`]);
     assert.equal(sent.code, 0, sent.output);
     await m.waitForLine(new RegExp(`${queuedAs(sent.output)}: archived from=<a@example.com>`));
   };
 
   it('doctor warns about the TCP; setup postfix moves the milter and Postfix, and mail is archived through the socket', async () => {
     const port = await freePort();
-    fs.writeFileSync(defaultFile, `# the administrator's comment\nSOCKET_TYPE=inet\nSOCKET=${port}@127.0.0.1\nSPOOLDIR=${spool}\nMILTERARGS="--allow 127.0.0.1 --log-level info"\n`);
-    fs.chmodSync(defaultFile, 0o640);
-    execFileSync('postconf', ['-c', postfix.configDir, '-e', `smtpd_milters = inet:127.0.0.1:${port}`, 'milter_default_action = tempfail']);
-    await postfix.postfix('reload');
-    milter = await startFromDefaultFile();
-    await archivedThrough(milter, 'over TCP');
+    fs.writeFileSync(t.defaultFile, `# the administrator's comment\nSOCKET_TYPE=inet\nSOCKET=${port}@127.0.0.1\nSPOOLDIR=${t.spool}\nMILTERARGS="--allow 127.0.0.1 --log-level info"\n`);
+    fs.chmodSync(t.defaultFile, 0o640);
+    execFileSync('postconf', ['-c', t.postfix.configDir, '-e', `smtpd_milters = inet:127.0.0.1:${port}`, 'milter_default_action = tempfail']);
+    await t.postfix.postfix('reload');
+    t.milter = await startFromDefaultFile();
+    await archivedThrough(t.milter, 'over TCP');
 
     const doctor = await admin('doctor');
-    assert.match(doctor.stdout, new RegExp(`warning: Postfix reaches benno-milter on this host over TCP \\(inet:127\\.0\\.0\\.1:${port} from 127\\.0\\.0\\.1:${postfix.port}\\): TCP on loopback runs at about 0\\.92`));
+    assert.match(doctor.stdout, new RegExp(`warning: Postfix reaches benno-milter on this host over TCP \\(inet:127\\.0\\.0\\.1:${port} from 127\\.0\\.0\\.1:${t.postfix.port}\\): TCP on loopback runs at about 0\\.92`));
     assert.match(doctor.stdout, /fix: benno-milter-admin setup postfix moves it to the unix socket/);
 
     // The socket's directory as the package makes it; this machine has no user benno for setup to give it to.
-    const socketPath = path.join(postfix.queueDir, 'benno-milter', 'benno-milter.sock');
+    const socketPath = path.join(t.postfix.queueDir, 'benno-milter', 'benno-milter.sock');
     fs.mkdirSync(path.dirname(socketPath), { mode: 0o750 });
     execFileSync('chgrp', ['postfix', path.dirname(socketPath)]);
     const dry = await admin('setup', 'postfix', '--dry-run');
     assert.equal(dry.code, 0, dry.stderr);
-    assert.match(dry.stdout, new RegExp(`^# ${defaultFile}: SOCKET_TYPE=local SOCKET=${socketPath} MILTERARGS=--log-level info$`, 'm'));
+    assert.match(dry.stdout, new RegExp(`^# ${t.defaultFile}: SOCKET_TYPE=local SOCKET=${socketPath} MILTERARGS=--log-level info$`, 'm'));
     assert.equal(postconf('smtpd_milters'), `inet:127.0.0.1:${port}`, '--dry-run changes nothing');
-    assert.match(fs.readFileSync(defaultFile, 'utf8'), /SOCKET_TYPE=inet/);
+    assert.match(fs.readFileSync(t.defaultFile, 'utf8'), /SOCKET_TYPE=inet/);
 
     const r = await admin('setup', 'postfix');
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /# benno-milter moves from TCP inet:\d+@127\.0\.0\.1, which only this host can reach, to the unix socket/);
     assert.equal(
-      fs.readFileSync(defaultFile, 'utf8'),
-      `# the administrator's comment\nSOCKET_TYPE=local\nSOCKET=${socketPath}\nSPOOLDIR=${spool}\nMILTERARGS="--log-level info"\n`,
+      fs.readFileSync(t.defaultFile, 'utf8'),
+      `# the administrator's comment\nSOCKET_TYPE=local\nSOCKET=${socketPath}\nSPOOLDIR=${t.spool}\nMILTERARGS="--log-level info"\n`,
     );
-    assert.equal(fs.statSync(defaultFile).mode & 0o777, 0o640, 'the file keeps its mode');
+    assert.equal(fs.statSync(t.defaultFile).mode & 0o777, 0o640, 'the file keeps its mode');
     // The test's Postfix runs its services unchrooted: the absolute path, in place of the TCP entry.
     assert.equal(postconf('smtpd_milters'), `unix:${socketPath}`);
     assert.equal(postconf('non_smtpd_milters'), `unix:${socketPath}`);
 
     // What systemctl restart does on a real host: the milter starts from the default file.
-    await milter.stop();
-    milter = await startFromDefaultFile();
+    await t.milter.stop();
+    t.milter = await startFromDefaultFile();
     execFileSync('chgrp', ['postfix', socketPath]);
-    await archivedThrough(milter, 'over the unix socket');
+    await archivedThrough(t.milter, 'over the unix socket');
     const after = await admin('doctor');
     assert.doesNotMatch(after.stdout, /over TCP/);
   });
 
   it('setup univention: this host with the milter installed gets its unix socket; another host TCP and the --allow note', async () => {
-    const socketPath = path.join(postfix.queueDir, 'benno-milter', 'benno-milter.sock');
+    const socketPath = path.join(t.postfix.queueDir, 'benno-milter', 'benno-milter.sock');
     const here = await admin('setup', 'univention', 'localhost');
     assert.equal(here.code, 0, here.stderr);
     const set = here.stdout.split('\n').filter((l) => l.startsWith('ucr set'));

@@ -10,6 +10,13 @@ export function tempDir(prefix = 'benno-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
+/** parent/name, made if it is not there yet. */
+export function subdir(parent: string, name: string): string {
+  const dir = path.join(parent, name);
+  fs.mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
 export function removeTree(dir: string): void {
   fs.rmSync(dir, { recursive: true, force: true });
 }

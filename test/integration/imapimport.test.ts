@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { DEFAULT_ENVELOPE_NAMES, importedEnvelope } from '../../src/spool/format';
 import { DEFAULT_SUFFIX, finalName } from '../../src/spool/names';
 import { ROOT, argvAfterFirstLine, runCli, sha256 } from '../helpers/daemon';
-import { removeTree, tempDir } from '../helpers/fs';
+import { removeTree, subdir, tempDir } from '../helpers/fs';
 import { Cyrus, Dovecot, ImapServer, ImapUser, append, createFolder, nastyMessage, readFolder, withClient } from '../helpers/imap-servers';
 import { freePort } from '../helpers/net';
 import { killAtFirstNewFile, readWhole, spoolFiles, tempFiles } from '../helpers/spool';
@@ -61,11 +61,7 @@ for (const kind of kinds) {
       '-u', who.user, '-e', `${who.user}@example.org`, '-i', `127.0.0.1:${server.imapPort}`, '-p', '-', '--cafile', server.caFile,
       '--inbox', inbox, '--state', path.join(work, `${who.user}.state`), '--exclude', 'Drafts, Trash, Junk, Privat', '--timeout', '10', ...extra,
     ];
-    const inboxOf = (name: string) => {
-      const dir = path.join(work, name);
-      fs.mkdirSync(dir, { recursive: true });
-      return dir;
-    };
+    const inboxOf = (name: string) => subdir(work, name);
 
     before(async () => {
       work = tempDir();

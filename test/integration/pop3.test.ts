@@ -14,7 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { DEFAULT_ENVELOPE_NAMES, importedEnvelope } from '../../src/spool/format';
 import { DEFAULT_SUFFIX, finalName } from '../../src/spool/names';
 import { ROOT, argvAfterFirstLine, runCli, sha256 } from '../helpers/daemon';
-import { mountTmpfs, removeTree, tempDir } from '../helpers/fs';
+import { mountTmpfs, removeTree, subdir, tempDir } from '../helpers/fs';
 import { Dovecot, ImapUser, append, asCrlf, nastyMessage, readFolder, withClient } from '../helpers/imap-servers';
 import { freePort } from '../helpers/net';
 import { pop3Messages, withPop3 } from '../helpers/pop3';
@@ -58,11 +58,7 @@ describe('benno-pop3 against a real Dovecot', () => {
     '-u', who.user, '-e', `${who.user}@example.org`, '-i', `127.0.0.1:${o.port ?? dovecot.pop3Port}`, '-p', '-', '--cafile', dovecot.caFile,
     '--tls', o.tls ?? 'starttls', '--inbox', inbox, '--state', o.state ?? path.join(work, `${who.user}.state`), '--timeout', '10', ...(o.extra ?? []),
   ];
-  const inboxOf = (name: string) => {
-    const dir = path.join(work, name);
-    fs.mkdirSync(dir, { recursive: true });
-    return dir;
-  };
+  const inboxOf = (name: string) => subdir(work, name);
 
   before(async () => {
     work = tempDir();
