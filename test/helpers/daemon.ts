@@ -149,7 +149,10 @@ export async function argvAfterFirstLine(bin: string, args: (port: number) => st
   try {
     const p = spawn(process.execPath, [bin, ...args((silent.address() as net.AddressInfo).port)], { stdio: ['ignore', 'ignore', 'pipe'] });
     const exited = new Promise((resolve) => p.on('close', resolve));
-    const line = await new Promise<string>((resolve) => p.stderr!.once('data', (d: Buffer) => resolve(d.toString())));
+    const line = await new Promise<string>((resolve, reject) => {
+      p.stderr!.once('data', (d: Buffer) => resolve(d.toString()));
+      p.once('close', (code) => reject(new Error(`${bin} exited (${code}) without a line on stderr`)));
+    });
     const cmdline = fs.readFileSync(`/proc/${p.pid}/cmdline`, 'latin1');
     p.kill();
     await exited;
@@ -165,10 +168,20 @@ export interface CliResult {
   stderr: string;
 }
 
+/**
+ * How long a test lets one of our programs run before it is taken for hung
+ * and killed: far beyond what any test's run needs, and a failure in CI
+ * instead of a blocked test process (spawnSync stops every timer).
+ */
+export const CLI_TIMEOUT_MS = 180_000;
+
+const hung = (args: string[]) => `\n[test] killed after ${CLI_TIMEOUT_MS / 1000} s without exiting: ${args.join(' ')}\n`;
+
 /** One of our programs run to its end with input on stdin, as a cron job or an administrator runs it. */
 export function runCli(bin: string, args: string[], input = ''): CliResult {
-  const r = spawnSync(process.execPath, [bin, ...args], { input, encoding: 'utf8' });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  const r = spawnSync(process.execPath, [bin, ...args], { input, encoding: 'utf8', timeout: CLI_TIMEOUT_MS, killSignal: 'SIGKILL' });
+  const killed = r.signal === 'SIGKILL' && (r.error as NodeJS.ErrnoException | undefined)?.code === 'ETIMEDOUT';
+  return { code: r.status, stdout: r.stdout, stderr: killed ? r.stderr + hung([bin, ...args]) : r.stderr };
 }
 
 /** runCli without blocking this process (the test serves something the program talks to meanwhile); with the program's pid. */
@@ -177,8 +190,16 @@ export function runCliAsync(bin: string, args: string[]): Promise<CliResult & { 
     const p = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
+    let killed = false;
+    const timer = setTimeout(() => {
+      killed = true;
+      p.kill('SIGKILL');
+    }, CLI_TIMEOUT_MS);
     p.stdout.on('data', (d) => (stdout += d));
     p.stderr.on('data', (d) => (stderr += d));
-    p.on('close', (code) => resolve({ code, stdout, stderr, pid: p.pid! }));
+    p.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr: killed ? stderr + hung([bin, ...args]) : stderr, pid: p.pid! });
+    });
   });
 }

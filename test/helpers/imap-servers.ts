@@ -253,6 +253,10 @@ async function greeting(host: string, port: number, secure: boolean): Promise<st
       socket.destroy();
       resolve(d.toString('latin1'));
     });
+    // A server that accepts and closes without a word (a login process not up yet, or dying) must
+    // not leave this waiting for ever: a plain socket ends without an error. After data or an
+    // error this is a no-op.
+    socket.once('close', () => reject(new Error('closed without a greeting')));
   });
 }
 

@@ -29,6 +29,8 @@ class Conversation {
       this.waiter?.();
     });
     socket.on('error', () => undefined);
+    // A server gone silent fails the test instead of holding it for ever.
+    socket.setTimeout(30_000, () => socket.destroy());
   }
 
   /** Waits until find() gives a position in the data received. */
