@@ -29,14 +29,14 @@ const BIG: ImapUser = { user: 'big', password: 'big pw' };
 const MANY: ImapUser[] = Array.from({ length: 50 }, (_, i) => ({ user: `u${String(i).padStart(2, '0')}`, password: `u${i} pw` }));
 const FOLDERS = ['Archiv', 'Projekte', 'Kunden', 'Lieferanten', 'Privat', 'Reisen', 'Rechnungen', 'Team', 'Newsletter'];
 
-function tenKb(i: number): Buffer {
+export function tenKb(i: number): Buffer {
   const head = `Return-Path: <sender${i}@example.com>\r\nFrom: sender${i}@example.com\r\nTo: bench@example.org\r\nSubject: message ${i}\r\nMessage-ID: <${i}@bench.example>\r\n\r\n`;
   const line = 'Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.\r\n';
   return Buffer.from(head + line.repeat(Math.ceil((10240 - head.length) / line.length)));
 }
 
 /** Puts messages into a user's Maildir folder (INBOX when folder is ''), owned by the user Dovecot runs as. */
-function fillMaildir(server: Dovecot, user: string, folder: string, messages: (i: number) => Buffer, count: number): void {
+export function fillMaildir(server: Dovecot, user: string, folder: string, messages: (i: number) => Buffer, count: number): void {
   const root = path.join(server.dir, 'mail', user, 'Maildir', folder ? `.${folder}` : '');
   for (const sub of ['cur', 'new', 'tmp']) fs.mkdirSync(path.join(root, sub), { recursive: true });
   for (let i = 0; i < count; i++) fs.writeFileSync(path.join(root, 'cur', `${1700000000 + i}.M${i}P1.bench:2,S`), messages(i));

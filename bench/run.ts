@@ -10,13 +10,14 @@ import * as os from 'node:os';
 import { auditBench } from './audit';
 import { exportBench } from './export';
 import { imapBench } from './imap';
+import { imapSavesBench } from './imap-saves';
 import { imapauthBench } from './imapauth';
 import { Options, Part, mountBenchFs, numberArg, removeSpoolBases } from './measure';
 import { milterAlone } from './milter-alone';
 import { throughPostfix } from './through-postfix';
 
 /** In the order they run: the long Postfix part last. */
-const PARTS: Part[] = [milterAlone, exportBench, imapBench, imapauthBench, auditBench, throughPostfix];
+const PARTS: Part[] = [milterAlone, exportBench, imapBench, imapSavesBench, imapauthBench, auditBench, throughPostfix];
 
 const ONLY = (() => {
   const i = process.argv.indexOf('--only');

@@ -44,6 +44,11 @@ export interface SyncTuning {
   /** The folder's state is saved after this many messages or milliseconds, whichever comes first. */
   saveEveryMessages: number;
   saveEveryMs: number;
+  /**
+   * But never sooner after a save than this many times what that save took:
+   * saving then costs at most about 1/(1 + saveCostFactor) of the sync.
+   */
+  saveCostFactor: number;
 }
 
 export const DEFAULT_TUNING: SyncTuning = {
@@ -57,6 +62,12 @@ export const DEFAULT_TUNING: SyncTuning = {
   // crash makes the next run fetch again small.
   saveEveryMessages: 1000,
   saveEveryMs: 5000,
+  // A database of a million records takes 0.4 s a save: 1,000 messages
+  // apart, the saves would take more time than the sync. Spaced by nine
+  // times their cost they take a tenth of it; what a crash makes the next
+  // run fetch again grows with the database instead, and lands on the same
+  // files (content-hash names).
+  saveCostFactor: 9,
 };
 
 export interface SyncHooks {
@@ -409,6 +420,8 @@ function emptyFolder(choice: FolderChoice): FolderResult {
 class Progress {
   private savedUid: number;
   private savedAt = Date.now();
+  /** How long the last save took. */
+  private saveMs = 0;
   private records: MessageRecord[] = [];
 
   constructor(
@@ -431,8 +444,10 @@ class Progress {
     if (uid <= this.lastUid) return;
     if (file !== undefined) this.record(uid, file === null ? { outcome: 'expunged', file: null, reason: 'expunged before it could be fetched' } : { outcome: 'archived', file, reason: null });
     this.lastUid = uid;
-    const { saveEveryMessages, saveEveryMs } = this.ctx.tuning;
-    if (this.lastUid - this.savedUid >= saveEveryMessages || this.records.length >= saveEveryMessages || Date.now() - this.savedAt >= saveEveryMs) await this.save();
+    const { saveEveryMessages, saveEveryMs, saveCostFactor } = this.ctx.tuning;
+    const since = Date.now() - this.savedAt;
+    const due = this.lastUid - this.savedUid >= saveEveryMessages || this.records.length >= saveEveryMessages || since >= saveEveryMs;
+    if (due && since >= saveCostFactor * this.saveMs) await this.save();
   }
 
   /** The message with this UID could not be archived: recorded, and the state stays below it, so the next run tries again. */
@@ -448,10 +463,12 @@ class Progress {
     if (this.lastUid === this.savedUid && !this.dirty && this.records.length === 0) return;
     const state: FolderState = { folder: this.key, uidValidity: this.uidValidity, lastUid: this.lastUid };
     const records = this.records;
+    const started = Date.now();
     await this.ctx.store.saveFolderStates(this.ctx.account.id, [state], records);
     this.records = this.records.slice(records.length);
     this.savedUid = this.lastUid;
     this.savedAt = Date.now();
+    this.saveMs = this.savedAt - started;
     this.dirty = false;
   }
 }

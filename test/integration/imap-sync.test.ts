@@ -37,7 +37,7 @@ import {
 } from '../helpers/imap-servers';
 import { FailingWriter, readWhole, spoolFiles, tempFiles } from '../helpers/spool';
 
-const users: ImapUser[] = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'gina'].map((user) => ({ user, password: `${user} pw "secret"` }));
+const users: ImapUser[] = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'gina', 'hank'].map((user) => ({ user, password: `${user} pw "secret"` }));
 const [alice] = users;
 
 /** Folders the servers mark with a SPECIAL-USE attribute, under names the exclude list does not carry. */
@@ -404,6 +404,36 @@ for (const kind of kinds) {
         assert.match(err.message, /ECONNREFUSED/);
         return true;
       });
+    });
+
+    it('spaces its saves by what they cost: a slow database is written far less often than every saveEveryMessages', async () => {
+      const hank = users[7];
+      const { account, writer } = await setUp(hank);
+      const [fast, paced] = await withClient(server, hank, async (c) => {
+        const names = [await createFolder(c, ['Unpaced']), await createFolder(c, ['Paced'])];
+        for (const name of names) for (let n = 1; n <= 40; n++) await append(c, name, Buffer.from(`Subject: ${n}\r\n\r\npaced ${n}\r\n`));
+        return names;
+      });
+      // A database whose every save takes 200 ms (sql.js at some 500,000 records).
+      const saves = new Map<string, number>();
+      const slow = Object.create(store) as AccountStore;
+      slow.saveFolderStates = async (id, states, records) => {
+        for (const st of states) saves.set(st.folder, (saves.get(st.folder) ?? 0) + 1);
+        await new Promise((r) => setTimeout(r, 200));
+        return store.saveFolderStates(id, states, records);
+      };
+      const tuning = { saveEveryMessages: 4, batchMessages: 4 };
+      const only = (name: string) => ['Drafts', 'Trash', 'Junk', name === fast ? paced : fast];
+      await sync(hank, account, writer, { store: slow, tuning: { ...tuning, saveCostFactor: 0 }, exclude: only(fast) });
+      await sync(hank, account, writer, { store: slow, tuning, exclude: only(paced) });
+      const states = await store.folderStates(account.id);
+      const records = (await store.archiveRecords(account.id)).messages;
+      for (const name of [fast, paced]) {
+        assert.equal(states.find((x) => x.folder === name)?.lastUid, 40, `${name}: all of it saved in the end`);
+        assert.equal(records.filter((r) => r.folder === name && r.outcome === 'archived').length, 40, `${name}: every record saved`);
+      }
+      assert.ok(saves.get(fast)! >= 10, `every 4 messages without pacing: ${saves.get(fast)} saves`);
+      assert.ok(saves.get(paced)! <= 4, `paced by 9 × 200 ms: ${saves.get(paced)} saves`);
     });
 
     it('refuses a wrong password with a typed error naming user@host, never the password', async () => {
