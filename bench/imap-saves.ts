@@ -14,14 +14,14 @@ import { spoolFiles } from '../test/helpers/spool';
 import { openStore } from '../src/imap/open-store';
 import type { AccountStore, MessageRecord } from '../src/imap/store';
 import { syncAccount } from '../src/imap/sync';
-import type { Logger } from '../src/ops/log';
 import { SpoolWriter } from '../src/spool/writer';
 import { fillMaildir, tenKb } from './imap';
 import { Options, Part, median, spoolBase } from './measure';
+import { quietLogger } from '../test/helpers/log';
 
 const USER: ImapUser = { user: 'saves', password: 'saves pw' };
 const FILLED = 1_000_000;
-const quiet = { error: () => undefined, warn: () => undefined, info: () => undefined, debug: () => undefined } as unknown as Logger;
+const quiet = quietLogger();
 
 /** An accounts database holding `records` records of an account of its own. */
 async function filledDatabase(file: string, records: number): Promise<void> {

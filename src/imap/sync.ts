@@ -411,6 +411,9 @@ function emptyFolder(choice: FolderChoice): FolderResult {
   return { folder: choice.path, key: choice.key, status: 'synced', reason: null, archived: 0, skipped: 0, uidValidityChanged: false, ms: 0 };
 }
 
+/** How many saves' worth of records may wait for a slow database (50,000 at the default: some 11 MB). */
+const MAX_DEFERRED_SAVES = 50;
+
 /**
  * A folder's stored state with the records of the messages it passed, saved
  * together when enough has happened since the last save: with sql.js every
@@ -447,7 +450,9 @@ class Progress {
     const { saveEveryMessages, saveEveryMs, saveCostFactor } = this.ctx.tuning;
     const since = Date.now() - this.savedAt;
     const due = this.lastUid - this.savedUid >= saveEveryMessages || this.records.length >= saveEveryMessages || since >= saveEveryMs;
-    if (due && since >= saveCostFactor * this.saveMs) await this.save();
+    // The records wait in memory: however slow the saves, not more than a bounded number of them.
+    const held = this.records.length >= MAX_DEFERRED_SAVES * saveEveryMessages;
+    if (due && (since >= saveCostFactor * this.saveMs || held)) await this.save();
   }
 
   /** The message with this UID could not be archived: recorded, and the state stays below it, so the next run tries again. */

@@ -37,7 +37,7 @@ import {
 } from '../helpers/imap-servers';
 import { FailingWriter, readWhole, spoolFiles, tempFiles } from '../helpers/spool';
 
-const users: ImapUser[] = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'gina', 'hank'].map((user) => ({ user, password: `${user} pw "secret"` }));
+const users: ImapUser[] = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'gina', 'hank', 'ivan'].map((user) => ({ user, password: `${user} pw "secret"` }));
 const [alice] = users;
 
 /** Folders the servers mark with a SPECIAL-USE attribute, under names the exclude list does not carry. */
@@ -406,6 +406,18 @@ for (const kind of kinds) {
       });
     });
 
+    /** The store, with every save taking 200 ms (sql.js at some 500,000 records), counted per folder. */
+    function slowStore(): { saves: Map<string, number>; slow: AccountStore } {
+      const saves = new Map<string, number>();
+      const slow = Object.create(store) as AccountStore;
+      slow.saveFolderStates = async (id, states, records) => {
+        for (const st of states) saves.set(st.folder, (saves.get(st.folder) ?? 0) + 1);
+        await new Promise((r) => setTimeout(r, 200));
+        return store.saveFolderStates(id, states, records);
+      };
+      return { saves, slow };
+    }
+
     it('spaces its saves by what they cost: a slow database is written far less often than every saveEveryMessages', async () => {
       const hank = users[7];
       const { account, writer } = await setUp(hank);
@@ -414,14 +426,7 @@ for (const kind of kinds) {
         for (const name of names) for (let n = 1; n <= 40; n++) await append(c, name, Buffer.from(`Subject: ${n}\r\n\r\npaced ${n}\r\n`));
         return names;
       });
-      // A database whose every save takes 200 ms (sql.js at some 500,000 records).
-      const saves = new Map<string, number>();
-      const slow = Object.create(store) as AccountStore;
-      slow.saveFolderStates = async (id, states, records) => {
-        for (const st of states) saves.set(st.folder, (saves.get(st.folder) ?? 0) + 1);
-        await new Promise((r) => setTimeout(r, 200));
-        return store.saveFolderStates(id, states, records);
-      };
+      const { saves, slow } = slowStore();
       const tuning = { saveEveryMessages: 4, batchMessages: 4 };
       const only = (name: string) => ['Drafts', 'Trash', 'Junk', name === fast ? paced : fast];
       await sync(hank, account, writer, { store: slow, tuning: { ...tuning, saveCostFactor: 0 }, exclude: only(fast) });
@@ -434,6 +439,22 @@ for (const kind of kinds) {
       }
       assert.ok(saves.get(fast)! >= 10, `every 4 messages without pacing: ${saves.get(fast)} saves`);
       assert.ok(saves.get(paced)! <= 4, `paced by 9 × 200 ms: ${saves.get(paced)} saves`);
+    });
+
+    it('however slow the saves, the records waiting for one stay bounded: a save at most every 50 × saveEveryMessages', async () => {
+      const ivan = users[8];
+      const { account, writer } = await setUp(ivan);
+      const box = await withClient(server, ivan, async (c) => {
+        const name = await createFolder(c, ['Held']);
+        for (let n = 1; n <= 120; n++) await append(c, name, Buffer.from(`Subject: ${n}\r\n\r\nheld ${n}\r\n`));
+        return name;
+      });
+      const { saves, slow } = slowStore();
+      // Paced by cost alone, nothing would be saved between the first message and the end.
+      await sync(ivan, account, writer, { store: slow, tuning: { saveEveryMessages: 1, batchMessages: 10, saveCostFactor: 1_000_000 } });
+      assert.ok(saves.get(box)! >= 3, `held records force a save every 50 messages: ${saves.get(box)} saves`);
+      assert.equal((await store.folderStates(account.id)).find((x) => x.folder === box)?.lastUid, 120);
+      assert.equal((await store.archiveRecords(account.id)).messages.filter((r) => r.folder === box).length, 120);
     });
 
     it('refuses a wrong password with a typed error naming user@host, never the password', async () => {

@@ -9,7 +9,6 @@ import * as net from 'node:net';
 import { after, describe, it } from 'node:test';
 import * as path from 'node:path';
 import { ImportEnvelope } from '../../src/imap/envelope';
-import type { Logger } from '../../src/ops/log';
 import { Pop3Error, Pop3ServerOptions, Pop3Session } from '../../src/pop3/client';
 import { Pop3ImportError, importPop3 } from '../../src/pop3/import';
 import { UidlStateFile } from '../../src/pop3/state';
@@ -17,6 +16,7 @@ import { DEFAULT_ENVELOPE_NAMES } from '../../src/spool/format';
 import { SpoolWriter } from '../../src/spool/writer';
 import { eventually } from '../helpers/daemon';
 import { removeTree, tempDir } from '../helpers/fs';
+import { quietLogger } from '../helpers/log';
 
 type Script = (socket: net.Socket, line: (handler: (line: string) => void) => void) => void;
 
@@ -193,7 +193,7 @@ describe('POP3 client against a hostile server', () => {
   it('a login refused for good is a login failure (exit 69); one put off ([IN-USE], [SYS/TEMP]) is temporary (75)', async () => {
     const dir = tempDir();
     try {
-      const quiet = { error: () => undefined, warn: () => undefined, info: () => undefined, debug: () => undefined } as unknown as Logger;
+      const quiet = quietLogger();
       const outcome = async (pass: string) => {
         const o = await fake(pop3({ PASS: pass }));
         try {

@@ -20,10 +20,10 @@ import { freePort } from '../helpers/net';
 import { pop3Messages, withPop3 } from '../helpers/pop3';
 import { FailingWriter, killAtFirstNewFile, readWhole, spoolFiles, tempFiles } from '../helpers/spool';
 import { ImportEnvelope } from '../../src/imap/envelope';
-import type { Logger } from '../../src/ops/log';
 import { Pop3ImportError, importPop3 } from '../../src/pop3/import';
 import { UidlStateFile } from '../../src/pop3/state';
 import { SpoolWriter } from '../../src/spool/writer';
+import { quietLogger } from '../helpers/log';
 
 const POP3 = path.join(ROOT, 'dist', 'src', 'cli', 'benno-pop3.js');
 const cli = (args: string[], input = '') => runCli(POP3, args, input);
@@ -194,7 +194,7 @@ describe('benno-pop3 against a real Dovecot', () => {
     });
     const all = await expectedNames(dovecot, dora);
     const inbox = inboxOf('dora');
-    const quiet = { error: () => undefined, warn: () => undefined, info: () => undefined, debug: () => undefined } as unknown as Logger;
+    const quiet = quietLogger();
     const run = (writer: SpoolWriter) =>
       importPop3({
         server: { host: '127.0.0.1', port: dovecot.pop3Port, tls: 'starttls', ca: fs.readFileSync(dovecot.caFile), timeoutMs: 10_000 },
